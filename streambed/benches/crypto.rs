@@ -1,0 +1,36 @@
+//! Throughput of the crypto primitives at the sizes services use them: small fields,
+//! typical records and large state files. Run with `cargo bench -p streambed --bench crypto`.
+
+use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use streambed::crypto;
+
+const SIZES: [usize; 3] = [16, 1024, 64 * 1024];
+
+fn encrypt(c: &mut Criterion) {
+    let key = [7u8; crypto::KEY_SIZE];
+    let salt = [9u8; crypto::SALT_SIZE];
+    let mut group = c.benchmark_group("encrypt");
+    for size in SIZES {
+        let mut buffer = vec![0u8; size];
+        group.throughput(Throughput::Bytes(size as u64));
+        group.bench_function(BenchmarkId::from_parameter(size), |b| {
+            b.iter(|| crypto::encrypt(black_box(&mut buffer), black_box(&key), black_box(&salt)))
+        });
+    }
+    group.finish();
+}
+
+fn sign(c: &mut Criterion) {
+    let mut group = c.benchmark_group("sign");
+    for size in SIZES {
+        let buffer = vec![0u8; size];
+        group.throughput(Throughput::Bytes(size as u64));
+        group.bench_function(BenchmarkId::from_parameter(size), |b| {
+            b.iter(|| crypto::sign(black_box(&buffer), black_box(b"changeme")))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, encrypt, sign);
+criterion_main!(benches);
