@@ -266,7 +266,10 @@ mod tests {
     fn consumer_record_json_round_trips() {
         let record = sample_consumer_record();
         let text = serde_json::to_string(&record).unwrap();
-        assert_eq!(serde_json::from_str::<ConsumerRecord>(&text).unwrap(), record);
+        assert_eq!(
+            serde_json::from_str::<ConsumerRecord>(&text).unwrap(),
+            record
+        );
     }
 
     #[test]
@@ -276,13 +279,15 @@ mod tests {
         let record: ConsumerRecord = serde_json::from_str(json).unwrap();
         assert_eq!(
             record.timestamp.unwrap(),
-            Utc.with_ymd_and_hms(2023, 1, 2, 3, 4, 5).unwrap() + chrono::Duration::milliseconds(250)
+            Utc.with_ymd_and_hms(2023, 1, 2, 3, 4, 5).unwrap()
+                + chrono::Duration::milliseconds(250)
         );
     }
 
     #[test]
     fn producer_record_accepts_null_headers_and_timestamp() {
-        let json = r#"{"topic":"t","headers":null,"timestamp":null,"key":3,"value":"AAE=","partition":0}"#;
+        let json =
+            r#"{"topic":"t","headers":null,"timestamp":null,"key":3,"value":"AAE=","partition":0}"#;
         let record: ProducerRecord = serde_json::from_str(json).unwrap();
         assert_eq!(
             record,
@@ -309,7 +314,9 @@ mod tests {
             consumer,
             Consumer {
                 offsets: vec![],
-                subscriptions: vec![Subscription { topic: Topic::from("a") }],
+                subscriptions: vec![Subscription {
+                    topic: Topic::from("a")
+                }],
             }
         );
     }
@@ -322,7 +329,9 @@ mod tests {
                 partition: 0,
                 offset: 17,
             }],
-            subscriptions: vec![Subscription { topic: Topic::from("a") }],
+            subscriptions: vec![Subscription {
+                topic: Topic::from("a"),
+            }],
         };
         let json = serde_json::to_value(&consumer).unwrap();
         assert_eq!(
@@ -358,14 +367,16 @@ mod tests {
 
     #[test]
     fn invalid_base64_is_an_error_not_a_panic() {
-        let json = r#"{"topic":"t","headers":[],"timestamp":null,"key":3,"value":"!!","partition":0}"#;
+        let json =
+            r#"{"topic":"t","headers":[],"timestamp":null,"key":3,"value":"!!","partition":0}"#;
         let error = serde_json::from_str::<ProducerRecord>(json).unwrap_err();
         assert!(error.to_string().contains("base64"), "{error}");
     }
 
     #[test]
     fn unpadded_base64_is_refused() {
-        let json = r#"{"topic":"t","headers":[],"timestamp":null,"key":3,"value":"AAE","partition":0}"#;
+        let json =
+            r#"{"topic":"t","headers":[],"timestamp":null,"key":3,"value":"AAE","partition":0}"#;
         assert!(serde_json::from_str::<ProducerRecord>(json).is_err());
     }
 

@@ -107,6 +107,9 @@ mod tests {
         let waited = start.elapsed();
         let second = MIN_DELAY.mul_f64(100f64.powf(1.0 / 7.0));
         assert!(waited >= MIN_DELAY + second, "{waited:?}");
-        assert!(waited < MIN_DELAY + second + Duration::from_millis(5), "{waited:?}");
+        assert!(
+            waited < MIN_DELAY + second + Duration::from_millis(5),
+            "{waited:?}"
+        );
     }
 }

@@ -109,8 +109,7 @@ pub trait SecretStore: Clone + Send + Sync {
         -> Result<AppRoleAuthReply, Error>;
 
     /// Creates or replaces the secret at a path.
-    async fn create_secret(&self, secret_path: &str, secret_data: SecretData)
-        -> Result<(), Error>;
+    async fn create_secret(&self, secret_path: &str, secret_data: SecretData) -> Result<(), Error>;
 
     /// Reads the secret at a path: `Ok(None)` when it is absent or cannot be read.
     async fn get_secret(&self, secret_path: &str) -> Result<Option<GetSecretReply>, Error>;
@@ -119,8 +118,11 @@ pub trait SecretStore: Clone + Send + Sync {
     async fn token_auth(&self, token: &str) -> Result<(), Error>;
 
     /// Authenticates with a user name and password, adopting the granted token.
-    async fn userpass_auth(&self, username: &str, password: &str)
-        -> Result<UserPassAuthReply, Error>;
+    async fn userpass_auth(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<UserPassAuthReply, Error>;
 
     /// Creates a user, or changes the name or password of one. `current_username` names
     /// the user to update; it equals `username` when no rename is intended.
@@ -138,10 +140,9 @@ mod tests {
 
     #[test]
     fn auth_reply_reads_vault_json() {
-        let reply: AppRoleAuthReply = serde_json::from_str(
-            r#"{"auth":{"client_token":"hvs.abc","lease_duration":2764800}}"#,
-        )
-        .unwrap();
+        let reply: AppRoleAuthReply =
+            serde_json::from_str(r#"{"auth":{"client_token":"hvs.abc","lease_duration":2764800}}"#)
+                .unwrap();
         assert_eq!(
             reply,
             AppRoleAuthReply {

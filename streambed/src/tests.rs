@@ -59,7 +59,11 @@ impl InMemorySecretStore {
 
 #[async_trait]
 impl SecretStore for InMemorySecretStore {
-    async fn approle_auth(&self, _role_id: &str, _secret_id: &str) -> Result<AppRoleAuthReply, Error> {
+    async fn approle_auth(
+        &self,
+        _role_id: &str,
+        _secret_id: &str,
+    ) -> Result<AppRoleAuthReply, Error> {
         let mut state = self.state.lock().unwrap();
         state.login_times.push(Instant::now());
         match state.logins.pop_front().unwrap_or(Some(60)) {
@@ -102,7 +106,11 @@ impl SecretStore for InMemorySecretStore {
         Ok(())
     }
 
-    async fn userpass_auth(&self, _username: &str, _password: &str) -> Result<UserPassAuthReply, Error> {
+    async fn userpass_auth(
+        &self,
+        _username: &str,
+        _password: &str,
+    ) -> Result<UserPassAuthReply, Error> {
         Err(Error::Unauthorized)
     }
 
@@ -132,13 +140,21 @@ fn reading() -> Reading {
 }
 
 fn seal_json(key: &str) -> Option<Vec<u8>> {
-    encrypt_struct_with_secret(key.to_string(), serde_json::to_vec, rand::thread_rng, &reading())
+    encrypt_struct_with_secret(
+        key.to_string(),
+        serde_json::to_vec,
+        rand::thread_rng,
+        &reading(),
+    )
 }
 
 #[test]
 fn json_values_round_trip_through_encryption() {
     let mut sealed = seal_json(KEY_HEX).unwrap();
-    assert!(!sealed.windows(7).any(|w| w == b"kitchen"), "plaintext leaked");
+    assert!(
+        !sealed.windows(7).any(|w| w == b"kitchen"),
+        "plaintext leaked"
+    );
     let opened: Option<Reading> =
         decrypt_buf_with_secret(KEY_HEX.to_string(), &mut sealed, serde_json::from_slice);
     assert_eq!(opened, Some(reading()));
@@ -146,9 +162,13 @@ fn json_values_round_trip_through_encryption() {
 
 #[test]
 fn postcard_values_round_trip_through_encryption() {
-    let mut sealed =
-        encrypt_struct_with_secret(KEY_HEX.to_string(), postcard::to_allocvec, rand::thread_rng, &reading())
-            .unwrap();
+    let mut sealed = encrypt_struct_with_secret(
+        KEY_HEX.to_string(),
+        postcard::to_allocvec,
+        rand::thread_rng,
+        &reading(),
+    )
+    .unwrap();
     let opened: Option<Reading> =
         decrypt_buf_with_secret(KEY_HEX.to_string(), &mut sealed, postcard::from_bytes);
     assert_eq!(opened, Some(reading()));
@@ -170,8 +190,11 @@ fn each_encryption_uses_a_fresh_salt() {
 #[test]
 fn a_wrong_key_gives_none() {
     let mut sealed = seal_json(KEY_HEX).unwrap();
-    let opened: Option<Reading> =
-        decrypt_buf_with_secret(OTHER_KEY_HEX.to_string(), &mut sealed, serde_json::from_slice);
+    let opened: Option<Reading> = decrypt_buf_with_secret(
+        OTHER_KEY_HEX.to_string(),
+        &mut sealed,
+        serde_json::from_slice,
+    );
     assert_eq!(opened, None);
 }
 
@@ -180,12 +203,16 @@ fn buffers_shorter_than_a_salt_give_none() {
     for len in 0..crypto::SALT_SIZE {
         let mut buf = vec![0u8; len];
         let opened: Option<Vec<u8>> =
-            decrypt_buf_with_secret(KEY_HEX.to_string(), &mut buf, |b: &[u8]| Ok::<_, ()>(b.to_vec()));
+            decrypt_buf_with_secret(KEY_HEX.to_string(), &mut buf, |b: &[u8]| {
+                Ok::<_, ()>(b.to_vec())
+            });
         assert_eq!(opened, None, "length {len}");
     }
     let mut just_a_salt = vec![0u8; crypto::SALT_SIZE];
     let opened: Option<Vec<u8>> =
-        decrypt_buf_with_secret(KEY_HEX.to_string(), &mut just_a_salt, |b: &[u8]| Ok::<_, ()>(b.to_vec()));
+        decrypt_buf_with_secret(KEY_HEX.to_string(), &mut just_a_salt, |b: &[u8]| {
+            Ok::<_, ()>(b.to_vec())
+        });
     assert_eq!(opened, Some(vec![]));
 }
 
@@ -222,11 +249,21 @@ fn a_failing_serializer_gives_none() {
 #[tokio::test]
 async fn store_helpers_round_trip_with_the_key_from_the_store() {
     let ss = InMemorySecretStore::with_key("keys/readings", KEY_HEX);
-    assert_eq!(get_secret_value(&ss, "keys/readings").await.as_deref(), Some(KEY_HEX));
-    let mut sealed = encrypt_struct(&ss, "keys/readings", serde_json::to_vec, rand::thread_rng, &reading())
-        .await
-        .unwrap();
-    let opened: Option<Reading> = decrypt_buf(&ss, "keys/readings", &mut sealed, serde_json::from_slice).await;
+    assert_eq!(
+        get_secret_value(&ss, "keys/readings").await.as_deref(),
+        Some(KEY_HEX)
+    );
+    let mut sealed = encrypt_struct(
+        &ss,
+        "keys/readings",
+        serde_json::to_vec,
+        rand::thread_rng,
+        &reading(),
+    )
+    .await
+    .unwrap();
+    let opened: Option<Reading> =
+        decrypt_buf(&ss, "keys/readings", &mut sealed, serde_json::from_slice).await;
     assert_eq!(opened, Some(reading()));
 }
 
@@ -235,10 +272,18 @@ async fn store_helpers_give_none_for_absent_or_denied_keys() {
     let ss = InMemorySecretStore::with_key("keys/readings", KEY_HEX);
     assert_eq!(get_secret_value(&ss, "keys/absent").await, None);
     assert_eq!(get_secret_value(&ss, "denied/key").await, None);
-    let sealed = encrypt_struct(&ss, "denied/key", serde_json::to_vec, rand::thread_rng, &reading()).await;
+    let sealed = encrypt_struct(
+        &ss,
+        "denied/key",
+        serde_json::to_vec,
+        rand::thread_rng,
+        &reading(),
+    )
+    .await;
     assert_eq!(sealed, None);
     let mut sealed = seal_json(KEY_HEX).unwrap();
-    let opened: Option<Reading> = decrypt_buf(&ss, "keys/absent", &mut sealed, serde_json::from_slice).await;
+    let opened: Option<Reading> =
+        decrypt_buf(&ss, "keys/absent", &mut sealed, serde_json::from_slice).await;
     assert_eq!(opened, None);
 }
 
@@ -276,9 +321,14 @@ async fn reauthenticates_when_the_lease_ends() {
     let ss = InMemorySecretStore::default();
     ss.script_logins([Some(10), Some(20), Some(10)]);
     let start = Instant::now();
-    let mut task =
-        reauthenticate_secret_store(ss.clone(), "role", "secret", Duration::from_secs(1), Duration::from_secs(3600))
-            .await;
+    let mut task = reauthenticate_secret_store(
+        ss.clone(),
+        "role",
+        "secret",
+        Duration::from_secs(1),
+        Duration::from_secs(3600),
+    )
+    .await;
     time::sleep(Duration::from_secs(45)).await;
     task.cancel().await;
     // Leases of 10 s, 20 s, 10 s, then the default 60 s.
@@ -290,9 +340,14 @@ async fn never_waits_longer_than_the_max_lease_duration() {
     let ss = InMemorySecretStore::default();
     ss.script_logins([Some(1000), Some(1000), Some(0)]);
     let start = Instant::now();
-    let mut task =
-        reauthenticate_secret_store(ss.clone(), "role", "secret", Duration::from_secs(1), Duration::from_secs(30))
-            .await;
+    let mut task = reauthenticate_secret_store(
+        ss.clone(),
+        "role",
+        "secret",
+        Duration::from_secs(1),
+        Duration::from_secs(30),
+    )
+    .await;
     time::sleep(Duration::from_secs(95)).await;
     task.cancel().await;
     // A lease of 0 (no expiry) also waits the maximum instead of spinning.
@@ -304,9 +359,14 @@ async fn retries_every_unauthenticated_timeout_after_failures() {
     let ss = InMemorySecretStore::default();
     ss.script_logins([None, None, None, Some(100)]);
     let start = Instant::now();
-    let mut task =
-        reauthenticate_secret_store(ss.clone(), "role", "secret", Duration::from_secs(5), Duration::from_secs(3600))
-            .await;
+    let mut task = reauthenticate_secret_store(
+        ss.clone(),
+        "role",
+        "secret",
+        Duration::from_secs(5),
+        Duration::from_secs(3600),
+    )
+    .await;
     time::sleep(Duration::from_secs(50)).await;
     task.cancel().await;
     assert_eq!(ss.login_seconds(start), vec![0, 5, 10, 15]);
@@ -317,9 +377,14 @@ async fn a_failed_renewal_is_retried_after_the_unauthenticated_timeout() {
     let ss = InMemorySecretStore::default();
     ss.script_logins([Some(10), None, Some(100)]);
     let start = Instant::now();
-    let mut task =
-        reauthenticate_secret_store(ss.clone(), "role", "secret", Duration::from_secs(2), Duration::from_secs(3600))
-            .await;
+    let mut task = reauthenticate_secret_store(
+        ss.clone(),
+        "role",
+        "secret",
+        Duration::from_secs(2),
+        Duration::from_secs(3600),
+    )
+    .await;
     time::sleep(Duration::from_secs(50)).await;
     task.cancel().await;
     assert_eq!(ss.login_seconds(start), vec![0, 10, 12]);
@@ -329,9 +394,14 @@ async fn a_failed_renewal_is_retried_after_the_unauthenticated_timeout() {
 async fn cancel_stops_reauthentication_and_a_second_cancel_is_harmless() {
     let ss = InMemorySecretStore::default();
     let start = Instant::now();
-    let mut task =
-        reauthenticate_secret_store(ss.clone(), "role", "secret", Duration::from_secs(1), Duration::from_secs(3600))
-            .await;
+    let mut task = reauthenticate_secret_store(
+        ss.clone(),
+        "role",
+        "secret",
+        Duration::from_secs(1),
+        Duration::from_secs(3600),
+    )
+    .await;
     time::sleep(Duration::from_secs(61)).await;
     task.cancel().await;
     task.cancel().await;
