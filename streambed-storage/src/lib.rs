@@ -1,0 +1,195 @@
+//! Encrypted state files: a service saves a snapshot of its state, sealed with a key from
+//! its secret store, and loads it again at start-up.
+//!
+//! A state file is the salt followed by the AES-CTR ciphertext of the serialized state (the
+//! form of [`streambed::encrypt_struct`]), so it can only be read with the key at the
+//! secret path.
+//!
+//! Saving is atomic: the new state goes to a temporary file in the same directory, is
+//! flushed to disk, then renamed over the old file, and the directory is flushed too. A
+//! crash leaves either the old state or the new one, never a mix or a torn file.
+//!
+//! ```
+//! use serde::{Deserialize, Serialize};
+//! use streambed::secret_store::SecretStore;
+//!
+//! #[derive(Default, Deserialize, Serialize)]
+//! struct Counters {
+//!     seen: u64,
+//! }
+//!
+//! async fn bump(ss: &impl SecretStore, path: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
+//!     let secret = "default/secrets.counters.key";
+//!     let mut counters: Counters =
+//!         streambed_storage::load_struct(path, ss, secret, |bytes: &[u8]| serde_json::from_slice(bytes)).await?;
+//!     counters.seen += 1;
+//!     streambed_storage::save_struct(path, ss, secret, serde_json::to_vec, rand::thread_rng, &counters).await
+//! }
+//! ```
+
+#![warn(missing_docs)]
+
+pub mod args;
+
+use std::{
+    error::Error,
+    path::{Path, PathBuf},
+};
+
+use log::warn;
+use rand::RngCore;
+use serde::{de::DeserializeOwned, Serialize};
+use streambed::{decrypt_buf, encrypt_struct, secret_store::SecretStore};
+use tokio::{fs, io::AsyncWriteExt};
+
+/// A state file could not be loaded or saved.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// Reading the state file failed for another reason than its absence.
+    #[error("cannot read the state file {}: {source}", path.display())]
+    Read {
+        /// The file being read.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The key at the secret path could not be read (absent, denied, or not 32 hex
+    /// characters), or the state did not serialize; nothing was written.
+    #[error("cannot encrypt the state with the key at {secret_path}: the key is missing, unreadable or malformed, or the state does not serialize")]
+    CannotEncrypt {
+        /// The secret path of the key.
+        secret_path: String,
+    },
+    /// Writing the state file failed; the previous state file, if any, is unchanged.
+    #[error("cannot write the state file {}: {source}", path.display())]
+    Write {
+        /// The file being written.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+/// Loads the state saved at `state_storage_path`, decrypted with the key at `secret_path`.
+///
+/// A missing file gives `T::default()`, as does a file that cannot be decrypted or
+/// deserialized (logged as a warning): a service then starts afresh rather than not at
+/// all. Other I/O errors, such as a permission problem, are returned as
+/// [`StorageError::Read`].
+pub async fn load_struct<T, D, DE>(
+    state_storage_path: &Path,
+    ss: &impl SecretStore,
+    secret_path: &str,
+    deserialize: D,
+) -> Result<T, Box<dyn Error>>
+where
+    T: Default + DeserializeOwned,
+    D: FnOnce(&[u8]) -> Result<T, DE>,
+{
+    let mut buf = match fs::read(state_storage_path).await {
+        Ok(buf) => buf,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(T::default()),
+        Err(error) => {
+            return Err(Box::new(StorageError::Read {
+                path: state_storage_path.to_path_buf(),
+                source: error,
+            }))
+        }
+    };
+    match decrypt_buf(ss, secret_path, &mut buf, deserialize).await {
+        Some(state) => Ok(state),
+        None => {
+            warn!(
+                "Cannot decrypt or deserialize the state at {} with the key at {secret_path}; starting from the default state",
+                state_storage_path.display()
+            );
+            Ok(T::default())
+        }
+    }
+}
+
+/// Saves `state` at `state_storage_path`, serialized with `serialize` and encrypted with
+/// the key at `secret_path`, atomically (see the [crate docs](crate)).
+///
+/// Unlike upstream, which silently skipped the save, a missing or unreadable key is an
+/// error ([`StorageError::CannotEncrypt`]), so a service learns that its state is not being
+/// kept. A failed write is [`StorageError::Write`] and leaves the previous file in place.
+pub async fn save_struct<T, U, F, S, SE>(
+    state_storage_path: &Path,
+    ss: &impl SecretStore,
+    secret_path: &str,
+    serialize: S,
+    rng: F,
+    state: &T,
+) -> Result<(), Box<dyn Error>>
+where
+    T: Serialize,
+    S: FnOnce(&T) -> Result<Vec<u8>, SE>,
+    F: FnOnce() -> U,
+    U: RngCore,
+{
+    let Some(sealed) = encrypt_struct(ss, secret_path, serialize, rng, state).await else {
+        return Err(Box::new(StorageError::CannotEncrypt {
+            secret_path: secret_path.to_string(),
+        }));
+    };
+    write_atomically(state_storage_path, &sealed)
+        .await
+        .map_err(|source| -> Box<dyn Error> {
+            Box::new(StorageError::Write {
+                path: state_storage_path.to_path_buf(),
+                source,
+            })
+        })
+}
+
+/// Writes `bytes` to a temporary file beside `path`, flushes it, renames it over `path` and
+/// flushes the directory, so that `path` holds either its old or its new content.
+async fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let directory = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let file_name = path.file_name().ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "the state path names no file",
+        )
+    })?;
+    let mut temporary_name = file_name.to_os_string();
+    temporary_name.push(format!(".{:016x}.tmp", rand::random::<u64>()));
+    let temporary = directory.join(temporary_name);
+
+    let result = async {
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temporary)
+            .await?;
+        file.write_all(bytes).await?;
+        file.sync_all().await?;
+        drop(file);
+        fs::rename(&temporary, path).await?;
+        sync_directory(&directory).await
+    }
+    .await;
+    if result.is_err() {
+        // Leave no temporary file behind; the old state file is untouched.
+        let _ = fs::remove_file(&temporary).await;
+    }
+    result
+}
+
+#[cfg(unix)]
+async fn sync_directory(directory: &Path) -> std::io::Result<()> {
+    fs::File::open(directory).await?.sync_all().await
+}
+
+#[cfg(not(unix))]
+async fn sync_directory(_directory: &Path) -> std::io::Result<()> {
+    // Directories cannot be opened for syncing on this platform; the rename is still atomic.
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,150 @@
+//! Tests against a real `FileSecretStore` in a temporary directory.
+
+use super::*;
+use serde::Deserialize;
+use std::{collections::HashMap, os::unix::fs::PermissionsExt, time::Duration};
+use streambed::secret_store::SecretData;
+use streambed_confidant::FileSecretStore;
+
+const KEY_PATH: &str = "default/secrets.state.key";
+
+#[derive(Debug, Default, Deserialize, PartialEq, Serialize)]
+struct State {
+    readings: Vec<u32>,
+    name: String,
+}
+
+fn state() -> State {
+    State {
+        readings: vec![1, 2, 3],
+        name: "kitchen".to_string(),
+    }
+}
+
+async fn store_with_key(dir: &Path, key_hex: &str) -> FileSecretStore {
+    let secrets = dir.join("secrets");
+    std::fs::create_dir(&secrets).unwrap();
+    std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let ss = FileSecretStore::new(secrets, &[9; 16], Duration::from_secs(60), 10, None);
+    set_key(&ss, key_hex).await;
+    ss
+}
+
+async fn set_key(ss: &FileSecretStore, key_hex: &str) {
+    let data = SecretData {
+        data: HashMap::from([("value".to_string(), key_hex.to_string())]),
+    };
+    ss.create_secret(KEY_PATH, data).await.unwrap();
+}
+
+fn file_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+async fn load(path: &Path, ss: &FileSecretStore) -> Result<State, Box<dyn Error>> {
+    load_struct(path, ss, KEY_PATH, |bytes: &[u8]| {
+        serde_json::from_slice(bytes)
+    })
+    .await
+}
+
+async fn save(path: &Path, ss: &FileSecretStore, state: &State) -> Result<(), Box<dyn Error>> {
+    save_struct(
+        path,
+        ss,
+        KEY_PATH,
+        serde_json::to_vec,
+        rand::thread_rng,
+        state,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn saved_state_loads_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let ss = store_with_key(dir.path(), "000102030405060708090a0b0c0d0e0f").await;
+    let path = dir.path().join("state");
+    save(&path, &ss, &state()).await.unwrap();
+    let on_disk = std::fs::read(&path).unwrap();
+    assert!(
+        !on_disk.windows(7).any(|w| w == b"kitchen"),
+        "the state is stored in the clear"
+    );
+    assert_eq!(load(&path, &ss).await.unwrap(), state());
+}
+
+#[tokio::test]
+async fn a_missing_file_loads_the_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let ss = store_with_key(dir.path(), "000102030405060708090a0b0c0d0e0f").await;
+    assert_eq!(
+        load(&dir.path().join("absent"), &ss).await.unwrap(),
+        State::default()
+    );
+}
+
+#[tokio::test]
+async fn a_file_sealed_with_another_key_loads_the_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let ss = store_with_key(dir.path(), "000102030405060708090a0b0c0d0e0f").await;
+    let path = dir.path().join("state");
+    save(&path, &ss, &state()).await.unwrap();
+    set_key(&ss, "f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff").await;
+    assert_eq!(load(&path, &ss).await.unwrap(), State::default());
+}
+
+#[tokio::test]
+async fn an_unreadable_path_is_a_read_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let ss = store_with_key(dir.path(), "000102030405060708090a0b0c0d0e0f").await;
+    // A directory where the file should be cannot be read as one.
+    let error = load(dir.path(), &ss).await.unwrap_err();
+    let error = error.downcast_ref::<StorageError>().unwrap();
+    assert!(matches!(error, StorageError::Read { .. }), "{error}");
+}
+
+#[tokio::test]
+async fn saving_without_a_key_is_an_error_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let ss = store_with_key(dir.path(), "not a hex key").await;
+    let path = dir.path().join("state");
+    let error = save(&path, &ss, &state()).await.unwrap_err();
+    let error = error.downcast_ref::<StorageError>().unwrap();
+    assert!(
+        matches!(error, StorageError::CannotEncrypt { .. }),
+        "{error}"
+    );
+    assert!(!path.exists());
+}
+
+#[tokio::test]
+async fn saving_replaces_the_old_state_and_leaves_no_temporary_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let ss = store_with_key(dir.path(), "000102030405060708090a0b0c0d0e0f").await;
+    let path = dir.path().join("state");
+    save(&path, &ss, &state()).await.unwrap();
+    let newer = State {
+        readings: vec![9],
+        name: "k".to_string(),
+    };
+    save(&path, &ss, &newer).await.unwrap();
+    assert_eq!(load(&path, &ss).await.unwrap(), newer);
+    assert_eq!(file_names(dir.path()), vec!["secrets", "state"]);
+}
+
+#[tokio::test]
+async fn a_failed_write_keeps_the_old_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let ss = store_with_key(dir.path(), "000102030405060708090a0b0c0d0e0f").await;
+    let path = dir.path().join("missing-directory").join("state");
+    let error = save(&path, &ss, &state()).await.unwrap_err();
+    let error = error.downcast_ref::<StorageError>().unwrap();
+    assert!(matches!(error, StorageError::Write { .. }), "{error}");
+    assert!(error.to_string().contains("missing-directory"), "{error}");
+}
