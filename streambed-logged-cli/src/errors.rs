@@ -1,0 +1,41 @@
+//! What can stop a `logged` command, each with the context a user needs to fix it.
+
+use std::{io, path::PathBuf};
+
+use streambed_logged::ProduceError;
+
+/// A `logged` command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// An input or output file could not be opened.
+    #[error("cannot open {}: {source}", path.display())]
+    Open { path: PathBuf, source: io::Error },
+    /// A record of the input is not valid JSON of a producer record.
+    #[error("record {number} is not a valid producer record ({records_produced} records before it were produced): {source}")]
+    BadRecord {
+        /// The record's position in the input, counting from 1.
+        number: u64,
+        records_produced: u64,
+        source: serde_json::Error,
+    },
+    /// Reading the input failed.
+    #[error("cannot read record {number}: {source}")]
+    Read { number: u64, source: io::Error },
+    /// The commit log refused a record.
+    #[error("cannot produce record {number} ({records_produced} records before it were produced): {source}")]
+    Produce {
+        number: u64,
+        records_produced: u64,
+        source: ProduceError,
+    },
+    /// Writing the output failed.
+    #[error("cannot write the output: {0}")]
+    Write(#[from] io::Error),
+    /// A record could not be written as JSON.
+    #[error("cannot write record at offset {offset} of {topic} as JSON: {source}")]
+    Encode {
+        topic: String,
+        offset: u64,
+        source: serde_json::Error,
+    },
+}

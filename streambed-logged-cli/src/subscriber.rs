@@ -1,0 +1,53 @@
+//! `logged subscribe`: records of topics out, as JSON lines.
+
+use std::{io::Write, time::Duration};
+
+use futures_util::{FutureExt, StreamExt};
+use streambed::commit_log::{CommitLog, ConsumerOffset, Subscription};
+use streambed_logged::FileLog;
+
+use crate::errors::CliError;
+
+/// Writes every record of the subscribed topics after the given offsets to `output`, one
+/// JSON value per line, until the idle timeout (or forever without one).
+pub async fn subscribe(
+    log: &FileLog,
+    offsets: Vec<ConsumerOffset>,
+    topics: Vec<String>,
+    idle_timeout: Option<Duration>,
+    mut output: impl Write,
+) -> Result<(), CliError> {
+    let subscriptions = topics
+        .into_iter()
+        .map(|topic| Subscription {
+            topic: topic.into(),
+        })
+        .collect();
+    let mut records = log.scoped_subscribe("logged", offsets, subscriptions, idle_timeout);
+    loop {
+        // Flush only when no record is ready at once: a backlog goes out in large writes,
+        // and a live record is not held back waiting for the next one.
+        let next = match records.next().now_or_never() {
+            Some(next) => next,
+            None => {
+                output.flush()?;
+                records.next().await
+            }
+        };
+        let Some(record) = next else { break };
+        serde_json::to_writer(&mut output, &record).map_err(|source| {
+            if source.is_io() {
+                CliError::Write(source.into())
+            } else {
+                CliError::Encode {
+                    topic: record.topic.to_string(),
+                    offset: record.offset,
+                    source,
+                }
+            }
+        })?;
+        output.write_all(b"\n")?;
+    }
+    output.flush()?;
+    Ok(())
+}
