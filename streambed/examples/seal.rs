@@ -1,6 +1,6 @@
 //! Seals a device reading the way streambed services store values at rest: serialize,
-//! encrypt with a key held as hex in a secret, prefix the salt; then signs the result and
-//! opens it again. Run with `cargo run -p streambed --example seal [NOTE]`.
+//! encrypt with a key held as hex in a secret, prefix the salt; then signs the result with
+//! a separate key and opens it again. Run with `cargo run -p streambed --example seal [NOTE]`.
 
 use rand::RngCore;
 use serde::{Deserialize, Serialize};

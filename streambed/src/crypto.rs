@@ -71,7 +71,9 @@ pub fn salt<T: RngCore>(rng: &mut T) -> [u8; SALT_SIZE] {
 pub fn encrypt(bytes: &mut [u8], key: &[u8; KEY_SIZE], salt: &[u8; SALT_SIZE]) {
     // Expanding an AES key costs several times more than encrypting a small record, and
     // services encrypt many records with one key: keep the last expanded key per thread.
-    // The key is already in the caller's memory, so caching it exposes nothing new.
+    // The cached key stays in this thread's memory until another key replaces it or the
+    // thread ends, even after the caller wipes its own copy; a process that must not keep
+    // keys around can call `encrypt` once with a throw-away key to overwrite it.
     let cached = LAST_CIPHER.try_with(|cell| {
         let mut slot = cell.borrow_mut();
         match &*slot {

@@ -42,13 +42,14 @@ pub mod secret_store;
 
 use std::{
     io::{self, Read},
+    sync::Arc,
     time::Duration,
 };
 
 use log::{debug, info, warn};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
-use tokio::{sync::oneshot, task::JoinHandle, time};
+use tokio::{sync::Notify, task::JoinHandle, time};
 
 use secret_store::SecretStore;
 
@@ -179,18 +180,39 @@ where
 /// at `secret_path`.
 ///
 /// ```
-/// use streambed::secret_store::SecretStore;
-///
-/// async fn seal(ss: &impl SecretStore, reading: &Vec<u32>) -> Option<Vec<u8>> {
-///     streambed::encrypt_struct(
-///         ss,
-///         "default/secrets.readings.key",
-///         |r: &Vec<u32>| Ok::<_, ()>(r.iter().flat_map(|n| n.to_le_bytes()).collect()),
-///         rand::thread_rng,
-///         reading,
-///     )
+/// # use std::collections::HashMap;
+/// # use streambed::secret_store::*;
+/// # #[derive(Clone)]
+/// # struct OneKeyStore;
+/// # #[async_trait::async_trait]
+/// # impl SecretStore for OneKeyStore {
+/// #     async fn approle_auth(&self, _: &str, _: &str) -> Result<AppRoleAuthReply, Error> { Err(Error::Unauthorized) }
+/// #     async fn create_secret(&self, _: &str, _: SecretData) -> Result<(), Error> { Err(Error::Unauthorized) }
+/// #     async fn get_secret(&self, path: &str) -> Result<Option<GetSecretReply>, Error> {
+/// #         Ok((path == "default/secrets.readings.key").then(|| GetSecretReply {
+/// #             lease_duration: 300,
+/// #             data: SecretData { data: HashMap::from([("value".to_string(), "000102030405060708090a0b0c0d0e0f".to_string())]) },
+/// #         }))
+/// #     }
+/// #     async fn token_auth(&self, _: &str) -> Result<(), Error> { Err(Error::Unauthorized) }
+/// #     async fn userpass_auth(&self, _: &str, _: &str) -> Result<UserPassAuthReply, Error> { Err(Error::Unauthorized) }
+/// #     async fn userpass_create_update_user(&self, _: &str, _: &str, _: &str) -> Result<(), Error> { Err(Error::Unauthorized) }
+/// # }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// // `ss` is any SecretStore holding a key at the path.
+/// # let ss = OneKeyStore;
+/// let path = "default/secrets.readings.key";
+/// let to_bytes = |r: &Vec<u8>| Ok::<_, ()>(r.clone());
+/// let mut sealed = streambed::encrypt_struct(&ss, path, to_bytes, rand::thread_rng, &vec![1u8, 2, 3])
 ///     .await
-/// }
+///     .unwrap();
+/// let opened = streambed::decrypt_buf(&ss, path, &mut sealed, |b: &[u8]| Ok::<_, ()>(b.to_vec())).await;
+/// assert_eq!(opened, Some(vec![1, 2, 3]));
+///
+/// // Without a key there is nothing to seal with.
+/// assert_eq!(streambed::encrypt_struct(&ss, "absent", to_bytes, rand::thread_rng, &vec![1]).await, None);
+/// # }
 /// ```
 pub async fn encrypt_struct<T, U, F, S, SE>(
     ss: &impl SecretStore,
@@ -245,18 +267,8 @@ where
 }
 
 /// [`decrypt_buf_with_secret`] with the key read from the `"value"` field of the secret at
-/// `secret_path`.
-///
-/// ```
-/// use streambed::secret_store::SecretStore;
-///
-/// async fn open(ss: &impl SecretStore, sealed: &mut [u8]) -> Option<String> {
-///     streambed::decrypt_buf(ss, "default/secrets.names.key", sealed, |bytes: &[u8]| {
-///         String::from_utf8(bytes.to_vec())
-///     })
-///     .await
-/// }
-/// ```
+/// `secret_path`. `None` also when the key cannot be read. See [`encrypt_struct`] for an
+/// example of both.
 pub async fn decrypt_buf<'a, T, D, DE>(
     ss: &impl SecretStore,
     secret_path: &str,
@@ -280,19 +292,18 @@ where
 /// does; call `cancel` to stop re-authenticating.
 #[derive(Debug)]
 pub struct AuthenticationTask {
-    stop: Option<oneshot::Sender<()>>,
+    stop: Arc<Notify>,
     join_handle: Option<JoinHandle<()>>,
 }
 
 impl AuthenticationTask {
     /// Stops re-authenticating and waits for the task to end. Calling it again does nothing.
     pub async fn cancel(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            debug!("Cancelling secret store re-authentication");
-            // The task may have ended already (its runtime shutting down); nothing to stop then.
-            let _ = stop.send(());
-        }
         if let Some(join_handle) = self.join_handle.take() {
+            debug!("Cancelling secret store re-authentication");
+            // `notify_one` keeps a permit if the task is between waits, so the stop is
+            // never missed.
+            self.stop.notify_one();
             let _ = join_handle.await;
         }
     }
@@ -335,7 +346,8 @@ pub async fn reauthenticate_secret_store(
     let first = ss.approle_auth(role_id, secret_id).await;
     let role_id = role_id.to_string();
     let secret_id = secret_id.to_string();
-    let (stop, mut stopped) = oneshot::channel();
+    let stop = Arc::new(Notify::new());
+    let stopped = stop.clone();
     let join_handle = tokio::spawn(async move {
         let mut lease = match &first {
             Ok(reply) => {
@@ -354,11 +366,18 @@ pub async fn reauthenticate_secret_store(
                 None => unauthenticated_timeout,
             };
             tokio::select! {
-                _ = &mut stopped => break,
+                _ = stopped.notified() => break,
                 _ = time::sleep(wait) => {}
             }
             let was_authenticated = lease.is_some();
-            lease = match ss.approle_auth(&role_id, &secret_id).await {
+            // A login can take long (a client retrying a server that is down); cancelling
+            // must not wait for it.
+            let reply = tokio::select! {
+                biased;
+                _ = stopped.notified() => break,
+                reply = ss.approle_auth(&role_id, &secret_id) => reply,
+            };
+            lease = match reply {
                 Ok(reply) => {
                     if !was_authenticated {
                         info!("Authenticated with the secret store");
@@ -375,7 +394,7 @@ pub async fn reauthenticate_secret_store(
         }
     });
     AuthenticationTask {
-        stop: Some(stop),
+        stop,
         join_handle: Some(join_handle),
     }
 }

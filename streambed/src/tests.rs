@@ -21,12 +21,21 @@ struct InMemorySecretStore {
     state: Arc<Mutex<State>>,
 }
 
+/// A scripted answer to a login.
+#[derive(Clone, Copy)]
+enum Login {
+    Lease(u64),
+    Fail,
+    /// Never answers, like a client retrying a server that is down.
+    Hang,
+}
+use Login::*;
+
 #[derive(Default)]
 struct State {
     secrets: HashMap<String, SecretData>,
-    /// Answers to the next logins: `Some(lease)` succeeds, `None` fails. When empty,
-    /// logins succeed with a lease of 60 s.
-    logins: VecDeque<Option<u64>>,
+    /// Answers to the next logins. When empty, logins succeed with a lease of 60 s.
+    logins: VecDeque<Login>,
     login_times: Vec<Instant>,
 }
 
@@ -42,7 +51,7 @@ impl InMemorySecretStore {
         store
     }
 
-    fn script_logins(&self, answers: impl IntoIterator<Item = Option<u64>>) {
+    fn script_logins(&self, answers: impl IntoIterator<Item = Login>) {
         self.state.lock().unwrap().logins.extend(answers);
     }
 
@@ -64,16 +73,20 @@ impl SecretStore for InMemorySecretStore {
         _role_id: &str,
         _secret_id: &str,
     ) -> Result<AppRoleAuthReply, Error> {
-        let mut state = self.state.lock().unwrap();
-        state.login_times.push(Instant::now());
-        match state.logins.pop_front().unwrap_or(Some(60)) {
-            Some(lease_duration) => Ok(AppRoleAuthReply {
+        let login = {
+            let mut state = self.state.lock().unwrap();
+            state.login_times.push(Instant::now());
+            state.logins.pop_front().unwrap_or(Lease(60))
+        };
+        match login {
+            Lease(lease_duration) => Ok(AppRoleAuthReply {
                 auth: AuthToken {
                     client_token: "token".to_string(),
                     lease_duration,
                 },
             }),
-            None => Err(Error::Unauthorized),
+            Fail => Err(Error::Unauthorized),
+            Hang => std::future::pending().await,
         }
     }
 
@@ -319,7 +332,7 @@ fn read_line_rejects_invalid_utf8() {
 #[tokio::test(start_paused = true)]
 async fn reauthenticates_when_the_lease_ends() {
     let ss = InMemorySecretStore::default();
-    ss.script_logins([Some(10), Some(20), Some(10)]);
+    ss.script_logins([Lease(10), Lease(20), Lease(10)]);
     let start = Instant::now();
     let mut task = reauthenticate_secret_store(
         ss.clone(),
@@ -338,7 +351,7 @@ async fn reauthenticates_when_the_lease_ends() {
 #[tokio::test(start_paused = true)]
 async fn never_waits_longer_than_the_max_lease_duration() {
     let ss = InMemorySecretStore::default();
-    ss.script_logins([Some(1000), Some(1000), Some(0)]);
+    ss.script_logins([Lease(1000), Lease(1000), Lease(0)]);
     let start = Instant::now();
     let mut task = reauthenticate_secret_store(
         ss.clone(),
@@ -357,7 +370,7 @@ async fn never_waits_longer_than_the_max_lease_duration() {
 #[tokio::test(start_paused = true)]
 async fn retries_every_unauthenticated_timeout_after_failures() {
     let ss = InMemorySecretStore::default();
-    ss.script_logins([None, None, None, Some(100)]);
+    ss.script_logins([Fail, Fail, Fail, Lease(100)]);
     let start = Instant::now();
     let mut task = reauthenticate_secret_store(
         ss.clone(),
@@ -375,7 +388,7 @@ async fn retries_every_unauthenticated_timeout_after_failures() {
 #[tokio::test(start_paused = true)]
 async fn a_failed_renewal_is_retried_after_the_unauthenticated_timeout() {
     let ss = InMemorySecretStore::default();
-    ss.script_logins([Some(10), None, Some(100)]);
+    ss.script_logins([Lease(10), Fail, Lease(100)]);
     let start = Instant::now();
     let mut task = reauthenticate_secret_store(
         ss.clone(),
@@ -407,4 +420,40 @@ async fn cancel_stops_reauthentication_and_a_second_cancel_is_harmless() {
     task.cancel().await;
     time::sleep(Duration::from_secs(600)).await;
     assert_eq!(ss.login_seconds(start), vec![0, 60]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn cancel_does_not_wait_for_a_login_that_never_answers() {
+    let ss = InMemorySecretStore::default();
+    ss.script_logins([Lease(10), Hang]);
+    let mut task = reauthenticate_secret_store(
+        ss.clone(),
+        "role",
+        "secret",
+        Duration::from_secs(1),
+        Duration::from_secs(3600),
+    )
+    .await;
+    time::sleep(Duration::from_secs(20)).await;
+    time::timeout(Duration::from_secs(1), task.cancel())
+        .await
+        .expect("cancel must not wait for the hanging login");
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropping_the_handle_keeps_reauthenticating() {
+    let ss = InMemorySecretStore::default();
+    let start = Instant::now();
+    drop(
+        reauthenticate_secret_store(
+            ss.clone(),
+            "role",
+            "secret",
+            Duration::from_secs(1),
+            Duration::from_secs(3600),
+        )
+        .await,
+    );
+    time::sleep(Duration::from_secs(125)).await;
+    assert_eq!(ss.login_seconds(start), vec![0, 60, 120]);
 }
