@@ -2,7 +2,7 @@
 
 use std::{io, path::PathBuf};
 
-use streambed_logged::ProduceError;
+use streambed_logged::{ProduceError, TopicNameError};
 
 /// A `logged` command failed.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +28,18 @@ pub enum CliError {
         records_produced: u64,
         source: ProduceError,
     },
+    /// A subscription names a topic the log cannot hold.
+    #[error("cannot subscribe to {topic:?}: {source}")]
+    BadTopic {
+        topic: String,
+        source: TopicNameError,
+    },
+    /// An offset was given for a topic that is not subscribed to.
+    #[error("an offset is given for {topic}, which is not among the subscriptions")]
+    OffsetWithoutSubscription { topic: String },
+    /// An offset names a partition other than 0.
+    #[error("an offset for {topic} names partition {partition}, but file-system logs have only partition 0")]
+    UnsupportedPartition { topic: String, partition: u32 },
     /// Writing the output failed.
     #[error("cannot write the output: {0}")]
     Write(#[from] io::Error),

@@ -4,7 +4,7 @@ use std::{io::Write, time::Duration};
 
 use futures_util::{FutureExt, StreamExt};
 use streambed::commit_log::{CommitLog, ConsumerOffset, Subscription};
-use streambed_logged::FileLog;
+use streambed_logged::{validate_topic_name, FileLog};
 
 use crate::errors::CliError;
 
@@ -17,6 +17,27 @@ pub async fn subscribe(
     idle_timeout: Option<Duration>,
     mut output: impl Write,
 ) -> Result<(), CliError> {
+    // The log skips topics it cannot serve with only a warning; a command line deserves
+    // a refusal instead of a silently empty output.
+    for topic in &topics {
+        validate_topic_name(topic).map_err(|source| CliError::BadTopic {
+            topic: topic.clone(),
+            source,
+        })?;
+    }
+    for offset in &offsets {
+        if !topics.iter().any(|topic| *topic == offset.topic) {
+            return Err(CliError::OffsetWithoutSubscription {
+                topic: offset.topic.to_string(),
+            });
+        }
+        if offset.partition != 0 {
+            return Err(CliError::UnsupportedPartition {
+                topic: offset.topic.to_string(),
+                partition: offset.partition,
+            });
+        }
+    }
     let subscriptions = topics
         .into_iter()
         .map(|topic| Subscription {

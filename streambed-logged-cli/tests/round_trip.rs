@@ -185,3 +185,27 @@ fn a_missing_input_file_is_a_clear_error() {
         "{stderr}"
     );
 }
+
+#[test]
+fn subscribing_to_an_invalid_topic_or_partition_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for (args, expected) in [
+        (
+            vec!["subscribe", "--subscription", "../etc"],
+            "cannot subscribe to \"../etc\"",
+        ),
+        (
+            vec!["subscribe", "--subscription", "a", "--offset", "b,0,1"],
+            "not among the subscriptions",
+        ),
+        (
+            vec!["subscribe", "--subscription", "a", "--offset", "a,1,1"],
+            "partition 1",
+        ),
+    ] {
+        let output = logged(dir.path(), &args, None);
+        assert!(!output.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+}

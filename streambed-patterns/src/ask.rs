@@ -127,15 +127,18 @@ mod tests {
     #[tokio::test]
     async fn many_concurrent_asks_each_get_their_own_reply() {
         let sender = spawn_echo();
-        let asks = (0..50).map(|i| {
-            let sender = sender.clone();
-            tokio::spawn(async move {
-                sender
-                    .ask(|reply_to| Request::Echo(i.to_string(), reply_to))
-                    .await
+        // Spawn every ask before awaiting any, so they are in flight together.
+        let asks: Vec<_> = (0..50)
+            .map(|i| {
+                let sender = sender.clone();
+                tokio::spawn(async move {
+                    sender
+                        .ask(|reply_to| Request::Echo(i.to_string(), reply_to))
+                        .await
+                })
             })
-        });
-        for (i, ask) in asks.enumerate() {
+            .collect();
+        for (i, ask) in asks.into_iter().enumerate() {
             assert_eq!(ask.await.unwrap(), Ok(i.to_string()));
         }
     }

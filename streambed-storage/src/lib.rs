@@ -11,20 +11,40 @@
 //!
 //! ```
 //! use serde::{Deserialize, Serialize};
-//! use streambed::secret_store::SecretStore;
+//! use std::{collections::HashMap, os::unix::fs::PermissionsExt, time::Duration};
+//! use streambed::secret_store::{SecretData, SecretStore};
+//! use streambed_confidant::FileSecretStore;
 //!
-//! #[derive(Default, Deserialize, Serialize)]
+//! #[derive(Debug, Default, Deserialize, PartialEq, Serialize)]
 //! struct Counters {
 //!     seen: u64,
 //! }
 //!
-//! async fn bump(ss: &impl SecretStore, path: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
-//!     let secret = "default/secrets.counters.key";
-//!     let mut counters: Counters =
-//!         streambed_storage::load_struct(path, ss, secret, |bytes: &[u8]| serde_json::from_slice(bytes)).await?;
-//!     counters.seen += 1;
-//!     streambed_storage::save_struct(path, ss, secret, serde_json::to_vec, rand::thread_rng, &counters).await
-//! }
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // A secret store holding the key (any SecretStore will do).
+//! let dir = tempfile::tempdir()?;
+//! let secrets = dir.path().join("secrets");
+//! std::fs::create_dir(&secrets)?;
+//! std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o700))?;
+//! let ss = FileSecretStore::new(secrets, &[7; 16], Duration::from_secs(60), 10, None);
+//! let key = "00112233445566778899aabbccddeeff".to_string();
+//! let secret = SecretData { data: HashMap::from([("value".to_string(), key)]) };
+//! ss.create_secret("default/secrets.counters.key", secret).await?;
+//!
+//! let path = dir.path().join("counters");
+//! let secret_path = "default/secrets.counters.key";
+//! let from_json = |bytes: &[u8]| serde_json::from_slice(bytes);
+//! let mut counters: Counters =
+//!     streambed_storage::load_struct(&path, &ss, secret_path, from_json).await?;
+//! assert_eq!(counters, Counters::default());
+//! counters.seen += 1;
+//! streambed_storage::save_struct(&path, &ss, secret_path, serde_json::to_vec, rand::thread_rng, &counters)
+//!     .await?;
+//! let again: Counters = streambed_storage::load_struct(&path, &ss, secret_path, from_json).await?;
+//! assert_eq!(again.seen, 1);
+//! # Ok(())
+//! # }
 //! ```
 
 #![warn(missing_docs)]
@@ -39,7 +59,9 @@ use std::{
 use log::warn;
 use rand::RngCore;
 use serde::{de::DeserializeOwned, Serialize};
-use streambed::{decrypt_buf, encrypt_struct, secret_store::SecretStore};
+use streambed::{
+    decrypt_buf_with_secret, encrypt_struct, get_secret_value, secret_store::SecretStore,
+};
 use tokio::{fs, io::AsyncWriteExt};
 
 /// A state file could not be loaded or saved.
@@ -52,6 +74,16 @@ pub enum StorageError {
         path: PathBuf,
         /// The cause.
         source: std::io::Error,
+    },
+    /// A state file exists but the key to open it cannot be read from the secret store
+    /// (absent, or the store refused). Nothing is assumed about the state: starting from
+    /// the default and saving would overwrite the real state once the key is back.
+    #[error("cannot read the key at {secret_path} to open the state file {}", path.display())]
+    KeyUnavailable {
+        /// The state file.
+        path: PathBuf,
+        /// The secret path of the key.
+        secret_path: String,
     },
     /// The key at the secret path could not be read (absent, denied, or not 32 hex
     /// characters), or the state did not serialize; nothing was written.
@@ -74,8 +106,9 @@ pub enum StorageError {
 ///
 /// A missing file gives `T::default()`, as does a file that cannot be decrypted or
 /// deserialized (logged as a warning): a service then starts afresh rather than not at
-/// all. Other I/O errors, such as a permission problem, are returned as
-/// [`StorageError::Read`].
+/// all. A key that cannot be read is [`StorageError::KeyUnavailable`] rather than a reason
+/// to start afresh, since the state is probably fine and would be overwritten by the next
+/// save. Other I/O errors, such as a permission problem, are [`StorageError::Read`].
 pub async fn load_struct<T, D, DE>(
     state_storage_path: &Path,
     ss: &impl SecretStore,
@@ -96,7 +129,13 @@ where
             }))
         }
     };
-    match decrypt_buf(ss, secret_path, &mut buf, deserialize).await {
+    let Some(key) = get_secret_value(ss, secret_path).await else {
+        return Err(Box::new(StorageError::KeyUnavailable {
+            path: state_storage_path.to_path_buf(),
+            secret_path: secret_path.to_string(),
+        }));
+    };
+    match decrypt_buf_with_secret(key, &mut buf, deserialize) {
         Some(state) => Ok(state),
         None => {
             warn!(

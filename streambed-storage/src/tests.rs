@@ -139,12 +139,42 @@ async fn saving_replaces_the_old_state_and_leaves_no_temporary_files() {
 }
 
 #[tokio::test]
-async fn a_failed_write_keeps_the_old_state() {
+async fn a_failed_write_names_the_file_and_leaves_what_was_there() {
     let dir = tempfile::tempdir().unwrap();
     let ss = store_with_key(dir.path(), "000102030405060708090a0b0c0d0e0f").await;
-    let path = dir.path().join("missing-directory").join("state");
+    // A non-empty directory where the state file should go: the final rename must fail.
+    let path = dir.path().join("state");
+    std::fs::create_dir(&path).unwrap();
+    std::fs::write(path.join("keep"), b"untouched").unwrap();
     let error = save(&path, &ss, &state()).await.unwrap_err();
     let error = error.downcast_ref::<StorageError>().unwrap();
     assert!(matches!(error, StorageError::Write { .. }), "{error}");
-    assert!(error.to_string().contains("missing-directory"), "{error}");
+    assert!(error.to_string().contains("state"), "{error}");
+    assert_eq!(std::fs::read(path.join("keep")).unwrap(), b"untouched");
+    assert_eq!(
+        file_names(dir.path()),
+        vec!["secrets", "state"],
+        "a temporary file was left"
+    );
+}
+
+#[tokio::test]
+async fn a_state_whose_key_is_unavailable_is_an_error_not_a_fresh_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let ss = store_with_key(dir.path(), "000102030405060708090a0b0c0d0e0f").await;
+    let path = dir.path().join("state");
+    save(&path, &ss, &state()).await.unwrap();
+    let before = std::fs::read(&path).unwrap();
+    let error =
+        load_struct::<State, _, _>(&path, &ss, "default/secrets.absent.key", |b: &[u8]| {
+            serde_json::from_slice(b)
+        })
+        .await
+        .unwrap_err();
+    let error = error.downcast_ref::<StorageError>().unwrap();
+    assert!(
+        matches!(error, StorageError::KeyUnavailable { .. }),
+        "{error}"
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), before);
 }

@@ -8,7 +8,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use log::{info, warn};
 use serde::{Deserialize, Serialize};
 use streambed::commit_log::{CommitLog, Key, ProducerRecord, Subscription, Topic};
@@ -104,7 +104,7 @@ pub async fn task(mut log: FileLog, mut commands: mpsc::Receiver<Command>) {
                     warn!("Cannot encode an event of device {id}: {error}");
                     continue;
                 }
-                let timestamp = Utc::now();
+                let timestamp = log_time(Utc::now());
                 let record = ProducerRecord {
                     topic: topic.clone(),
                     headers: vec![],
@@ -122,6 +122,13 @@ pub async fn task(mut log: FileLog, mut commands: mpsc::Receiver<Command>) {
     }
 }
 
+/// A time as the service keeps and serves it: whole milliseconds. The log stores times as
+/// floating-point seconds, which cannot hold every nanosecond; rounding both when
+/// recording and when replaying makes the state after a restart equal to the state before.
+fn log_time(time: DateTime<Utc>) -> DateTime<Utc> {
+    time.round_subsecs(3)
+}
+
 /// Rebuilds the state from every event in the topic up to its current end.
 async fn replay(log: &FileLog, topic: &Topic) -> Database {
     let mut database = Database::default();
@@ -134,7 +141,7 @@ async fn replay(log: &FileLog, topic: &Topic) -> Database {
     let mut records = log.scoped_subscribe("iot-service", vec![], subscriptions, None);
     while let Some(record) = records.next().await {
         match (record.timestamp, ciborium::from_reader(&record.value[..])) {
-            (Some(timestamp), Ok(event)) => database.apply(record.key, timestamp, event),
+            (Some(timestamp), Ok(event)) => database.apply(record.key, log_time(timestamp), event),
             _ => warn!("Skipping unreadable event at offset {}", record.offset),
         }
         if record.offset >= end {
@@ -159,6 +166,20 @@ mod tests {
         assert_eq!(events.len(), MAX_EVENTS_PER_DEVICE);
         assert_eq!(events[0].1, Event::TemperatureRead(5));
         assert!(database.events(8).is_empty());
+    }
+
+    #[test]
+    fn log_times_survive_the_logs_floating_point_seconds() {
+        let time = DateTime::from_timestamp_millis(1_764_287_999_123).unwrap();
+        let as_stored = time.timestamp() as f64 + f64::from(time.timestamp_subsec_nanos()) / 1e9;
+        let whole = as_stored.floor();
+        let read_back =
+            DateTime::from_timestamp(whole as i64, ((as_stored - whole) * 1e9) as u32).unwrap();
+        assert_ne!(
+            read_back, time,
+            "the test no longer exercises float rounding"
+        );
+        assert_eq!(log_time(read_back), time);
     }
 
     #[test]

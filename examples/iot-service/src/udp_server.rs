@@ -3,6 +3,7 @@
 
 use log::{debug, warn};
 use serde::{Deserialize, Serialize};
+use streambed::delayer::Delayer;
 use tokio::{net::UdpSocket, sync::mpsc};
 
 use crate::database::{Command, Event};
@@ -28,11 +29,17 @@ pub async fn task(socket: UdpSocket, database: mpsc::Sender<Command>) {
     // One byte more than the largest valid datagram, so an oversized one is seen as such
     // rather than silently truncated into something valid.
     let mut buffer = [0; MAX_DATAGRAM_SIZE + 1];
+    // A lasting socket error must not spin the only core: back off between failures.
+    let mut delayer = Delayer::default();
     loop {
         let (len, from) = match socket.recv_from(&mut buffer).await {
-            Ok(received) => received,
+            Ok(received) => {
+                delayer.reset();
+                received
+            }
             Err(error) => {
                 warn!("UDP receive failed: {error}");
+                delayer.delay().await;
                 continue;
             }
         };
