@@ -109,9 +109,9 @@ fn build_edge_binary() -> PathBuf {
     assert!(output.status.success(), "the edge build failed");
     String::from_utf8_lossy(&output.stdout)
         .lines()
+        .rev()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter_map(|message| message["executable"].as_str().map(PathBuf::from))
-        .last()
+        .find_map(|message| message["executable"].as_str().map(PathBuf::from))
         .expect("cargo names the executable")
 }
 

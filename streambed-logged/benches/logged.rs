@@ -1,0 +1,99 @@
+//! The classic workload: 30,000 records produced one at a time (each awaited), then
+//! consumed from the start by a new subscriber; with 10-byte and 1 KiB values. A
+//! single-threaded runtime (as on a single-core device) unless the name says otherwise.
+//!
+//! `cargo bench -p streambed-logged --bench logged`
+
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use streambed::commit_log::{CommitLog, ProducerRecord, Subscription, Topic};
+use streambed_logged::FileLog;
+use tokio_stream::StreamExt;
+
+const RECORDS: u64 = 30_000;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn record(value_size: usize, key: u64) -> ProducerRecord {
+    ProducerRecord {
+        topic: Topic::from("bench"),
+        headers: vec![],
+        timestamp: None,
+        key,
+        value: vec![b'x'; value_size],
+        partition: 0,
+    }
+}
+
+async fn produce_all(log: &FileLog, value_size: usize) {
+    for key in 0..RECORDS {
+        log.produce(record(value_size, key)).await.unwrap();
+    }
+}
+
+async fn consume_all(log: &FileLog) {
+    let subscriptions = vec![Subscription {
+        topic: Topic::from("bench"),
+    }];
+    let n = log
+        .scoped_subscribe("bench", vec![], subscriptions, None)
+        .take(RECORDS as usize)
+        .fold(0u64, |n, _| n + 1)
+        .await;
+    assert_eq!(n, RECORDS);
+}
+
+fn bench_value_size(c: &mut Criterion, name: &str, value_size: usize) {
+    let rt = runtime();
+    let mut group = c.benchmark_group(name);
+    group.sample_size(10);
+    group.warm_up_time(Duration::from_secs(1));
+    group.measurement_time(Duration::from_secs(5));
+    group.throughput(Throughput::Elements(RECORDS));
+
+    group.bench_function("produce", |b| {
+        b.iter_with_setup(
+            || tempfile::tempdir().unwrap(),
+            |dir| {
+                rt.block_on(produce_all(&FileLog::new(dir.path()), value_size));
+                dir
+            },
+        )
+    });
+
+    let multi = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    group.bench_function("produce (2-thread runtime)", |b| {
+        b.iter_with_setup(
+            || tempfile::tempdir().unwrap(),
+            |dir| {
+                multi.block_on(produce_all(&FileLog::new(dir.path()), value_size));
+                dir
+            },
+        )
+    });
+
+    let dir = tempfile::tempdir().unwrap();
+    rt.block_on(produce_all(&FileLog::new(dir.path()), value_size));
+    group.bench_function("consume", |b| {
+        b.iter(|| rt.block_on(consume_all(&FileLog::new(dir.path()))))
+    });
+    group.finish();
+}
+
+fn benches(c: &mut Criterion) {
+    bench_value_size(c, "10-byte values", 10);
+    bench_value_size(c, "1 KiB values", 1024);
+}
+
+criterion_group!(logged, benches);
+criterion_main!(logged);
