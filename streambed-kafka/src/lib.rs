@@ -1,1 +1,446 @@
-//! Work in progress.
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+
+pub mod args;
+mod decoder;
+pub mod error;
+mod subscriber;
+
+use std::{pin::Pin, sync::Arc, time::Duration};
+
+use async_trait::async_trait;
+use reqwest::{Certificate, Client, RequestBuilder, Response, StatusCode};
+use serde::{Deserialize, Serialize};
+use streambed::{
+    commit_log::{
+        CommitLog, ConsumerOffset, ConsumerRecord, Partition, PartitionOffsets, ProducedOffset,
+        ProducerError, ProducerRecord, Subscription, Topic,
+    },
+    delayer::Delayer,
+};
+use tokio_stream::Stream;
+use url::Url;
+
+pub use error::ClientError;
+
+/// A [`CommitLog`] on a server of the Kafka HTTP API, such as `streambed-server`.
+///
+/// Clones share one connection pool. Every call retries with [`Delayer`] back-off for as
+/// long as the server is unreachable, so a service can start before its server does;
+/// wrap a call in [`tokio::time::timeout`] to bound the wait (calls are cancel-safe).
+///
+/// ```no_run
+/// use streambed::commit_log::{CommitLog, ProducerRecord, Topic};
+/// use streambed_kafka::KafkaRestCommitLog;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let server = "http://localhost:8082".parse().unwrap();
+/// let log = KafkaRestCommitLog::new(server, None, false);
+/// let record = ProducerRecord {
+///     topic: Topic::from("default:readings"),
+///     headers: vec![],
+///     timestamp: None,
+///     key: 1,
+///     value: b"21.5".to_vec(),
+///     partition: 0,
+/// };
+/// let offset = log.produce(record).await.unwrap().offset;
+/// # let _ = offset;
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct KafkaRestCommitLog {
+    /// The client, or why it could not be built (every call then fails with that reason:
+    /// [`KafkaRestCommitLog::new`] cannot return an error).
+    client: Result<Client, Arc<reqwest::Error>>,
+    server: Url,
+}
+
+/// The body of `POST /topics/<topic>`.
+#[derive(Serialize)]
+struct ProduceRequest<'a> {
+    records: &'a [ProducerRecord],
+}
+
+/// The answer to `POST /topics/<topic>`; other fields (some servers add partitions and
+/// schema ids) are ignored.
+#[derive(Deserialize)]
+struct ProduceReply {
+    offsets: Vec<ProducedOffset>,
+}
+
+/// The JSON error body of `streambed-server` (and of Confluent's REST proxy).
+#[derive(Deserialize)]
+struct ErrorReply {
+    message: String,
+}
+
+/// Whether a request may be sent again after the transport failed part-way through.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Retry {
+    /// Only when the connection could not even be made: the server saw nothing.
+    UnlessSent,
+    /// Whenever the transport failed: repeating the request does no harm.
+    Idempotent,
+}
+
+/// How long one request (other than a consumer stream) may take once connected.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl KafkaRestCommitLog {
+    /// Creates a client of the server at `server` (for example `http://localhost:8082`).
+    ///
+    /// `server_cert` is an additional root certificate to trust, typically a server's
+    /// self-signed one (see `streambed::read_pem`); `tls_insecure` accepts any server
+    /// certificate, for tests only. Should the client not be buildable, every call fails
+    /// and logs why; [`KafkaRestCommitLog::try_new`] reports it at once instead.
+    ///
+    /// ```
+    /// use streambed_kafka::KafkaRestCommitLog;
+    ///
+    /// let log = KafkaRestCommitLog::new("https://logs.example:8082".parse().unwrap(), None, false);
+    /// # drop(log);
+    /// ```
+    pub fn new(server: Url, server_cert: Option<Certificate>, tls_insecure: bool) -> Self {
+        let client = build_client(server_cert, tls_insecure).map_err(|error| {
+            log::error!("the HTTP client for {server} could not be built: {error}");
+            Arc::new(error)
+        });
+        Self { client, server }
+    }
+
+    /// Like [`KafkaRestCommitLog::new`], but fails when the client cannot be built or the
+    /// URL cannot serve as a base for the API's paths.
+    ///
+    /// ```
+    /// use streambed_kafka::{ClientError, KafkaRestCommitLog};
+    ///
+    /// let log = KafkaRestCommitLog::try_new("http://localhost:8082".parse().unwrap(), None, false);
+    /// assert!(log.is_ok());
+    /// let log = KafkaRestCommitLog::try_new("mailto:me@example.com".parse().unwrap(), None, false);
+    /// assert!(matches!(log, Err(ClientError::BadServerUrl(_))));
+    /// ```
+    pub fn try_new(
+        server: Url,
+        server_cert: Option<Certificate>,
+        tls_insecure: bool,
+    ) -> Result<Self, ClientError> {
+        if server.cannot_be_a_base() {
+            return Err(ClientError::BadServerUrl(server));
+        }
+        let client =
+            build_client(server_cert, tls_insecure).map_err(|e| ClientError::Build(Arc::new(e)))?;
+        Ok(Self {
+            client: Ok(client),
+            server,
+        })
+    }
+
+    /// The offsets of a topic partition, `Ok(None)` when the server knows no record of it,
+    /// or why the server could not say.
+    ///
+    /// ```no_run
+    /// # use streambed_kafka::KafkaRestCommitLog;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # let log = KafkaRestCommitLog::new("http://localhost:8082".parse().unwrap(), None, false);
+    /// match log.offsets_with_cause("default:readings".into(), 0).await {
+    ///     Ok(Some(offsets)) => println!("last offset {}", offsets.end_offset),
+    ///     Ok(None) => println!("no records yet"),
+    ///     Err(error) => eprintln!("{error}"),
+    /// }
+    /// # }
+    /// ```
+    pub async fn offsets_with_cause(
+        &self,
+        topic: Topic,
+        partition: Partition,
+    ) -> Result<Option<PartitionOffsets>, ClientError> {
+        let partition = partition.to_string();
+        let url = self.url(&["topics", &topic, "partitions", &partition, "offsets"])?;
+        let client = self.client()?;
+        let response = send(client.get(url.clone()), &url, Retry::Idempotent).await?;
+        if response.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let response = success(response, &url).await?;
+        read_json(response, &url).await.map(Some)
+    }
+
+    /// Appends a record, answering its offset or why it could not be appended.
+    ///
+    /// ```no_run
+    /// # use streambed::commit_log::{ProducerRecord, Topic};
+    /// # use streambed_kafka::KafkaRestCommitLog;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # let log = KafkaRestCommitLog::new("http://localhost:8082".parse().unwrap(), None, false);
+    /// let record = ProducerRecord {
+    ///     topic: Topic::from("default:readings"),
+    ///     headers: vec![],
+    ///     timestamp: None,
+    ///     key: 1,
+    ///     value: b"21.5".to_vec(),
+    ///     partition: 0,
+    /// };
+    /// if let Err(error) = log.produce_with_cause(record).await {
+    ///     eprintln!("not stored: {error}");
+    /// }
+    /// # }
+    /// ```
+    pub async fn produce_with_cause(
+        &self,
+        record: ProducerRecord,
+    ) -> Result<ProducedOffset, ClientError> {
+        let offsets = self.produce_batch(std::slice::from_ref(&record)).await?;
+        offsets
+            .into_iter()
+            .next()
+            .ok_or_else(|| ClientError::BadReply {
+                url: self.server.clone(),
+                reason: "no offset for the record produced".to_owned(),
+            })
+    }
+
+    /// Appends records of one topic in a single request, answering their offsets in order.
+    /// The server appends all of them or, should the log fail part-way, says which it
+    /// appended (in the error's message).
+    ///
+    /// ```no_run
+    /// # use streambed::commit_log::{ProducerRecord, Topic};
+    /// # use streambed_kafka::KafkaRestCommitLog;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # let log = KafkaRestCommitLog::new("http://localhost:8082".parse().unwrap(), None, false);
+    /// let records: Vec<ProducerRecord> = (0..10)
+    ///     .map(|key| ProducerRecord {
+    ///         topic: Topic::from("default:readings"),
+    ///         headers: vec![],
+    ///         timestamp: None,
+    ///         key,
+    ///         value: vec![],
+    ///         partition: 0,
+    ///     })
+    ///     .collect();
+    /// let offsets = log.produce_batch(&records).await.unwrap();
+    /// assert_eq!(offsets.len(), 10);
+    /// # }
+    /// ```
+    pub async fn produce_batch(
+        &self,
+        records: &[ProducerRecord],
+    ) -> Result<Vec<ProducedOffset>, ClientError> {
+        let Some(first) = records.first() else {
+            return Ok(Vec::new());
+        };
+        if let Some(other) = records.iter().find(|r| r.topic != first.topic) {
+            return Err(ClientError::MixedTopics {
+                first: first.topic.to_string(),
+                other: other.topic.to_string(),
+            });
+        }
+        let url = self.url(&["topics", &first.topic])?;
+        let client = self.client()?;
+        let request = client.post(url.clone()).json(&ProduceRequest { records });
+        let response = send(request, &url, Retry::UnlessSent).await?;
+        let response = success(response, &url).await?;
+        let reply: ProduceReply = read_json(response, &url).await?;
+        if reply.offsets.len() != records.len() {
+            return Err(ClientError::BadReply {
+                url,
+                reason: format!(
+                    "{} offsets for {} records produced",
+                    reply.offsets.len(),
+                    records.len()
+                ),
+            });
+        }
+        Ok(reply.offsets)
+    }
+
+    fn client(&self) -> Result<&Client, ClientError> {
+        self.client
+            .as_ref()
+            .map_err(|error| ClientError::Build(Arc::clone(error)))
+    }
+
+    /// The server URL with `segments` appended, each percent-encoded as needed.
+    fn url(&self, segments: &[&str]) -> Result<Url, ClientError> {
+        let mut url = self.server.clone();
+        url.path_segments_mut()
+            .map_err(|()| ClientError::BadServerUrl(self.server.clone()))?
+            .pop_if_empty()
+            .extend(segments);
+        Ok(url)
+    }
+}
+
+fn build_client(server_cert: Option<Certificate>, tls_insecure: bool) -> reqwest::Result<Client> {
+    let mut builder = Client::builder()
+        .danger_accept_invalid_certs(tls_insecure)
+        .connect_timeout(Duration::from_secs(10))
+        // Shorter than servers keep idle connections (streambed-server: 10 s), so that a
+        // request is never sent on a connection the server is closing, which would make a
+        // produce request fail rather than retry.
+        .pool_idle_timeout(Duration::from_secs(5))
+        // Lets a consumer stream notice a server host that vanished without closing.
+        .tcp_keepalive(Duration::from_secs(30))
+        .tcp_nodelay(true);
+    if let Some(cert) = server_cert {
+        builder = builder.add_root_certificate(cert);
+    }
+    builder.build()
+}
+
+/// Sends a request, waiting with back-off and trying again while the server is
+/// unreachable or says it is temporarily unavailable.
+async fn send(request: RequestBuilder, url: &Url, retry: Retry) -> Result<Response, ClientError> {
+    let mut delayer = Delayer::default();
+    loop {
+        let attempt = request
+            .try_clone()
+            .ok_or_else(|| ClientError::BadReply {
+                url: url.clone(),
+                reason: "request body cannot be sent twice".to_owned(),
+            })?
+            .timeout(REQUEST_TIMEOUT);
+        match attempt.send().await {
+            Ok(response) if is_temporary(response.status()) => {
+                log::debug!("{url}: server answered {}; retrying", response.status());
+            }
+            Ok(response) => return Ok(response),
+            Err(error) if may_retry(&error, retry) => {
+                log::debug!("{url}: server unreachable ({error}); retrying");
+            }
+            Err(error) => {
+                return Err(ClientError::Transport {
+                    url: url.clone(),
+                    source: Arc::new(error),
+                })
+            }
+        }
+        delayer.delay().await;
+    }
+}
+
+fn is_temporary(status: StatusCode) -> bool {
+    matches!(
+        status,
+        StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT
+    )
+}
+
+fn may_retry(error: &reqwest::Error, retry: Retry) -> bool {
+    error.is_connect() || (retry == Retry::Idempotent && (error.is_timeout() || error.is_request()))
+}
+
+/// Passes a successful response on; turns any other into [`ClientError::Status`].
+async fn success(response: Response, url: &Url) -> Result<Response, ClientError> {
+    let status = response.status();
+    if status.is_success() {
+        return Ok(response);
+    }
+    let body = response.bytes().await.unwrap_or_default();
+    let message = serde_json::from_slice::<ErrorReply>(&body)
+        .map(|reply| reply.message)
+        .unwrap_or_else(|_| String::from_utf8_lossy(&body).into_owned());
+    Err(ClientError::Status {
+        url: url.clone(),
+        status: status.as_u16(),
+        message,
+    })
+}
+
+async fn read_json<T: for<'de> Deserialize<'de>>(
+    response: Response,
+    url: &Url,
+) -> Result<T, ClientError> {
+    let body = response
+        .bytes()
+        .await
+        .map_err(|error| ClientError::Transport {
+            url: url.clone(),
+            source: Arc::new(error),
+        })?;
+    serde_json::from_slice(&body).map_err(|error| ClientError::BadReply {
+        url: url.clone(),
+        reason: error.to_string(),
+    })
+}
+
+#[async_trait]
+impl CommitLog for KafkaRestCommitLog {
+    async fn offsets(&self, topic: Topic, partition: Partition) -> Option<PartitionOffsets> {
+        match self.offsets_with_cause(topic, partition).await {
+            Ok(offsets) => offsets,
+            Err(error) => {
+                log::warn!("offsets unavailable: {error}");
+                None
+            }
+        }
+    }
+
+    async fn produce(&self, record: ProducerRecord) -> Result<ProducedOffset, ProducerError> {
+        self.produce_with_cause(record).await.map_err(|error| {
+            log::warn!("record not produced: {error}");
+            ProducerError::CannotProduce
+        })
+    }
+
+    /// Follows topics through the server's consumer endpoint.
+    ///
+    /// The stream survives the server: when the connection drops or the server ends it,
+    /// the stream reconnects after back-off, asking for the records after the last one it
+    /// delivered of each topic, so none is lost or repeated. With an `idle_timeout` the
+    /// stream ends once a connected server has sent no record for that long (time spent
+    /// reconnecting does not count: an outage must not look like an empty topic). A
+    /// request the server refuses (4xx, such as a bad topic name) ends the stream.
+    fn scoped_subscribe<'a>(
+        &'a self,
+        consumer_group_name: &str,
+        offsets: Vec<ConsumerOffset>,
+        subscriptions: Vec<Subscription>,
+        idle_timeout: Option<Duration>,
+    ) -> Pin<Box<dyn Stream<Item = ConsumerRecord> + Send + 'a>> {
+        subscriber::subscribe(
+            self.clone(),
+            consumer_group_name,
+            offsets,
+            subscriptions,
+            idle_timeout,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn log(server: &str) -> KafkaRestCommitLog {
+        KafkaRestCommitLog::new(server.parse().unwrap(), None, false)
+    }
+
+    #[test]
+    fn api_paths_keep_the_server_path_and_encode_each_segment() {
+        let url = log("http://host:8082/kafka/")
+            .url(&["topics", "ns:a/b c", "partitions", "0", "offsets"])
+            .unwrap();
+        assert_eq!(
+            url.as_str(),
+            "http://host:8082/kafka/topics/ns:a%2Fb%20c/partitions/0/offsets"
+        );
+        let url = log("http://host:8082").url(&["consumers", "g"]).unwrap();
+        assert_eq!(url.as_str(), "http://host:8082/consumers/g");
+    }
+
+    #[tokio::test]
+    async fn a_server_url_without_paths_fails_every_call_instead_of_panicking() {
+        let log = log("mailto:ops@example.com");
+        assert_eq!(log.offsets(Topic::from("t"), 0).await, None);
+        assert!(matches!(
+            log.offsets_with_cause(Topic::from("t"), 0).await,
+            Err(ClientError::BadServerUrl(_))
+        ));
+    }
+}

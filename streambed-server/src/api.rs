@@ -1,0 +1,388 @@
+//! The Kafka HTTP API: routes, request parsing and the streaming consumer response.
+//!
+//! Every refusal is a JSON body `{"error_code": <HTTP status>, "message": "…"}` so that
+//! clients in any language can report it; nothing a client sends can panic the server or
+//! disturb the connections of other clients.
+
+use std::{convert::Infallible, time::Duration};
+
+use axum::{
+    body::{Body, Bytes},
+    extract::{rejection::PathRejection, Path, State},
+    http::{header, HeaderMap, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+    Router,
+};
+use futures_util::FutureExt;
+use serde::{Deserialize, Serialize};
+use streambed::commit_log::{CommitLog, Consumer, ProducedOffset, ProducerRecord, Topic};
+use tokio::sync::{mpsc, watch};
+use tokio_stream::{wrappers::ReceiverStream, StreamExt};
+
+use crate::{topic::validate_topic, ServerConfig};
+
+/// The body of `POST /topics/<topic>`.
+#[derive(Debug, Deserialize)]
+struct ProduceRequest {
+    records: Vec<ProducerRecord>,
+}
+
+/// The answer to `POST /topics/<topic>`.
+#[derive(Debug, Serialize)]
+struct ProduceReply {
+    offsets: Vec<ProducedOffset>,
+}
+
+/// A refusal, sent as JSON.
+#[derive(Debug, Serialize)]
+pub(crate) struct ApiError {
+    #[serde(serialize_with = "serialize_status")]
+    error_code: StatusCode,
+    message: String,
+    /// For a produce request that failed part-way: the offsets of the records appended
+    /// before the failure, so that the client knows exactly what was written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    offsets: Option<Vec<ProducedOffset>>,
+}
+
+fn serialize_status<S: serde::Serializer>(status: &StatusCode, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u16(status.as_u16())
+}
+
+impl ApiError {
+    fn new(error_code: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            error_code,
+            message: message.into(),
+            offsets: None,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::to_vec(&self).unwrap_or_else(|_| {
+            br#"{"error_code":500,"message":"error not expressible as JSON"}"#.to_vec()
+        });
+        let mut response = (self.error_code, body).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        response
+    }
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+struct AppState<CL> {
+    log: CL,
+    max_body_size: usize,
+    body_read_timeout: Duration,
+    consumer_chunk_size: usize,
+    consumer_heartbeat: Option<Duration>,
+    stopping: watch::Receiver<bool>,
+}
+
+/// Builds the router of the API over a commit log. Consumer streams end once `stopping`
+/// turns `true`, so that a graceful shutdown does not wait for them forever.
+pub(crate) fn router<CL>(log: CL, config: &ServerConfig, stopping: watch::Receiver<bool>) -> Router
+where
+    CL: CommitLog + 'static,
+{
+    let state = AppState {
+        log,
+        max_body_size: config.max_body_size,
+        body_read_timeout: config.body_read_timeout,
+        consumer_chunk_size: config.consumer_chunk_size.max(1),
+        consumer_heartbeat: config.consumer_heartbeat.filter(|d| !d.is_zero()),
+        stopping,
+    };
+    Router::new()
+        .route(
+            "/topics/{topic}/partitions/{partition}/offsets",
+            get(offsets::<CL>),
+        )
+        .route("/topics/{topic}", post(produce::<CL>))
+        .route("/consumers/{group}", post(consume::<CL>))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such resource") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method not allowed on this resource",
+            )
+        })
+        .with_state(state)
+}
+
+fn path_error(rejection: PathRejection) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, rejection.body_text())
+}
+
+fn checked_topic(name: &str) -> Result<Topic, ApiError> {
+    validate_topic(name).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+    Ok(Topic::from(name))
+}
+
+async fn offsets<CL: CommitLog + 'static>(
+    State(state): State<AppState<CL>>,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let Path((topic, partition)) = path.map_err(path_error)?;
+    let topic = checked_topic(&topic)?;
+    let partition = partition.parse().map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("partition {partition:?} is not a number from 0 to 4294967295"),
+        )
+    })?;
+    match state.log.offsets(topic.clone(), partition).await {
+        Some(offsets) => Ok(json_response(StatusCode::OK, &offsets)),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("topic {topic} partition {partition} has no records"),
+        )),
+    }
+}
+
+async fn produce<CL: CommitLog + 'static>(
+    State(state): State<AppState<CL>>,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let Path(topic) = path.map_err(path_error)?;
+    let topic = checked_topic(&topic)?;
+    let bytes = read_body(&headers, body, state.max_body_size, state.body_read_timeout).await?;
+    let request: ProduceRequest = parse_json(&bytes)?;
+    // Every record is checked before the first is appended: a bad request writes nothing.
+    if let Some(stray) = request.records.iter().find(|r| r.topic != topic) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "record for topic {:?} posted to topic {:?}",
+                stray.topic.as_str(),
+                topic.as_str()
+            ),
+        ));
+    }
+    let total = request.records.len();
+    let mut offsets = Vec::with_capacity(total);
+    for record in request.records {
+        match state.log.produce(record).await {
+            Ok(offset) => offsets.push(offset),
+            Err(error) => {
+                log::error!(
+                    "{topic}: record {} of {total} not appended: {error}",
+                    offsets.len() + 1
+                );
+                let mut refusal = ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!(
+                        "the commit log could not append record {} of {total}; the offsets \
+                         listed were appended before it",
+                        offsets.len() + 1
+                    ),
+                );
+                refusal.offsets = Some(offsets);
+                return Err(refusal);
+            }
+        }
+    }
+    Ok(json_response(StatusCode::OK, &ProduceReply { offsets }))
+}
+
+async fn consume<CL: CommitLog + 'static>(
+    State(state): State<AppState<CL>>,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let Path(group) = path.map_err(path_error)?;
+    let bytes = read_body(&headers, body, state.max_body_size, state.body_read_timeout).await?;
+    let consumer: Consumer = parse_json(&bytes)?;
+    if consumer.subscriptions.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "a consumer needs at least one subscription",
+        ));
+    }
+    for topic in consumer
+        .subscriptions
+        .iter()
+        .map(|s| &s.topic)
+        .chain(consumer.offsets.iter().map(|o| &o.topic))
+    {
+        checked_topic(topic)?;
+    }
+    // A small channel bounds what a slow client can make the server hold: once it is full
+    // the pump stops pulling from the log until the client reads.
+    let (sender, receiver) = mpsc::channel::<Bytes>(4);
+    let pump = Pump {
+        group,
+        sender,
+        stopping: state.stopping,
+        chunk_size: state.consumer_chunk_size,
+        heartbeat: state.consumer_heartbeat,
+    };
+    tokio::spawn(pump.run(state.log, consumer));
+    let body = Body::from_stream(ReceiverStream::new(receiver).map(Ok::<_, Infallible>));
+    let mut response = Response::new(body);
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-ndjson"),
+    );
+    Ok(response)
+}
+
+/// Feeds one consumer connection.
+struct Pump {
+    group: String,
+    sender: mpsc::Sender<Bytes>,
+    stopping: watch::Receiver<bool>,
+    /// Records ready at once are sent together in chunks of about this many bytes.
+    chunk_size: usize,
+    heartbeat: Option<Duration>,
+}
+
+/// What a consumer stream sends when idle: whitespace between JSON values, which readers skip.
+const HEARTBEAT: &[u8] = b"\n";
+
+impl Pump {
+    /// Reads the log's subscription and sends its records as newline-terminated JSON, as
+    /// many as are ready per chunk so that a burst costs one write, not one per record.
+    /// Ends when the client goes away, the server stops or the subscription ends.
+    async fn run<CL: CommitLog>(mut self, log: CL, consumer: Consumer) {
+        let mut records =
+            log.scoped_subscribe(&self.group, consumer.offsets, consumer.subscriptions, None);
+        let mut chunk = Vec::new();
+        loop {
+            let idle = async {
+                match self.heartbeat {
+                    Some(period) => tokio::time::sleep(period).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let first = tokio::select! {
+                biased;
+                _ = crate::stopped(&mut self.stopping) => break,
+                _ = self.sender.closed() => break,
+                record = records.next() => match record {
+                    Some(record) => Some(record),
+                    None => break,
+                },
+                _ = idle => None,
+            };
+            let Some(first) = first else {
+                if !self.send(Bytes::from_static(HEARTBEAT)).await {
+                    break;
+                }
+                continue;
+            };
+            let mut next = Some(first);
+            while let Some(record) = next.take() {
+                if let Err(error) = serde_json::to_writer(&mut chunk, &record) {
+                    log::error!(
+                        "consumer {}: record not expressible as JSON: {error}",
+                        self.group
+                    );
+                    return;
+                }
+                chunk.push(b'\n');
+                if chunk.len() < self.chunk_size {
+                    next = records.next().now_or_never().flatten();
+                }
+            }
+            if !self.send(Bytes::from(std::mem::take(&mut chunk))).await {
+                break;
+            }
+        }
+        log::debug!("consumer {}: stream ended", self.group);
+    }
+
+    /// Hands a chunk to the connection; `false` once the stream should end.
+    async fn send(&mut self, bytes: Bytes) -> bool {
+        tokio::select! {
+            biased;
+            _ = crate::stopped(&mut self.stopping) => false,
+            sent = self.sender.send(bytes) => sent.is_ok(),
+        }
+    }
+}
+
+fn json_response<T: Serialize>(status: StatusCode, value: &T) -> Response {
+    match serde_json::to_vec(value) {
+        Ok(body) => {
+            let mut response = (status, body).into_response();
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            response
+        }
+        Err(error) => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("reply not expressible as JSON: {error}"),
+        )
+        .into_response(),
+    }
+}
+
+fn parse_json<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|error| {
+        let kind = match error.classify() {
+            serde_json::error::Category::Data => "invalid request",
+            _ => "malformed JSON",
+        };
+        ApiError::new(StatusCode::BAD_REQUEST, format!("{kind}: {error}"))
+    })
+}
+
+/// Reads a whole request body, refusing more than `limit` bytes with 413 (before reading
+/// anything when the declared length already says so) and a body that takes longer than
+/// `timeout` with 408.
+async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+    timeout: Duration,
+) -> Result<Vec<u8>, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body larger than {limit} bytes"),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(too_large());
+    }
+    let capacity = declared.map_or(0, |len| len as usize);
+    let read = async {
+        let mut bytes = Vec::with_capacity(capacity);
+        let mut stream = body.into_data_stream();
+        while let Some(frame) = stream.next().await {
+            let frame = frame.map_err(|error| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("request body unreadable: {error}"),
+                )
+            })?;
+            if bytes.len() + frame.len() > limit {
+                return Err(too_large());
+            }
+            bytes.extend_from_slice(&frame);
+        }
+        Ok(bytes)
+    };
+    tokio::time::timeout(timeout, read).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            format!("request body not received within {timeout:?}"),
+        )
+    })?
+}

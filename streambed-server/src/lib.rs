@@ -1,0 +1,170 @@
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+
+mod api;
+pub mod memory;
+pub mod topic;
+
+use std::{future::Future, io, time::Duration};
+
+use hyper::server::conn::http1;
+use hyper_util::{
+    rt::{TokioIo, TokioTimer},
+    service::TowerToHyperService,
+};
+use streambed::commit_log::CommitLog;
+use tokio::{net::TcpListener, sync::watch, task::JoinSet};
+
+/// How a server treats its clients.
+///
+/// ```
+/// use std::time::Duration;
+/// use streambed_server::ServerConfig;
+///
+/// let config = ServerConfig {
+///     max_body_size: 64 * 1024,
+///     ..ServerConfig::default()
+/// };
+/// assert_eq!(config.shutdown_grace_period, Duration::from_secs(5));
+/// ```
+#[derive(Clone, Debug, Eq, PartialEq)]
+pub struct ServerConfig {
+    /// The largest request body accepted; larger ones get 413. Default 1 MiB.
+    pub max_body_size: usize,
+    /// How long a client may take to send a request's headers before its connection is
+    /// closed. Default 10 s.
+    pub header_read_timeout: Duration,
+    /// How long a client may take to send a request's body before it gets 408. Default 30 s.
+    pub body_read_timeout: Duration,
+    /// On shutdown, how long requests in progress may take to finish before their
+    /// connections are dropped. Default 5 s.
+    pub shutdown_grace_period: Duration,
+    /// A consumer stream gathers the records that are ready into chunks of about this many
+    /// bytes, so that a burst costs one write rather than one per record. Default 16 KiB.
+    pub consumer_chunk_size: usize,
+    /// A consumer stream without records for this long gets a lone newline (which JSON
+    /// readers skip), so that a client that vanished without closing its connection is
+    /// noticed and its subscription freed; `None` sends none. Default 30 s.
+    pub consumer_heartbeat: Option<Duration>,
+    /// The most connections served at once (each open consumer stream holds one); more
+    /// wait to be accepted. Bounds the memory clients can make the server use. Default 512.
+    pub max_connections: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            max_body_size: 1024 * 1024,
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
+            shutdown_grace_period: Duration::from_secs(5),
+            consumer_chunk_size: 16 * 1024,
+            consumer_heartbeat: Some(Duration::from_secs(30)),
+            max_connections: 512,
+        }
+    }
+}
+
+/// Serves the Kafka HTTP API over `log` on `listener` until `shutdown` completes.
+///
+/// On shutdown the server stops accepting connections, ends every consumer stream (their
+/// clients reconnect, to this server once it is back or to another), lets requests in
+/// progress finish for up to [`ServerConfig::shutdown_grace_period`], then drops the
+/// connections left. Dropping the returned future drops every connection at once.
+///
+/// ```
+/// use streambed_server::{memory::MemoryLog, serve, ServerConfig};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+/// let address = listener.local_addr()?;
+/// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+/// let server = tokio::spawn(serve(MemoryLog::new(), listener, ServerConfig::default(), async {
+///     let _ = stopped.await;
+/// }));
+/// // ... clients talk to `address` ...
+/// # let _ = address;
+/// stop.send(()).unwrap();
+/// server.await.unwrap()?;
+/// # Ok(())
+/// # }
+/// ```
+pub async fn serve<CL, F>(
+    log: CL,
+    listener: TcpListener,
+    config: ServerConfig,
+    shutdown: F,
+) -> io::Result<()>
+where
+    CL: CommitLog + 'static,
+    F: Future<Output = ()> + Send,
+{
+    let (stop, stopping) = watch::channel(false);
+    let router = api::router(log, &config, stopping.clone());
+    let mut connections = JoinSet::new();
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(config.header_read_timeout)
+        .keep_alive(true);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            // At the limit, connections wait in the listen backlog until one ends.
+            accepted = listener.accept(), if connections.len() < config.max_connections => match accepted {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    let connection = http.serve_connection(
+                        TokioIo::new(stream),
+                        TowerToHyperService::new(router.clone()),
+                    );
+                    let mut stopping = stopping.clone();
+                    connections.spawn(async move {
+                        tokio::pin!(connection);
+                        let result = tokio::select! {
+                            result = connection.as_mut() => result,
+                            _ = stopped(&mut stopping) => {
+                                // Finish the request in progress, then close.
+                                connection.as_mut().graceful_shutdown();
+                                connection.await
+                            }
+                        };
+                        if let Err(error) = result {
+                            log::debug!("connection from {peer} ended: {error}");
+                        }
+                    });
+                }
+                Err(error) => {
+                    // Typically out of file descriptors: pause rather than spin, and let
+                    // finishing connections free some.
+                    log::warn!("accepting a connection failed: {error}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    drop(listener);
+    log::info!("shutting down: {} connection(s) open", connections.len());
+    let _ = stop.send(true);
+    let drained = tokio::time::timeout(config.shutdown_grace_period, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        log::warn!(
+            "{} connection(s) still busy after {:?}; dropping them",
+            connections.len(),
+            config.shutdown_grace_period
+        );
+        connections.shutdown().await;
+    }
+    Ok(())
+}
+
+/// Completes once `stopping` turns `true` (or its sender is gone, which also means stop).
+pub(crate) async fn stopped(stopping: &mut watch::Receiver<bool>) {
+    // The guard `wait_for` answers is not `Send`; drop it before the caller awaits more.
+    let _ = stopping.wait_for(|stop| *stop).await.map(|_| ());
+}

@@ -1,0 +1,368 @@
+//! The HTTP API of the server, spoken directly (no streambed client) as another language
+//! would: exact JSON, status codes and streaming behaviour.
+
+mod common;
+
+use std::time::Duration;
+
+use common::TestServer;
+use reqwest::{Client, StatusCode};
+use serde_json::{json, Value};
+use streambed::commit_log::{CommitLog, Topic};
+use streambed_server::{memory::MemoryLog, ServerConfig};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn record_json(topic: &str, key: u64, value: &str) -> Value {
+    json!({"topic": topic, "headers": [], "timestamp": null, "key": key, "value": value, "partition": 0})
+}
+
+async fn json_of(response: reqwest::Response) -> (StatusCode, Value) {
+    let status = response.status();
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/json",
+        "{status}"
+    );
+    (status, response.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn offsets_of_an_unknown_topic_are_404_then_the_range_once_written() {
+    let log = MemoryLog::new();
+    let server = TestServer::start(log.clone(), ServerConfig::default()).await;
+    let client = Client::new();
+    let url = server.endpoint("/topics/ns:t/partitions/0/offsets");
+
+    let (status, body) = json_of(client.get(&url).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["error_code"], 404);
+    assert!(body["message"].as_str().unwrap().contains("ns:t"), "{body}");
+
+    let produced = client
+        .post(server.endpoint("/topics/ns:t"))
+        .json(&json!({"records": [record_json("ns:t", 1, "YQ=="), record_json("ns:t", 2, "Yg==")]}))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = json_of(produced).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, json!({"offsets": [{"offset": 0}, {"offset": 1}]}));
+
+    let (status, body) = json_of(client.get(&url).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, json!({"beginning_offset": 0, "end_offset": 1}));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn bad_requests_get_4xx_with_a_json_body_and_write_nothing() {
+    let log = MemoryLog::new();
+    let config = ServerConfig {
+        max_body_size: 1024,
+        ..ServerConfig::default()
+    };
+    let server = TestServer::start(log.clone(), config).await;
+    let client = Client::new();
+    let post = |path: &str, body: Vec<u8>| client.post(server.endpoint(path)).body(body).send();
+
+    let cases: Vec<(&str, Vec<u8>, StatusCode, &str)> = vec![
+        (
+            "/topics/t",
+            b"{\"records\": [".to_vec(),
+            StatusCode::BAD_REQUEST,
+            "malformed JSON",
+        ),
+        (
+            "/topics/t",
+            b"{\"records\": 3}".to_vec(),
+            StatusCode::BAD_REQUEST,
+            "invalid request",
+        ),
+        (
+            "/topics/t",
+            json!({"records": [record_json("t", 1, "!!")]})
+                .to_string()
+                .into_bytes(),
+            StatusCode::BAD_REQUEST,
+            "base64",
+        ),
+        (
+            "/topics/t",
+            json!({"records": [record_json("t", 1, "YQ=="), record_json("u", 1, "YQ==")]})
+                .to_string()
+                .into_bytes(),
+            StatusCode::BAD_REQUEST,
+            "posted to topic",
+        ),
+        (
+            "/topics/a%2F..%2Fb",
+            json!({"records": [record_json("a/../b", 1, "YQ==")]})
+                .to_string()
+                .into_bytes(),
+            StatusCode::BAD_REQUEST,
+            "contains '/'",
+        ),
+        (
+            "/topics/t",
+            vec![b' '; 2048],
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "larger than 1024",
+        ),
+        (
+            "/consumers/g",
+            b"{}".to_vec(),
+            StatusCode::BAD_REQUEST,
+            "subscriptions",
+        ),
+        (
+            "/consumers/g",
+            br#"{"subscriptions": []}"#.to_vec(),
+            StatusCode::BAD_REQUEST,
+            "at least one subscription",
+        ),
+        (
+            "/consumers/g",
+            br#"{"subscriptions": [{"topic": "ns:x:y"}]}"#.to_vec(),
+            StatusCode::BAD_REQUEST,
+            "topic name",
+        ),
+        (
+            "/nowhere",
+            b"{}".to_vec(),
+            StatusCode::NOT_FOUND,
+            "no such resource",
+        ),
+    ];
+    for (path, body, expected, message) in cases {
+        let (status, reply) = json_of(post(path, body).await.unwrap()).await;
+        assert_eq!(status, expected, "{path}: {reply}");
+        assert_eq!(reply["error_code"], expected.as_u16(), "{reply}");
+        assert!(
+            reply["message"].as_str().unwrap().contains(message),
+            "{path}: {reply}"
+        );
+    }
+
+    let (status, _) = json_of(
+        client
+            .get(server.endpoint("/topics/t/partitions/zero/offsets"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = json_of(
+        client
+            .get(server.endpoint("/topics/t"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+
+    assert_eq!(log.offsets(Topic::from("t"), 0).await, None);
+    assert_eq!(log.offsets(Topic::from("u"), 0).await, None);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_body_streamed_beyond_the_limit_without_a_length_is_refused_with_413() {
+    let server = TestServer::start(
+        MemoryLog::new(),
+        ServerConfig {
+            max_body_size: 1000,
+            ..ServerConfig::default()
+        },
+    )
+    .await;
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        (0..10).map(|_| Ok(vec![b' '; 200])).collect();
+    let body = reqwest::Body::wrap_stream(futures_util::stream::iter(chunks));
+    let response = Client::new()
+        .post(server.endpoint("/topics/t"))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn garbage_on_one_connection_leaves_other_clients_served() {
+    let server = TestServer::start(MemoryLog::new(), ServerConfig::default()).await;
+    let mut raw = tokio::net::TcpStream::connect(server.address)
+        .await
+        .unwrap();
+    raw.write_all(b"\x00\x01 not http at all\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = raw.read_to_end(&mut answer).await;
+
+    let response = Client::new()
+        .get(server.endpoint("/topics/t/partitions/0/offsets"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    server.stop().await;
+}
+
+/// Reads a consumer response until `count` newline-terminated values have arrived.
+async fn read_lines(response: &mut reqwest::Response, count: usize) -> Vec<Value> {
+    let mut buffer = Vec::new();
+    let mut values = Vec::new();
+    while values.len() < count {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), response.chunk())
+            .await
+            .expect("no record within 10 s")
+            .unwrap()
+            .expect("stream ended");
+        buffer.extend_from_slice(&chunk);
+        while let Some(end) = buffer.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = buffer.drain(..=end).collect();
+            values.push(serde_json::from_slice(&line[..line.len() - 1]).unwrap());
+        }
+    }
+    assert!(buffer.is_empty(), "a value not ended by a newline");
+    values
+}
+
+#[tokio::test]
+async fn consumers_get_records_after_their_offsets_one_json_line_each_then_live_ones() {
+    let log = MemoryLog::new();
+    let server = TestServer::start(log.clone(), ServerConfig::default()).await;
+    let client = Client::new();
+    let records: Vec<Value> = (0..3).map(|k| record_json("ns:t", k, "YQ==")).collect();
+    client
+        .post(server.endpoint("/topics/ns:t"))
+        .json(&json!({ "records": records }))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap();
+
+    let mut response = client
+        .post(server.endpoint("/consumers/group-1"))
+        .json(&json!({
+            "offsets": [{"topic": "ns:t", "partition": 0, "offset": 0}],
+            "subscriptions": [{"topic": "ns:t"}, {"topic": "ns:other"}]
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let history = read_lines(&mut response, 2).await;
+    assert_eq!(
+        history[0],
+        json!({"topic": "ns:t", "headers": [], "timestamp": null, "key": 1, "value": "YQ==",
+               "partition": 0, "offset": 1})
+    );
+    assert_eq!(history[1]["offset"], 2);
+
+    client
+        .post(server.endpoint("/topics/ns:other"))
+        .json(&json!({ "records": [record_json("ns:other", 9, "Yg==")] }))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap();
+    let live = read_lines(&mut response, 1).await;
+    assert_eq!(
+        (live[0]["topic"].as_str(), &live[0]["offset"]),
+        (Some("ns:other"), &json!(0))
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_ends_open_consumer_streams_so_it_completes_promptly() {
+    let log = MemoryLog::new();
+    let server = TestServer::start(
+        log,
+        ServerConfig {
+            shutdown_grace_period: Duration::from_secs(30),
+            ..ServerConfig::default()
+        },
+    )
+    .await;
+    let mut response = Client::new()
+        .post(server.endpoint("/consumers/g"))
+        .json(&json!({"subscriptions": [{"topic": "t"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    // Well within the grace period: the stream ends instead of holding the shutdown.
+    tokio::time::timeout(Duration::from_secs(10), server.stop())
+        .await
+        .expect("shutdown waited for the consumer stream");
+    assert!(matches!(response.chunk().await, Ok(None)));
+}
+
+#[tokio::test]
+async fn an_idle_consumer_stream_gets_newline_heartbeats_between_records() {
+    let log = MemoryLog::new();
+    let server = TestServer::start(
+        log.clone(),
+        ServerConfig {
+            consumer_heartbeat: Some(Duration::from_millis(20)),
+            ..ServerConfig::default()
+        },
+    )
+    .await;
+    let mut response = Client::new()
+        .post(server.endpoint("/consumers/g"))
+        .json(&json!({"subscriptions": [{"topic": "t"}]}))
+        .send()
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), response.chunk())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(&chunk[..], b"\n");
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn connections_beyond_the_limit_wait_until_one_ends() {
+    let server = TestServer::start(
+        MemoryLog::new(),
+        ServerConfig {
+            max_connections: 1,
+            ..ServerConfig::default()
+        },
+    )
+    .await;
+    let stream = Client::new()
+        .post(server.endpoint("/consumers/g"))
+        .json(&json!({"subscriptions": [{"topic": "t"}]}))
+        .send()
+        .await
+        .unwrap();
+    let waiting = tokio::spawn(
+        Client::new()
+            .get(server.endpoint("/topics/t/partitions/0/offsets"))
+            .send(),
+    );
+    // A negative check: nothing can answer while the stream holds the only connection.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!waiting.is_finished());
+    drop(stream);
+    let answer = tokio::time::timeout(Duration::from_secs(10), waiting)
+        .await
+        .expect("served once the stream closed")
+        .unwrap()
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::NOT_FOUND);
+    server.stop().await;
+}

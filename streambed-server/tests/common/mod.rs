@@ -1,0 +1,63 @@
+//! Starting and stopping servers on loopback for the tests.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+
+use streambed::commit_log::CommitLog;
+use streambed_server::{serve, ServerConfig};
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+use url::Url;
+
+pub struct TestServer {
+    pub address: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl TestServer {
+    /// A server of `log` on a free loopback port.
+    pub async fn start<CL: CommitLog + 'static>(log: CL, config: ServerConfig) -> Self {
+        Self::start_on("127.0.0.1:0".parse().unwrap(), log, config).await
+    }
+
+    /// A server of `log` on `address` (for a restart on the same port).
+    pub async fn start_on<CL: CommitLog + 'static>(
+        address: SocketAddr,
+        log: CL,
+        config: ServerConfig,
+    ) -> Self {
+        let listener = TcpListener::bind(address).await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel();
+        let task = tokio::spawn(serve(log, listener, config, async {
+            let _ = stopped.await;
+        }));
+        Self {
+            address,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    pub fn url(&self) -> Url {
+        Url::parse(&format!("http://{}", self.address)).unwrap()
+    }
+
+    pub fn endpoint(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    /// Shuts the server down gracefully and waits until it has.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.task).await.unwrap().unwrap();
+    }
+
+    /// Kills the server at once: every connection drops mid-response.
+    pub async fn kill(self) {
+        self.task.abort();
+        let _ = self.task.await;
+    }
+}
