@@ -38,6 +38,10 @@ pub enum TopicNameError {
     /// The name (or its namespace) is `.` or `..`, which name directories.
     #[error("topic name {0:?} is reserved")]
     Reserved(String),
+    /// The file-system log refuses the name (it would collide with a topic's own files).
+    #[cfg(feature = "file")]
+    #[error("{0}")]
+    FileLog(String),
 }
 
 /// Checks a topic name against the rules of the [module docs](self).
@@ -73,6 +77,12 @@ pub fn validate_topic(name: &str) -> Result<(), TopicNameError> {
             return Err(TopicNameError::Reserved(name.to_owned()));
         }
     }
+    // The file-system log keeps a topic's history, work and index files beside it under
+    // suffixed names (`t.history`, …); such names are its own and cannot be topics.
+    #[cfg(feature = "file")]
+    if let Err(error) = streambed_logged::validate_topic_name(name) {
+        return Err(TopicNameError::FileLog(error.to_string()));
+    }
     Ok(())
 }
 
@@ -82,16 +92,27 @@ mod tests {
 
     #[test]
     fn kafka_style_names_with_or_without_namespace_are_accepted() {
-        for name in [
-            "a",
-            "readings",
-            "default:end-device-events",
-            "ns_1:a.b-c",
-            "..a",
-        ] {
+        for name in ["a", "readings", "default:end-device-events", "ns_1:a.b-c"] {
             assert_eq!(validate_topic(name), Ok(()), "{name}");
         }
         assert_eq!(validate_topic(&"x".repeat(MAX_TOPIC_NAME_LEN)), Ok(()));
+    }
+
+    #[cfg(feature = "file")]
+    #[test]
+    fn names_of_a_file_log_topics_own_files_are_reserved() {
+        for name in [
+            "t.history",
+            "ns:t.ancient_history",
+            "t.work",
+            "t.index",
+            "..a",
+        ] {
+            assert!(
+                matches!(validate_topic(name), Err(TopicNameError::FileLog(_))),
+                "{name}"
+            );
+        }
     }
 
     #[test]
