@@ -329,19 +329,28 @@ fn read_line_rejects_invalid_utf8() {
     assert_eq!(error.kind(), io::ErrorKind::InvalidData);
 }
 
+/// Starts re-authentication with the given timeouts, in seconds.
+async fn reauthenticate(
+    ss: &InMemorySecretStore,
+    unauthenticated_timeout: u64,
+    max_lease_duration: u64,
+) -> AuthenticationTask {
+    reauthenticate_secret_store(
+        ss.clone(),
+        "role",
+        "secret",
+        Duration::from_secs(unauthenticated_timeout),
+        Duration::from_secs(max_lease_duration),
+    )
+    .await
+}
+
 #[tokio::test(start_paused = true)]
 async fn reauthenticates_when_the_lease_ends() {
     let ss = InMemorySecretStore::default();
     ss.script_logins([Lease(10), Lease(20), Lease(10)]);
     let start = Instant::now();
-    let mut task = reauthenticate_secret_store(
-        ss.clone(),
-        "role",
-        "secret",
-        Duration::from_secs(1),
-        Duration::from_secs(3600),
-    )
-    .await;
+    let mut task = reauthenticate(&ss, 1, 3600).await;
     time::sleep(Duration::from_secs(45)).await;
     task.cancel().await;
     // Leases of 10 s, 20 s, 10 s, then the default 60 s.
@@ -353,14 +362,7 @@ async fn never_waits_longer_than_the_max_lease_duration() {
     let ss = InMemorySecretStore::default();
     ss.script_logins([Lease(1000), Lease(1000), Lease(0)]);
     let start = Instant::now();
-    let mut task = reauthenticate_secret_store(
-        ss.clone(),
-        "role",
-        "secret",
-        Duration::from_secs(1),
-        Duration::from_secs(30),
-    )
-    .await;
+    let mut task = reauthenticate(&ss, 1, 30).await;
     time::sleep(Duration::from_secs(95)).await;
     task.cancel().await;
     // A lease of 0 (no expiry) also waits the maximum instead of spinning.
@@ -372,14 +374,7 @@ async fn retries_every_unauthenticated_timeout_after_failures() {
     let ss = InMemorySecretStore::default();
     ss.script_logins([Fail, Fail, Fail, Lease(100)]);
     let start = Instant::now();
-    let mut task = reauthenticate_secret_store(
-        ss.clone(),
-        "role",
-        "secret",
-        Duration::from_secs(5),
-        Duration::from_secs(3600),
-    )
-    .await;
+    let mut task = reauthenticate(&ss, 5, 3600).await;
     time::sleep(Duration::from_secs(50)).await;
     task.cancel().await;
     assert_eq!(ss.login_seconds(start), vec![0, 5, 10, 15]);
@@ -390,14 +385,7 @@ async fn a_failed_renewal_is_retried_after_the_unauthenticated_timeout() {
     let ss = InMemorySecretStore::default();
     ss.script_logins([Lease(10), Fail, Lease(100)]);
     let start = Instant::now();
-    let mut task = reauthenticate_secret_store(
-        ss.clone(),
-        "role",
-        "secret",
-        Duration::from_secs(2),
-        Duration::from_secs(3600),
-    )
-    .await;
+    let mut task = reauthenticate(&ss, 2, 3600).await;
     time::sleep(Duration::from_secs(50)).await;
     task.cancel().await;
     assert_eq!(ss.login_seconds(start), vec![0, 10, 12]);
@@ -407,14 +395,7 @@ async fn a_failed_renewal_is_retried_after_the_unauthenticated_timeout() {
 async fn cancel_stops_reauthentication_and_a_second_cancel_is_harmless() {
     let ss = InMemorySecretStore::default();
     let start = Instant::now();
-    let mut task = reauthenticate_secret_store(
-        ss.clone(),
-        "role",
-        "secret",
-        Duration::from_secs(1),
-        Duration::from_secs(3600),
-    )
-    .await;
+    let mut task = reauthenticate(&ss, 1, 3600).await;
     time::sleep(Duration::from_secs(61)).await;
     task.cancel().await;
     task.cancel().await;
@@ -426,14 +407,7 @@ async fn cancel_stops_reauthentication_and_a_second_cancel_is_harmless() {
 async fn cancel_does_not_wait_for_a_login_that_never_answers() {
     let ss = InMemorySecretStore::default();
     ss.script_logins([Lease(10), Hang]);
-    let mut task = reauthenticate_secret_store(
-        ss.clone(),
-        "role",
-        "secret",
-        Duration::from_secs(1),
-        Duration::from_secs(3600),
-    )
-    .await;
+    let mut task = reauthenticate(&ss, 1, 3600).await;
     time::sleep(Duration::from_secs(20)).await;
     time::timeout(Duration::from_secs(1), task.cancel())
         .await
@@ -444,16 +418,7 @@ async fn cancel_does_not_wait_for_a_login_that_never_answers() {
 async fn dropping_the_handle_keeps_reauthenticating() {
     let ss = InMemorySecretStore::default();
     let start = Instant::now();
-    drop(
-        reauthenticate_secret_store(
-            ss.clone(),
-            "role",
-            "secret",
-            Duration::from_secs(1),
-            Duration::from_secs(3600),
-        )
-        .await,
-    );
+    drop(reauthenticate(&ss, 1, 3600).await);
     time::sleep(Duration::from_secs(125)).await;
     assert_eq!(ss.login_seconds(start), vec![0, 60, 120]);
 }
