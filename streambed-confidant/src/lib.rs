@@ -36,9 +36,7 @@
 #![warn(missing_docs)]
 
 pub mod args;
-mod cache;
 mod error;
-mod lru;
 mod names;
 mod storage;
 mod token;
@@ -55,6 +53,7 @@ use std::{
 use async_trait::async_trait;
 use streambed::{
     crypto::{self, KEY_SIZE, SALT_SIZE},
+    secret_cache::{Loaded, SecretCache},
     secret_store::{
         AppRoleAuthReply, AuthToken, Error, GetSecretReply, SecretData, SecretStore,
         UserPassAuthReply,
@@ -63,12 +62,17 @@ use streambed::{
 use subtle::ConstantTimeEq;
 use tokio::time::Instant;
 
-pub use cache::CacheStats;
 pub use error::ConfidantError;
+/// How many reads the cache answered itself, how many read a secret's file (concurrent
+/// misses of one secret share one read), and how many answers it holds; see
+/// [`FileSecretStore::cache_stats`].
+pub use streambed::secret_cache::CacheStats;
 
-use cache::{Answer, Cache};
 use names::SecretPath;
 use storage::Existing;
+
+/// The answer to a read, as cached: the secret, its absence, or why it could not be read.
+type Answer = Result<Option<GetSecretReply>, ConfidantError>;
 
 /// How long a secret is cached when it names no lease of its own.
 const DEFAULT_SECRET_TTL: Duration = Duration::from_secs(5 * 60);
@@ -103,7 +107,7 @@ struct Shared {
     root_secret: [u8; KEY_SIZE],
     unauthorized_timeout: Duration,
     ttl_field: Option<String>,
-    cache: Arc<Cache>,
+    cache: Arc<SecretCache<Answer>>,
 }
 
 impl Clone for FileSecretStore {
@@ -154,7 +158,7 @@ impl FileSecretStore {
                 root_secret: *root_secret,
                 unauthorized_timeout,
                 ttl_field: ttl_field.map(str::to_string),
-                cache: Arc::new(Cache::new(max_secrets_cached)),
+                cache: Arc::new(SecretCache::new(max_secrets_cached)),
             }),
             session: Arc::new(Mutex::new(None)),
         }
@@ -231,19 +235,34 @@ impl FileSecretStore {
     ) -> Result<Option<GetSecretReply>, ConfidantError> {
         self.check_root()?;
         let path = SecretPath::parse(secret_path)?;
-        let shared = Arc::clone(&self.shared);
-        let unauthorized_timeout = self.shared.unauthorized_timeout;
+        let secret_path = path.as_str();
+        let load = || {
+            // Leases count from the start of the read, so an answer is never served past
+            // its lease measured from when the file was current.
+            let started = Instant::now();
+            let shared = Arc::clone(&self.shared);
+            let secret_path = secret_path.to_string();
+            async move {
+                let unauthorized_timeout = shared.unauthorized_timeout;
+                match tokio::task::spawn_blocking(move || shared.load(&secret_path)).await {
+                    Ok(answer) => {
+                        let lease = match &answer {
+                            Ok(Some(reply)) => Duration::from_secs(reply.lease_duration),
+                            _ => unauthorized_timeout,
+                        };
+                        Loaded::keep_until(answer, later(started, lease))
+                    }
+                    // The read panicked or the runtime is shutting down: tell the waiting
+                    // callers, and remember nothing.
+                    Err(_) => Loaded::uncached(Err(ConfidantError::Abandoned)),
+                }
+            }
+        };
         self.shared
             .cache
-            .get(
-                path.as_str(),
-                move |secret_path| shared.load(secret_path),
-                move |answer, started| match answer {
-                    Ok(Some(reply)) => later(started, Duration::from_secs(reply.lease_duration)),
-                    _ => later(started, unauthorized_timeout),
-                },
-            )
+            .get_or_load(secret_path, load)
             .await
+            .unwrap_or(Err(ConfidantError::Abandoned))
     }
 
     /// Creates or replaces a secret like [`create_secret`](SecretStore::create_secret),

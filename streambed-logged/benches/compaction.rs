@@ -1,5 +1,8 @@
 //! A topic receiving 100,000 records over 1,000 keys with `KeyBasedRetention`: its size on
-//! disk (sampled while producing and at the end), compaction time per MB, peak memory.
+//! disk (sampled every 10 records while producing, and at the end) against the bound of
+//! two thresholds plus one record per key, the files the largest sample was made of, how
+//! long compactions took from aging to commit as the samples saw them and how much the
+//! active file grew meanwhile, compaction time per MB, peak memory.
 //!
 //! `cargo bench -p streambed-logged --bench compaction`
 
@@ -26,12 +29,60 @@ fn on_disk(dir: &Path) -> u64 {
         .sum()
 }
 
-fn topic_files(dir: &Path) -> u64 {
+/// A record as the SPEC lays it out on disk (postcard, then a 4-byte CRC), to size the
+/// records compaction keeps.
+#[derive(serde::Serialize)]
+struct OnDisk {
+    version: u32,
+    headers: Vec<(String, Vec<u8>)>,
+    timestamp: Option<f64>,
+    key: u64,
+    value: Vec<u8>,
+    offset: u64,
+}
+
+fn value(i: u64) -> Vec<u8> {
+    format!("value {i:>8}").into_bytes()
+}
+
+fn encoded_size(i: u64) -> u64 {
+    let record = OnDisk {
+        version: 0,
+        headers: vec![],
+        timestamp: None,
+        key: i % KEYS,
+        value: value(i),
+        offset: i,
+    };
+    postcard::to_stdvec(&record).unwrap().len() as u64 + 4
+}
+
+/// Sizes of the topic's files: active, history, ancient history, work.
+fn topic_file_sizes(dir: &Path) -> [Option<u64>; 4] {
     ["t", "t.history", "t.ancient_history", "t.work"]
+        .map(|n| std::fs::metadata(dir.join(n)).ok().map(|m| m.len()))
+}
+
+fn topic_files(dir: &Path) -> u64 {
+    topic_file_sizes(dir).iter().flatten().sum()
+}
+
+fn show(sizes: [Option<u64>; 4]) -> String {
+    let names = ["active", "history", "ancient", "work"];
+    names
         .iter()
-        .filter_map(|n| std::fs::metadata(dir.join(n)).ok())
-        .map(|m| m.len())
-        .sum()
+        .zip(sizes)
+        .filter_map(|(n, s)| s.map(|s| format!("{n} {s}")))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// What the samples saw of one compaction: from the sample where an ancient history (or a
+/// work file) first appeared to the first where both were gone.
+struct Cycle {
+    seen_at: Instant,
+    active_at_start: u64,
+    peak: u64,
 }
 
 async fn run() {
@@ -43,6 +94,9 @@ async fn run() {
         .unwrap();
     let mut record_size = 0;
     let mut peak_topic = 0;
+    let mut peak_sizes = [None; 4];
+    let mut cycle: Option<Cycle> = None;
+    let mut cycles: Vec<(std::time::Duration, u64, u64)> = Vec::new();
     let started = Instant::now();
     for i in 0..RECORDS {
         let record = ProducerRecord {
@@ -50,7 +104,7 @@ async fn run() {
             headers: vec![],
             timestamp: None,
             key: i % KEYS,
-            value: format!("value {i:>8}").into_bytes(),
+            value: value(i),
             partition: 0,
         };
         log.produce(record).await.unwrap();
@@ -58,7 +112,33 @@ async fn run() {
             record_size = topic_files(dir.path());
         }
         if i % 10 == 0 {
-            peak_topic = peak_topic.max(topic_files(dir.path()));
+            let sizes = topic_file_sizes(dir.path());
+            let total: u64 = sizes.iter().flatten().sum();
+            if total > peak_topic {
+                peak_topic = total;
+                peak_sizes = sizes;
+            }
+            let active = sizes[0].unwrap_or(0);
+            let compacting = sizes[2].is_some() || sizes[3].is_some();
+            match (&mut cycle, compacting) {
+                (None, true) => {
+                    cycle = Some(Cycle {
+                        seen_at: Instant::now(),
+                        active_at_start: active,
+                        peak: total,
+                    })
+                }
+                (Some(c), true) => c.peak = c.peak.max(total),
+                (Some(c), false) => {
+                    cycles.push((
+                        c.seen_at.elapsed(),
+                        active.saturating_sub(c.active_at_start),
+                        c.peak,
+                    ));
+                    cycle = None;
+                }
+                (None, false) => {}
+            }
         }
     }
     let produced = started.elapsed();
@@ -73,6 +153,10 @@ async fn run() {
         stats = now;
     }
     let bound = 2 * THRESHOLD + KEYS * record_size;
+    // Later records are larger than the first (their offsets and keys take more bytes):
+    // the records compaction keeps, one per key, are the last of each key.
+    let kept: u64 = (RECORDS - KEYS..RECORDS).map(encoded_size).sum();
+    assert_eq!(record_size, encoded_size(0), "the record layout changed");
     println!(
         "{RECORDS} records over {KEYS} keys produced in {:.2} s ({:.0} records/s)",
         produced.as_secs_f64(),
@@ -86,6 +170,11 @@ async fn run() {
         bound
     );
     println!(
+        "the records kept (the last of each key) take {kept} bytes, not {}: bound with them {} bytes",
+        KEYS * record_size,
+        2 * THRESHOLD + kept
+    );
+    println!(
         "compactions: {}, passes: {}, {:.2} MB in -> {:.2} MB out, {:.1} ms in total, {:.1} ms per MB compacted",
         stats.compactions,
         stats.passes,
@@ -94,6 +183,19 @@ async fn run() {
         stats.time.as_secs_f64() * 1e3,
         stats.time.as_secs_f64() * 1e3 / (stats.bytes_in as f64 / 1e6)
     );
+    println!("peak sample made of: {}", show(peak_sizes));
+    if !cycles.is_empty() {
+        let n = cycles.len() as f64;
+        let mean_ms = cycles.iter().map(|c| c.0.as_secs_f64()).sum::<f64>() / n * 1e3;
+        let max_ms = cycles.iter().map(|c| c.0.as_secs_f64()).fold(0.0, f64::max) * 1e3;
+        let mean_growth = cycles.iter().map(|c| c.1).sum::<u64>() as f64 / n;
+        let max_growth = cycles.iter().map(|c| c.1).max().unwrap_or(0);
+        let max_peak = cycles.iter().map(|c| c.2).max().unwrap_or(0);
+        println!(
+            "compactions seen by the samples: {} lasting {mean_ms:.2} ms on average (max {max_ms:.2} ms) from aging to commit, active file growing {mean_growth:.0} bytes meanwhile (max {max_growth}); peak during one {max_peak} bytes",
+            cycles.len()
+        );
+    }
     if let (Some(hwm), Some(rss)) = (status_kib("VmHWM:"), status_kib("VmRSS:")) {
         println!("peak resident memory (VmHWM): {hwm} KiB; now {rss} KiB");
     }

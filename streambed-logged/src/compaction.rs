@@ -13,19 +13,25 @@
 //!    [`collect`](CompactionStrategy::collect)s, per key, the earliest offset to keep.
 //! 2. **Write** `<topic>.work` with the records kept (records whose key the strategy does
 //!    not return, or did not get to, are all kept; so is the last record, which keeps the
-//!    topic's end offset), then `fsync` it.
-//! 3. **Commit**: rename the work file over the ancient history (a reader now finds every
-//!    record there, and skips the older copies in the history), then rename it over the
-//!    history. Without an ancient history, the work file simply replaces the history.
+//!    topic's end offset), then `fsync` it. Once the ancient history is read, if it holds
+//!    no record to keep (the usual case: it is the previous compaction's result, and the
+//!    keys it holds came again in the history), it is deleted at once, so its space is
+//!    free while the work file grows: every record it held is superseded by one in the
+//!    history.
+//! 3. **Commit**: rename the work file over the history, then delete the ancient history
+//!    if it is still there. In between, a reader that finds the ancient history reads it,
+//!    then skips the copies of its kept records that start the new history.
 //!
 //! When the strategy reaches its key limit ([`MaxKeysReached`]`(true)`), the pass is
 //! abandoned and the keys are split in two halves by a hash, each analysed and written in a
 //! pass of its own, halving again as needed, until every key has been processed. Memory
 //! therefore stays bounded by the key limit, at the cost of more passes over the history.
 //!
-//! Every step leaves files that read correctly: a crash at any point reopens with either
-//! every record held before or the compacted result, never a loss or a repeated offset
-//! (see `recover_history` in the crate's source for how leftovers are resolved).
+//! Every step leaves files that read correctly: a crash at any point reopens with every
+//! record held before, with the compacted result, or (once an ancient history that held
+//! nothing to keep is gone) with the history it was superseded by, which the next aging
+//! compacts; never a loss of a record the compaction keeps, never a repeated offset (see
+//! `recover_history` in the crate's source for how leftovers are resolved).
 //!
 //! # Back-pressure and sizing
 //!
@@ -33,11 +39,21 @@
 //! renames. Only when the active file passes the threshold again while the previous
 //! compaction still runs does the writer stop taking records until it finishes: the
 //! compaction is then more than one threshold behind. Size the threshold so that
-//! compacting about `2 x threshold` bytes takes less time than producing one threshold
-//! does; the storage a topic needs is then about two thresholds plus one record per kept
-//! key (plus the kept records per key for [`NthKeyBasedRetention`]). Size the key limit to
-//! the number of distinct keys a topic carries so that one pass suffices; each halving
-//! costs another read and write of the history.
+//! compacting about `threshold + kept records` bytes (two reads, one write and an `fsync`)
+//! takes less time than producing one threshold does.
+//!
+//! The storage a topic takes peaks just before a commit: the aged history (one threshold),
+//! the work file (the records kept: one record per key for [`KeyBasedRetention`], the
+//! kept records per key for [`NthKeyBasedRetention`]) and the active file, which holds
+//! what was produced since the aging. While compaction keeps up that is well under two
+//! thresholds plus the kept records; when it falls behind, the active file reaches the
+//! threshold and the peak is two thresholds plus the kept records (each file passes the
+//! threshold by at most the last write batch). An ancient history that still holds
+//! records to keep (a topic with more keys than one threshold of records carries) stays
+//! until the commit and adds its size.
+//!
+//! Size the key limit to the number of distinct keys a topic carries so that one pass
+//! suffices; each halving costs another read and write of the history.
 
 use std::{
     collections::{hash_map::Entry, HashMap, VecDeque},
@@ -553,13 +569,23 @@ async fn blocking<T: Send + 'static>(
         .unwrap_or_else(|e| Err(io::Error::other(e.to_string())))
 }
 
-/// Reads every record of the aged files, in order.
+/// What [`for_each_aged`] hands over.
+enum Aged<'a> {
+    /// The next record, decoded and as stored.
+    Record(ConsumerRecord, &'a [u8]),
+    /// Every record of the ancient history has been handed over; `last` is its last offset.
+    EndOfAncientHistory { last: Option<Offset> },
+}
+
+/// Reads every record of the aged files in order, each offset once: after an interrupted
+/// commit the history can repeat records of the ancient history, which readers skip too.
 fn for_each_aged(
     shared: &TopicShared,
     config: Config,
-    mut f: impl FnMut(ConsumerRecord, &[u8]) -> bool,
+    mut f: impl FnMut(Aged<'_>) -> bool,
 ) -> io::Result<bool> {
     let inputs = files::open_sequence(&shared.paths)?;
+    let mut last: Option<Offset> = None;
     for input in inputs.iter().filter(|f| f.kind != FileKind::Active) {
         let mut go_on = true;
         let scan = files::scan(
@@ -568,8 +594,9 @@ fn for_each_aged(
             config.read_buffer_size,
             config.max_record_size,
             |view, _, raw| {
-                if go_on {
-                    go_on = f(view.to_consumer_record(&shared.topic), raw);
+                if go_on && last < Some(view.offset) {
+                    last = Some(view.offset);
+                    go_on = f(Aged::Record(view.to_consumer_record(&shared.topic), raw));
                 }
             },
         )?;
@@ -582,6 +609,9 @@ fn for_each_aged(
                     input.kind, scan.end
                 ),
             ));
+        }
+        if go_on && input.kind == FileKind::AncientHistory {
+            go_on = f(Aged::EndOfAncientHistory { last });
         }
         if !go_on {
             return Ok(false);
@@ -600,15 +630,22 @@ fn analyse<CS: CompactionStrategy>(
     parts: u64,
     class: u64,
 ) -> io::Result<Analysis<CS>> {
-    let complete = for_each_aged(shared, config, |record, _| {
-        match CS::key(&mut key_state, &record) {
+    let complete = for_each_aged(shared, config, |aged| match aged {
+        Aged::Record(record, _) => match CS::key(&mut key_state, &record) {
             Some(key) if class_of(key, parts) == class => !CS::reduce(&mut state, key, record).0,
             _ => true,
-        }
+        },
+        Aged::EndOfAncientHistory { .. } => true,
     })?;
     Ok((key_state, complete.then(|| CS::collect(state))))
 }
 
+/// Writes the records `map` keeps to the work file and makes it the history.
+///
+/// The ancient history goes as soon as it is known to hold nothing to keep (a compaction
+/// that follows an earlier one usually finds every record of it superseded), so that it
+/// does not take space while the work file is written. Otherwise it goes after the commit.
+/// Every state in between reads correctly and is resolved by `files::recover_history`.
 fn rewrite<CS: CompactionStrategy>(
     shared: &TopicShared,
     config: Config,
@@ -618,10 +655,16 @@ fn rewrite<CS: CompactionStrategy>(
     class: u64,
 ) -> io::Result<CS::KS> {
     let paths = &shared.paths;
-    let has_ancient = paths.ancient_history.exists();
-    if !has_ancient && !paths.history.exists() {
+    if !paths.ancient_history.exists() && !paths.history.exists() {
         return Ok(key_state);
     }
+    // The ancient history may only go early if the history holds records after it: the
+    // last record of the topic must stay somewhere.
+    let history_first = match File::open(&paths.history) {
+        Ok(history) => files::first_offset(&history, config.max_record_size)?,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e),
+    };
     let mut work = BufWriter::with_capacity(
         config.compaction_write_buffer_size,
         File::create(&paths.work)?,
@@ -630,41 +673,59 @@ fn rewrite<CS: CompactionStrategy>(
     // is written only once the next one shows it was not the last.
     let mut held: Vec<u8> = Vec::new();
     let mut held_keep = false;
-    let mut write_error = None;
-    for_each_aged(shared, config, |record, raw| {
-        if held_keep {
-            if let Err(e) = work.write_all(&held) {
-                write_error = Some(e);
-                return false;
+    let mut written = 0u64;
+    let mut failure = None;
+    for_each_aged(shared, config, |aged| match aged {
+        Aged::Record(record, raw) => {
+            if held_keep {
+                if let Err(e) = work.write_all(&held) {
+                    failure = Some(e);
+                    return false;
+                }
+                written += 1;
             }
+            held_keep = match CS::key(&mut key_state, &record) {
+                Some(key) if class_of(key, parts) == class => match map.get(&key) {
+                    Some(earliest) => record.offset >= *earliest,
+                    None => true,
+                },
+                _ => true,
+            };
+            held.clear();
+            held.extend_from_slice(raw);
+            true
         }
-        held_keep = match CS::key(&mut key_state, &record) {
-            Some(key) if class_of(key, parts) == class => match map.get(&key) {
-                Some(earliest) => record.offset >= *earliest,
-                None => true,
-            },
-            _ => true,
-        };
-        held.clear();
-        held.extend_from_slice(raw);
-        true
+        Aged::EndOfAncientHistory { last } => {
+            let nothing_kept = written == 0 && !held_keep;
+            if nothing_kept && last.is_some() && history_first > last {
+                // Every record of it is superseded by one in the history: reading the
+                // history alone now gives the compacted ancient history. A crash from
+                // here on leaves the history and an unfinished work file.
+                if let Err(e) = fs::remove_file(&paths.ancient_history) {
+                    failure = Some(e);
+                    return false;
+                }
+                held.clear();
+            }
+            true
+        }
     })?;
-    if let Some(e) = write_error {
+    if let Some(e) = failure {
         return Err(e);
     }
     work.write_all(&held)?;
     let work = work.into_inner().map_err(|e| e.into_error())?;
     work.sync_all()?;
     drop(work);
-    if has_ancient {
-        // Readers now find every record in the ancient history and skip the history's
-        // older copies; recovery recognises this state by the overlap.
-        fs::rename(&paths.work, &paths.ancient_history)?;
-        files::sync_dir(&paths.root)?;
-        fs::rename(&paths.ancient_history, &paths.history)?;
-    } else {
-        fs::rename(&paths.work, &paths.history)?;
-    }
+    // One rename commits: readers that still find the ancient history read it, then skip
+    // the copies of its kept records at the start of the new history.
+    fs::rename(&paths.work, &paths.history)?;
     files::sync_dir(&paths.root)?;
+    // Covered by the history now (recovery removes it too, should this not last).
+    match fs::remove_file(&paths.ancient_history) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
     Ok(key_state)
 }

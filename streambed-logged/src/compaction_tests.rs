@@ -367,15 +367,23 @@ async fn a_compaction_interrupted_at_any_step_reopens_without_loss_or_duplicates
     enum StopAfter {
         Aged,
         WorkPartlyWritten,
+        /// The ancient history held nothing to keep and went before the work file was done.
+        AncientRetired,
         WorkComplete,
+        /// As earlier versions committed: the work file replaced the ancient history first.
         RenamedOverAncient,
+        /// The work file replaced the history; the ancient history has not gone yet (or its
+        /// early removal did not reach the disk before a power loss).
+        RenamedOverHistory,
         Done,
     }
     for stop in [
         StopAfter::Aged,
         StopAfter::WorkPartlyWritten,
+        StopAfter::AncientRetired,
         StopAfter::WorkComplete,
         StopAfter::RenamedOverAncient,
+        StopAfter::RenamedOverHistory,
         StopAfter::Done,
     ] {
         let dir = tempfile::tempdir().unwrap();
@@ -425,7 +433,12 @@ async fn a_compaction_interrupted_at_any_step_reopens_without_loss_or_duplicates
             StopAfter::WorkPartlyWritten => {
                 fs::write(&paths.work, &compacted[..compacted.len() / 2]).unwrap()
             }
+            StopAfter::AncientRetired => {
+                fs::remove_file(&paths.ancient_history).unwrap();
+                fs::write(&paths.work, &compacted[..compacted.len() / 2]).unwrap()
+            }
             StopAfter::WorkComplete => fs::write(&paths.work, &compacted).unwrap(),
+            StopAfter::RenamedOverHistory => fs::write(&paths.history, &compacted).unwrap(),
             StopAfter::RenamedOverAncient => fs::write(&paths.ancient_history, &compacted).unwrap(),
             StopAfter::Done => {
                 fs::write(&paths.history, &compacted).unwrap();
@@ -437,6 +450,9 @@ async fn a_compaction_interrupted_at_any_step_reopens_without_loss_or_duplicates
         let offsets: Vec<u64> = read_all(&log, "t").await.iter().map(|r| r.offset).collect();
         let expected: Vec<u64> = match stop {
             StopAfter::RenamedOverAncient | StopAfter::Done => (76..80).collect(),
+            // Every record of the ancient history is superseded by one in the history.
+            StopAfter::AncientRetired => (40..80).collect(),
+            StopAfter::RenamedOverHistory => all.iter().copied().chain(76..80).collect(),
             _ => all.iter().copied().chain(40..80).collect(),
         };
         assert_eq!(offsets, expected, "reading after {stop:?}");
@@ -460,11 +476,166 @@ async fn a_compaction_interrupted_at_any_step_reopens_without_loss_or_duplicates
         compaction_idle(&log, "t").await;
         assert!(!paths.ancient_history.exists(), "{stop:?}");
         let offsets: Vec<u64> = read_all(&log, "t").await.iter().map(|r| r.offset).collect();
+        // Without an ancient history nothing is due: the history left by a retired one is
+        // compacted with the next aging.
+        let first = match stop {
+            StopAfter::AncientRetired => 40,
+            _ => 76,
+        };
         assert!(
-            offsets.ends_with(&[80]) && offsets.starts_with(&[76]),
+            offsets.ends_with(&[80]) && offsets.starts_with(&[first]),
             "{stop:?}: {offsets:?}"
         );
     }
+}
+
+fn encoded(records: &[(u64, u64)]) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    for (offset, key) in records {
+        crate::record::encode(&mut bytes, &[], None, *key, &offset.to_le_bytes(), *offset);
+    }
+    bytes
+}
+
+/// An ancient history with a record to keep (key 100) beside the history that replaced
+/// it, which starts with that record: the state a commit leaves until the ancient history
+/// is removed.
+fn committed_over_an_ancient_history_that_kept_a_record(dir: &std::path::Path) {
+    let ancient: Vec<(u64, u64)> = (0..10)
+        .map(|o| (o, if o == 5 { 100 } else { o % 3 }))
+        .collect();
+    fs::write(dir.join("t.ancient_history"), encoded(&ancient)).unwrap();
+    let compacted = [(5, 100), (17, 2), (18, 0), (19, 1)];
+    fs::write(dir.join("t.history"), encoded(&compacted)).unwrap();
+}
+
+#[tokio::test]
+async fn a_history_committed_beside_the_ancient_history_reads_each_offset_once() {
+    let dir = tempfile::tempdir().unwrap();
+    committed_over_an_ancient_history_that_kept_a_record(dir.path());
+    let log = FileLog::new(dir.path());
+    let offsets: Vec<u64> = read_all(&log, "t").await.iter().map(|r| r.offset).collect();
+    assert_eq!(offsets, (0..10).chain(17..20).collect::<Vec<_>>());
+    // The writer's recovery removes the ancient history the history covers.
+    assert_eq!(log.produce(record("t", 1, 20)).await.unwrap().offset, 20);
+    assert!(!dir.path().join("t.ancient_history").exists());
+    let offsets: Vec<u64> = read_all(&log, "t").await.iter().map(|r| r.offset).collect();
+    assert_eq!(offsets, vec![5, 17, 18, 19, 20]);
+}
+
+#[tokio::test]
+async fn compacting_a_history_committed_beside_the_ancient_history_repeats_no_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    committed_over_an_ancient_history_that_kept_a_record(dir.path());
+    let log = FileLog::new(dir.path());
+    let shared = log.inner.topic(&Topic::from("t")).unwrap();
+    // Keeping the last two of each key counts every record once, not its copy as well.
+    crate::compaction::compact(&shared, log.inner.config, &NthKeyBasedRetention::new(10, 2))
+        .await
+        .unwrap();
+    assert!(!shared.paths.ancient_history.exists());
+    let records = read_all(&log, "t").await;
+    let offsets: Vec<u64> = records.iter().map(|r| r.offset).collect();
+    // Key 100: 5; key 0: 9 (in the ancient history) and 18; key 1: 7 and 19; key 2: 8, 17.
+    assert_eq!(offsets, vec![5, 7, 8, 9, 17, 18, 19]);
+    let mut on_disk = Vec::new();
+    files::scan(
+        &fs::File::open(&shared.paths.history).unwrap(),
+        0,
+        4096,
+        16384,
+        |view, _, _| on_disk.push(view.offset),
+    )
+    .unwrap();
+    assert_eq!(on_disk, offsets);
+}
+
+/// Key-based retention that notes, each time it derives a key, whether the ancient
+/// history is still there.
+struct Watching {
+    ancient_history: std::path::PathBuf,
+    seen: Arc<std::sync::Mutex<Vec<(u64, bool)>>>,
+}
+
+type WatchingKeyState = (std::path::PathBuf, Arc<std::sync::Mutex<Vec<(u64, bool)>>>);
+
+#[async_trait]
+impl CompactionStrategy for Watching {
+    type S = KeyBasedRetentionState;
+    type KS = WatchingKeyState;
+
+    fn key_init(&self) -> Self::KS {
+        (self.ancient_history.clone(), self.seen.clone())
+    }
+
+    fn key(key_state: &mut Self::KS, r: &ConsumerRecord) -> Option<Key> {
+        let present = key_state.0.exists();
+        key_state.1.lock().unwrap().push((r.offset, present));
+        Some(r.key)
+    }
+
+    async fn init(&self) -> Self::S {
+        KeyBasedRetention::new(100).init().await
+    }
+
+    fn reduce(state: &mut Self::S, key: Key, record: ConsumerRecord) -> MaxKeysReached {
+        KeyBasedRetention::reduce(state, key, record)
+    }
+
+    fn collect(state: Self::S) -> CompactionMap {
+        KeyBasedRetention::collect(state)
+    }
+}
+
+/// Compacts an ancient history of offsets 0..10 (key 100 at `unique`, else `offset % 3`)
+/// and a history of 10..20 (`offset % 3`); answers, per offset the rewrite took in,
+/// whether the ancient history was still there.
+async fn ancient_history_presence_while_rewriting(unique: Option<u64>) -> Vec<(u64, bool)> {
+    let dir = tempfile::tempdir().unwrap();
+    let ancient: Vec<(u64, u64)> = (0..10)
+        .map(|o| (o, if Some(o) == unique { 100 } else { o % 3 }))
+        .collect();
+    fs::write(dir.path().join("t.ancient_history"), encoded(&ancient)).unwrap();
+    let history: Vec<(u64, u64)> = (10..20).map(|o| (o, o % 3)).collect();
+    fs::write(dir.path().join("t.history"), encoded(&history)).unwrap();
+    let log = FileLog::new(dir.path());
+    let shared = log.inner.topic(&Topic::from("t")).unwrap();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let strategy = Watching {
+        ancient_history: shared.paths.ancient_history.clone(),
+        seen: seen.clone(),
+    };
+    crate::compaction::compact(&shared, log.inner.config, &strategy)
+        .await
+        .unwrap();
+    assert!(!shared.paths.ancient_history.exists());
+    let offsets: Vec<u64> = read_all(&log, "t").await.iter().map(|r| r.offset).collect();
+    let mut expected: Vec<u64> = unique.into_iter().collect();
+    expected.extend([17, 18, 19]);
+    assert_eq!(offsets, expected);
+    let seen = seen.lock().unwrap().clone();
+    // The analysis took in the 20 records first, then the rewrite did.
+    assert_eq!(seen.len(), 40, "{seen:?}");
+    seen[20..].to_vec()
+}
+
+#[tokio::test]
+async fn an_ancient_history_holding_nothing_to_keep_goes_before_the_history_is_rewritten() {
+    let rewrite = ancient_history_presence_while_rewriting(None).await;
+    assert!(
+        rewrite[..10].iter().all(|(_, present)| *present),
+        "{rewrite:?}"
+    );
+    assert!(
+        rewrite[10..].iter().all(|(_, present)| !present),
+        "{rewrite:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_ancient_history_holding_a_record_to_keep_stays_until_the_commit() {
+    let rewrite = ancient_history_presence_while_rewriting(Some(4)).await;
+    assert!(rewrite.iter().all(|(_, present)| *present), "{rewrite:?}");
 }
 
 /// A strategy that cannot start analysing until the test lets it.

@@ -249,8 +249,12 @@ pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
 /// * a work file is unfinished or unused: it goes, and the compaction runs again;
 /// * an ancient history beside a history that starts after it: aged, not yet compacted;
 ///   both stay and read in order, and the compaction runs again;
-/// * an ancient history that reaches into the history: it is the compacted result (a
-///   compaction always keeps the last record of its input), and replaces the history.
+/// * a history that starts inside the ancient history but ends after it: the history is
+///   the compacted result, which begins with what the ancient history kept; the ancient
+///   history goes;
+/// * an ancient history that reaches the end of the history: it is the compacted result
+///   (a compaction always keeps the last record of its input) as earlier versions
+///   committed it, and replaces the history.
 pub(crate) fn recover_history(paths: &TopicPaths, buf_size: usize, limit: usize) -> io::Result<()> {
     let mut changed = false;
     match fs::remove_file(&paths.work) {
@@ -267,9 +271,16 @@ pub(crate) fn recover_history(paths: &TopicPaths, buf_size: usize, limit: usize)
             file: ancient,
         };
         let ancient_last = last_offset(paths, &ancient, buf_size, limit)?;
-        let history_first = match open_existing(&paths.history)? {
-            Some(history) => first_offset(&history, limit)?,
-            None => None,
+        let history = open_existing(&paths.history)?.map(|file| OpenFile {
+            kind: FileKind::History,
+            file,
+        });
+        let (history_first, history_last) = match &history {
+            Some(history) => (
+                first_offset(&history.file, limit)?,
+                last_offset(paths, history, buf_size, limit)?,
+            ),
+            None => (None, None),
         };
         match (ancient_last, history_first) {
             (None, _) => {
@@ -281,6 +292,15 @@ pub(crate) fn recover_history(paths: &TopicPaths, buf_size: usize, limit: usize)
                     "Topic files {:?}: aged, compaction pending",
                     paths.ancient_history
                 );
+            }
+            (Some(a), Some(_)) if history_last > Some(a) => {
+                info!(
+                    "Topic files {:?}: removing the ancient history a committed compaction \
+                     replaced",
+                    paths.ancient_history
+                );
+                fs::remove_file(&paths.ancient_history)?;
+                changed = true;
             }
             _ => {
                 info!(

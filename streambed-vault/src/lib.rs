@@ -33,7 +33,6 @@
 #![warn(missing_docs)]
 
 pub mod args;
-mod cache;
 mod call;
 mod error;
 mod store;

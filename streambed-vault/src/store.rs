@@ -11,12 +11,15 @@ use log::debug;
 use reqwest::{Certificate, Client, RequestBuilder, Url};
 use serde::de::DeserializeOwned;
 use serde_json::json;
-use streambed::secret_store::{
-    AppRoleAuthReply, AuthToken, Error, GetSecretReply, SecretData, SecretStore, UserPassAuthReply,
+use streambed::{
+    secret_cache::{Loaded, SecretCache},
+    secret_store::{
+        AppRoleAuthReply, AuthToken, Error, GetSecretReply, SecretData, SecretStore,
+        UserPassAuthReply,
+    },
 };
 
 use crate::{
-    cache::Cache,
     call::{secret_ttl, Calls, Counted, Reply, UNAUTHORIZED},
     VaultError,
 };
@@ -44,14 +47,14 @@ struct Token {
 /// What one authentication holds: its token and the secrets read with it.
 struct Session {
     token: RwLock<Option<Token>>,
-    cache: Arc<Cache<SecretRead>>,
+    cache: Arc<SecretCache<SecretRead>>,
 }
 
 impl Session {
     fn new(max_secrets_cached: usize) -> Self {
         Self {
             token: RwLock::new(None),
-            cache: Arc::new(Cache::new(max_secrets_cached)),
+            cache: Arc::new(SecretCache::new(max_secrets_cached)),
         }
     }
 
@@ -481,17 +484,25 @@ impl VaultSecretStore {
                 .url(&["v1", "secret", "data"], "secret path", secret_path, true)?;
         let config = &self.config;
         let session = &self.session;
-        session
-            .cache
-            .get_or_load(secret_path, || {
-                load_secret(
+        loop {
+            let load = || {
+                let loading = load_secret(
                     Arc::clone(config),
                     Arc::clone(session),
                     url.clone(),
                     secret_path.to_string(),
-                )
-            })
-            .await
+                );
+                async move {
+                    let (read, ttl) = loading.await;
+                    Loaded::keep_for(read, ttl)
+                }
+            };
+            if let Ok(read) = session.cache.get_or_load(secret_path, load).await {
+                return read;
+            }
+            // The load task was dropped before finishing (its runtime is shutting down):
+            // try again, which starts a new load if this runtime still runs.
+        }
     }
 
     /// [`SecretStore::create_secret`] with the reason of a failure.

@@ -10,6 +10,8 @@
 //! Besides the traits, this crate holds:
 //! - [`crypto`]: AES-128-CTR, HMAC-SHA256 and salted SHA-512 in the forms streambed files use;
 //! - [`delayer`]: exponential back-off for retries;
+//! - [`secret_cache`]: the bounded, expiring, single-flight cache that secret store
+//!   implementations keep their answers in;
 //! - helpers to encrypt and decrypt values with keys kept in a secret store
 //!   ([`encrypt_struct`], [`decrypt_buf`] and their `_with_secret` forms);
 //! - [`reauthenticate_secret_store`], which keeps a service's secret store token fresh;
@@ -38,6 +40,7 @@ mod base64_bytes;
 pub mod commit_log;
 pub mod crypto;
 pub mod delayer;
+pub mod secret_cache;
 pub mod secret_store;
 
 use std::{

@@ -2,15 +2,16 @@
 //!
 //! Entries live in a slab (a `Vec` whose freed slots are reused) linked into a recency
 //! list by index, so lookups, touches, inserts and evictions are O(1) and the map never
-//! allocates beyond its capacity once warm.
+//! allocates beyond its capacity once warm. Keys are shared `Arc<str>`s so that the key a
+//! load was registered under is stored without copying it again.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
 /// Marks the absence of a neighbour in the recency list.
 const NIL: usize = usize::MAX;
 
 struct Node<V> {
-    key: String,
+    key: Arc<str>,
     value: V,
     /// Towards the most recently used end.
     newer: usize,
@@ -19,8 +20,8 @@ struct Node<V> {
 }
 
 /// An LRU map from strings to values with a fixed capacity. A capacity of 0 stores nothing.
-pub(crate) struct Lru<V> {
-    index: HashMap<String, usize>,
+pub(super) struct Lru<V> {
+    index: HashMap<Arc<str>, usize>,
     slots: Vec<Option<Node<V>>>,
     free: Vec<usize>,
     newest: usize,
@@ -29,7 +30,7 @@ pub(crate) struct Lru<V> {
 }
 
 impl<V> Lru<V> {
-    pub(crate) fn new(capacity: usize) -> Self {
+    pub(super) fn new(capacity: usize) -> Self {
         Self {
             index: HashMap::new(),
             slots: Vec::new(),
@@ -40,12 +41,16 @@ impl<V> Lru<V> {
         }
     }
 
-    pub(crate) fn len(&self) -> usize {
+    pub(super) fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    pub(super) fn len(&self) -> usize {
         self.index.len()
     }
 
     /// Returns the value of a key and marks it most recently used.
-    pub(crate) fn get(&mut self, key: &str) -> Option<&V> {
+    pub(super) fn get(&mut self, key: &str) -> Option<&V> {
         let slot = *self.index.get(key)?;
         self.unlink(slot);
         self.link_newest(slot);
@@ -54,11 +59,11 @@ impl<V> Lru<V> {
 
     /// Inserts or replaces a value, making it the most recently used and evicting the
     /// least recently used entry when the map would grow past its capacity.
-    pub(crate) fn insert(&mut self, key: String, value: V) {
+    pub(super) fn insert(&mut self, key: Arc<str>, value: V) {
         if self.capacity == 0 {
             return;
         }
-        if let Some(&slot) = self.index.get(key.as_str()) {
+        if let Some(&slot) = self.index.get(&key) {
             if let Some(node) = self.slots[slot].as_mut() {
                 node.value = value;
             }
@@ -73,7 +78,7 @@ impl<V> Lru<V> {
             }
         }
         let node = Node {
-            key: key.clone(),
+            key: Arc::clone(&key),
             value,
             newer: NIL,
             older: NIL,
@@ -93,9 +98,21 @@ impl<V> Lru<V> {
     }
 
     /// Removes a key, returning its value.
-    pub(crate) fn remove(&mut self, key: &str) -> Option<V> {
+    pub(super) fn remove(&mut self, key: &str) -> Option<V> {
         let slot = self.index.remove(key)?;
         self.take(slot).map(|node| node.value)
+    }
+
+    /// Removes everything, keeping the allocated slots for reuse.
+    pub(super) fn clear(&mut self) {
+        self.index.clear();
+        self.free.clear();
+        for (slot, node) in self.slots.iter_mut().enumerate() {
+            *node = None;
+            self.free.push(slot);
+        }
+        self.newest = NIL;
+        self.oldest = NIL;
     }
 
     /// Unlinks a slot and frees it.
@@ -147,13 +164,17 @@ impl<V> Lru<V> {
 mod tests {
     use super::*;
 
+    fn key(name: &str) -> Arc<str> {
+        Arc::from(name)
+    }
+
     #[test]
     fn evicts_the_least_recently_used_entry_when_full() {
         let mut lru = Lru::new(2);
-        lru.insert("a".to_string(), 1);
-        lru.insert("b".to_string(), 2);
+        lru.insert(key("a"), 1);
+        lru.insert(key("b"), 2);
         assert_eq!(lru.get("a"), Some(&1)); // "b" is now the oldest
-        lru.insert("c".to_string(), 3);
+        lru.insert(key("c"), 3);
         assert_eq!(lru.len(), 2);
         assert_eq!(lru.get("b"), None);
         assert_eq!(lru.get("a"), Some(&1));
@@ -163,10 +184,10 @@ mod tests {
     #[test]
     fn replacing_a_value_keeps_one_entry_and_refreshes_it() {
         let mut lru = Lru::new(2);
-        lru.insert("a".to_string(), 1);
-        lru.insert("b".to_string(), 2);
-        lru.insert("a".to_string(), 10);
-        lru.insert("c".to_string(), 3);
+        lru.insert(key("a"), 1);
+        lru.insert(key("b"), 2);
+        lru.insert(key("a"), 10);
+        lru.insert(key("c"), 3);
         assert_eq!(lru.len(), 2);
         assert_eq!(lru.get("a"), Some(&10));
         assert_eq!(lru.get("b"), None);
@@ -175,14 +196,14 @@ mod tests {
     #[test]
     fn removed_slots_are_reused_and_order_survives() {
         let mut lru = Lru::new(3);
-        for (i, key) in ["a", "b", "c"].into_iter().enumerate() {
-            lru.insert(key.to_string(), i);
+        for (i, name) in ["a", "b", "c"].into_iter().enumerate() {
+            lru.insert(key(name), i);
         }
         assert_eq!(lru.remove("b"), Some(1));
         assert_eq!(lru.remove("b"), None);
-        lru.insert("d".to_string(), 3);
+        lru.insert(key("d"), 3);
         assert_eq!(lru.slots.len(), 3);
-        lru.insert("e".to_string(), 4); // evicts "a", the oldest
+        lru.insert(key("e"), 4); // evicts "a", the oldest
         assert_eq!(lru.get("a"), None);
         assert_eq!(lru.get("c"), Some(&2));
         assert_eq!(lru.get("d"), Some(&3));
@@ -190,9 +211,26 @@ mod tests {
     }
 
     #[test]
+    fn clear_empties_the_map_and_reuses_its_slots() {
+        let mut lru = Lru::new(2);
+        lru.insert(key("a"), 1);
+        lru.insert(key("b"), 2);
+        lru.clear();
+        assert_eq!(lru.len(), 0);
+        assert_eq!(lru.get("a"), None);
+        lru.insert(key("c"), 3);
+        lru.insert(key("d"), 4);
+        lru.insert(key("e"), 5); // evicts "c"
+        assert_eq!(lru.slots.len(), 2);
+        assert_eq!(lru.get("c"), None);
+        assert_eq!(lru.get("d"), Some(&4));
+        assert_eq!(lru.get("e"), Some(&5));
+    }
+
+    #[test]
     fn capacity_zero_stores_nothing() {
         let mut lru = Lru::new(0);
-        lru.insert("a".to_string(), 1);
+        lru.insert(key("a"), 1);
         assert_eq!(lru.len(), 0);
         assert_eq!(lru.get("a"), None);
     }
@@ -205,30 +243,30 @@ mod tests {
         let mut seed = 12345u32;
         for step in 0..5000u32 {
             seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
-            let key = format!("k{}", (seed >> 16) % 9);
+            let name = format!("k{}", (seed >> 16) % 9);
             match (seed >> 8) % 3 {
                 0 => {
-                    lru.insert(key.clone(), step);
-                    model.retain(|(k, _)| *k != key);
+                    lru.insert(key(&name), step);
+                    model.retain(|(k, _)| *k != name);
                     if model.len() == 5 {
                         model.remove(0);
                     }
-                    model.push((key, step));
+                    model.push((name, step));
                 }
                 1 => {
-                    let expected = model.iter().position(|(k, _)| *k == key).map(|i| {
+                    let expected = model.iter().position(|(k, _)| *k == name).map(|i| {
                         let entry = model.remove(i);
                         model.push(entry.clone());
                         entry.1
                     });
-                    assert_eq!(lru.get(&key).copied(), expected);
+                    assert_eq!(lru.get(&name).copied(), expected);
                 }
                 _ => {
                     let expected = model
                         .iter()
-                        .position(|(k, _)| *k == key)
+                        .position(|(k, _)| *k == name)
                         .map(|i| model.remove(i).1);
-                    assert_eq!(lru.remove(&key), expected);
+                    assert_eq!(lru.remove(&name), expected);
                 }
             }
             assert_eq!(lru.len(), model.len());
