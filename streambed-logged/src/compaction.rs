@@ -700,8 +700,15 @@ fn rewrite<CS: CompactionStrategy>(
             if nothing_kept && last.is_some() && history_first > last {
                 // Every record of it is superseded by one in the history: reading the
                 // history alone now gives the compacted ancient history. A crash from
-                // here on leaves the history and an unfinished work file.
-                if let Err(e) = fs::remove_file(&paths.ancient_history) {
+                // here on leaves the history and an unfinished work file. The history is
+                // the aged active file, which buffered mode never synced: make it durable
+                // first, or a power loss could keep the deletion and lose the records
+                // that superseded the deleted ones.
+                let removed = File::open(&paths.history)
+                    .and_then(|history| history.sync_all())
+                    .and_then(|()| files::sync_dir(&paths.root))
+                    .and_then(|()| fs::remove_file(&paths.ancient_history));
+                if let Err(e) = removed {
                     failure = Some(e);
                     return false;
                 }

@@ -524,6 +524,28 @@ async fn a_history_committed_beside_the_ancient_history_reads_each_offset_once()
 }
 
 #[tokio::test]
+async fn a_committed_history_starting_with_a_large_record_is_not_replaced_on_recovery() {
+    // The kept record at the start of the new history is larger than any fixed read
+    // buffer: recovery must still see where the history starts and keep it.
+    let dir = tempfile::tempdir().unwrap();
+    let big = vec![7u8; 100 * 1024];
+    let mut ancient = Vec::new();
+    crate::record::encode(&mut ancient, &[], None, 100, &big, 5);
+    crate::record::encode(&mut ancient, &[], None, 1, b"old", 6);
+    fs::write(dir.path().join("t.ancient_history"), &ancient).unwrap();
+    let mut history = Vec::new();
+    crate::record::encode(&mut history, &[], None, 100, &big, 5);
+    crate::record::encode(&mut history, &[], None, 1, b"new", 9);
+    fs::write(dir.path().join("t.history"), &history).unwrap();
+
+    let log = FileLog::with_config(dir.path(), 1024 * 1024, 8192, 8192, 8192, 256 * 1024);
+    assert_eq!(log.produce(record("t", 2, 10)).await.unwrap().offset, 10);
+    assert!(!dir.path().join("t.ancient_history").exists());
+    let offsets: Vec<u64> = read_all(&log, "t").await.iter().map(|r| r.offset).collect();
+    assert_eq!(offsets, vec![5, 9, 10]);
+}
+
+#[tokio::test]
 async fn compacting_a_history_committed_beside_the_ancient_history_repeats_no_offset() {
     let dir = tempfile::tempdir().unwrap();
     committed_over_an_ancient_history_that_kept_a_record(dir.path());

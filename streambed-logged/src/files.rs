@@ -165,7 +165,10 @@ pub(crate) fn scan(
 
 /// The offset of the first record of a file.
 pub(crate) fn first_offset(file: &File, limit: usize) -> io::Result<Option<Offset>> {
-    let mut buf = vec![0u8; limit.min(64 * 1024)];
+    // Room for the largest record allowed, so a large first record is never mistaken for
+    // a damaged one (recovery decides what to keep from this).
+    let len = usize::try_from(file.metadata()?.len()).unwrap_or(usize::MAX);
+    let mut buf = vec![0u8; len.min(limit)];
     let n = read_at(file, &mut buf, 0)?;
     Ok(match decode(&buf[..n], limit) {
         Decoded::Record(view, _) => Some(view.offset),
@@ -302,13 +305,23 @@ pub(crate) fn recover_history(paths: &TopicPaths, buf_size: usize, limit: usize)
                 fs::remove_file(&paths.ancient_history)?;
                 changed = true;
             }
-            _ => {
+            (Some(a), _) if history_last.is_none_or(|h| h <= a) => {
                 info!(
                     "Topic files {:?}: completing a committed compaction",
                     paths.history
                 );
                 fs::rename(&paths.ancient_history, &paths.history)?;
                 changed = true;
+            }
+            _ => {
+                // The history holds records beyond the ancient history but its start
+                // cannot be read: keep both rather than guess. Readers skip offsets they
+                // have already seen, so nothing is read twice.
+                warn!(
+                    "Topic files {:?}: cannot read the start of the history; keeping it and \
+                     the ancient history",
+                    paths.history
+                );
             }
         }
     }

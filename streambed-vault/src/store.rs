@@ -484,7 +484,10 @@ impl VaultSecretStore {
                 .url(&["v1", "secret", "data"], "secret path", secret_path, true)?;
         let config = &self.config;
         let session = &self.session;
-        loop {
+        // One retry: a load can be abandoned once by a runtime shutting down or a restart
+        // racing it; a load that is abandoned again (it panics, or no runtime can run it)
+        // would be abandoned forever, so that is reported instead of retried.
+        for _ in 0..2 {
             let load = || {
                 let loading = load_secret(
                     Arc::clone(config),
@@ -500,9 +503,10 @@ impl VaultSecretStore {
             if let Ok(read) = session.cache.get_or_load(secret_path, load).await {
                 return read;
             }
-            // The load task was dropped before finishing (its runtime is shutting down):
-            // try again, which starts a new load if this runtime still runs.
         }
+        Err(VaultError::Unavailable(format!(
+            "the read of {secret_path} was abandoned before it finished"
+        )))
     }
 
     /// [`SecretStore::create_secret`] with the reason of a failure.
@@ -522,6 +526,12 @@ impl VaultSecretStore {
         };
         let body = json!({ "data": secret_data.data });
         let client = &self.config.calls.client;
+        // Whatever happens, even if this future is dropped while the request is under way
+        // (the server may have applied it), what was cached for this path may be stale.
+        let _invalidate = InvalidateOnDrop {
+            cache: &self.session.cache,
+            key: secret_path,
+        };
         let reply = self
             .config
             .calls
@@ -530,8 +540,6 @@ impl VaultSecretStore {
                     .with_token(client.post(url.clone()).json(&body))
             })
             .await;
-        // Whatever happened, what was cached for this path may now be stale.
-        self.session.cache.invalidate(secret_path);
         let reply = reply?;
         if reply.is_denied() {
             counted.count(UNAUTHORIZED);
@@ -775,5 +783,18 @@ impl SecretStore for VaultSecretStore {
                 debug!("Cannot create or update user {username}: {error}");
                 error.into()
             })
+    }
+}
+
+/// Invalidates a cached secret when dropped: after a write, however the writing future
+/// ends.
+struct InvalidateOnDrop<'a> {
+    cache: &'a SecretCache<SecretRead>,
+    key: &'a str,
+}
+
+impl Drop for InvalidateOnDrop<'_> {
+    fn drop(&mut self) {
+        self.cache.invalidate(self.key);
     }
 }

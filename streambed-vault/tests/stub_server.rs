@@ -518,3 +518,53 @@ async fn tls_with_an_untrusted_certificate_is_refused() {
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn a_write_cancelled_in_flight_still_invalidates_the_cached_read() {
+    let version = Arc::new(AtomicUsize::new(1));
+    let server_version = version.clone();
+    let server = server::http(move |request: Request| {
+        let version = server_version.clone();
+        async move {
+            let path = request.uri().path().to_string();
+            match (request.method(), path.as_str()) {
+                (&Method::POST, "/v1/auth/approle/login") => login_reply(),
+                (&Method::GET, "/v1/secret/data/default/k") => {
+                    secret_reply(&format!("v{}", version.load(Ordering::SeqCst)), "1h")
+                }
+                (&Method::POST, "/v1/secret/data/default/k") => {
+                    // The write is applied, but the answer comes too late for the caller.
+                    version.store(2, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_secs(3)).await;
+                    Response::json(&json!({}))
+                }
+                _ => Response::new(StatusCode::NOT_FOUND),
+            }
+        }
+    });
+    let ss = store(url(&server));
+    ss.approle_auth("role", "secret").await.unwrap();
+    assert_eq!(
+        value(ss.get_secret("default/k").await.unwrap()).as_deref(),
+        Some("v1")
+    );
+
+    let data = SecretData {
+        data: HashMap::from([("value".to_string(), "v2".to_string())]),
+    };
+    let write = tokio::time::timeout(
+        Duration::from_millis(300),
+        ss.create_secret("default/k", data),
+    );
+    assert!(
+        write.await.is_err(),
+        "the write should still be waiting for its answer"
+    );
+    assert_eq!(version.load(Ordering::SeqCst), 2);
+
+    // The cached v1 must not outlive the write that was under way.
+    assert_eq!(
+        value(ss.get_secret("default/k").await.unwrap()).as_deref(),
+        Some("v2")
+    );
+}
