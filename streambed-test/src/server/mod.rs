@@ -1,6 +1,6 @@
 //! A loopback HTTP/1.1 server whose answers a test scripts, to exercise HTTP clients.
 //!
-//! [`http`] starts a server on a free port of 127.0.0.1 that calls a handler for each
+//! [`http`](fn@http) starts a server on a free port of 127.0.0.1 that calls a handler for each
 //! request; the handler's [`Response`] says what goes back, down to where the body's
 //! chunks end ([`Response::chunks`], [`Response::stream`]) and whether the connection is
 //! cut ([`Response::drop_connection`], [`BodySender::abort`]). [`https`] does the same
