@@ -82,6 +82,23 @@ fn bench_value_size(c: &mut Criterion, name: &str, value_size: usize) {
         )
     });
 
+    // As services run: the producer is a task on the runtime's workers, not the thread
+    // that called `block_on` (which makes every hand-over a cross-thread wake-up).
+    group.bench_function("produce (2-thread runtime, producer task)", |b| {
+        b.iter_with_setup(
+            || tempfile::tempdir().unwrap(),
+            |dir| {
+                let log = FileLog::new(dir.path());
+                multi.block_on(async move {
+                    tokio::spawn(async move { produce_all(&log, value_size).await })
+                        .await
+                        .unwrap()
+                });
+                dir
+            },
+        )
+    });
+
     let dir = tempfile::tempdir().unwrap();
     rt.block_on(produce_all(&FileLog::new(dir.path()), value_size));
     group.bench_function("consume", |b| {
