@@ -226,8 +226,8 @@ async fn subscriptions_to_several_topics_merge_them() {
     assert_eq!(keys, vec![1, 2]);
 }
 
-#[tokio::test]
-async fn a_torn_tail_is_cut_at_every_byte_and_writing_resumes_at_the_next_offset() {
+/// The bytes of a topic `t` of three records, and the length of one record.
+async fn three_record_topic() -> (Vec<u8>, usize) {
     let dir = tempfile::tempdir().unwrap();
     let log = FileLog::new(dir.path());
     for i in 0..3u64 {
@@ -236,62 +236,51 @@ async fn a_torn_tail_is_cut_at_every_byte_and_writing_resumes_at_the_next_offset
     drop(log);
     let whole = fs::read(dir.path().join("t")).unwrap();
     let record_len = whole.len() / 3;
+    (whole, record_len)
+}
+
+/// Opens a topic `t` holding `bytes` (two good records and a damaged third) and checks that
+/// the damage is cut off: the end is offset 1, and the next record gets offset 2.
+async fn assert_damaged_third_record_is_cut(bytes: &[u8], case: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("t"), bytes).unwrap();
+    let log = FileLog::new(dir.path());
+    assert_eq!(
+        log.offsets(Topic::from("t"), 0).await.unwrap().end_offset,
+        1,
+        "{case}"
+    );
+    assert_eq!(
+        log.produce(record("t", 9, b"new")).await.unwrap().offset,
+        2,
+        "{case}"
+    );
+    assert_eq!(
+        log.offsets(Topic::from("t"), 0).await.unwrap().end_offset,
+        2
+    );
+    let read = read_n(&log, "t", 3).await;
+    let offsets: Vec<u64> = read.iter().map(|r| r.offset).collect();
+    assert_eq!(offsets, vec![0, 1, 2], "{case}");
+    assert_eq!(read[2].value, b"new");
+}
+
+#[tokio::test]
+async fn a_torn_tail_is_cut_at_every_byte_and_writing_resumes_at_the_next_offset() {
+    let (whole, record_len) = three_record_topic().await;
     for cut in 0..record_len {
-        let case = tempfile::tempdir().unwrap();
-        fs::write(case.path().join("t"), &whole[..2 * record_len + cut]).unwrap();
-        let log = FileLog::new(case.path());
-        assert_eq!(
-            log.offsets(Topic::from("t"), 0).await.unwrap().end_offset,
-            1,
-            "cut {cut}"
-        );
-        assert_eq!(
-            log.produce(record("t", 9, b"new")).await.unwrap().offset,
-            2,
-            "cut {cut}"
-        );
-        assert_eq!(
-            log.offsets(Topic::from("t"), 0).await.unwrap().end_offset,
-            2
-        );
-        let read = read_n(&log, "t", 3).await;
-        let offsets: Vec<u64> = read.iter().map(|r| r.offset).collect();
-        assert_eq!(offsets, vec![0, 1, 2], "cut {cut}");
-        assert_eq!(read[2].value, b"new");
+        assert_damaged_third_record_is_cut(&whole[..2 * record_len + cut], &format!("cut {cut}"))
+            .await;
     }
 }
 
 #[tokio::test]
 async fn a_corrupt_last_record_is_cut_off() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = FileLog::new(dir.path());
-    for i in 0..3u64 {
-        log.produce(record("t", i, b"some value")).await.unwrap();
-    }
-    drop(log);
-    let whole = fs::read(dir.path().join("t")).unwrap();
-    let record_len = whole.len() / 3;
+    let (whole, record_len) = three_record_topic().await;
     for i in 2 * record_len..whole.len() {
-        let case = tempfile::tempdir().unwrap();
         let mut bytes = whole.clone();
         bytes[i] ^= 0x40;
-        fs::write(case.path().join("t"), &bytes).unwrap();
-        let log = FileLog::new(case.path());
-        assert_eq!(
-            log.produce(record("t", 9, b"new")).await.unwrap().offset,
-            2,
-            "flip {i}"
-        );
-        assert_eq!(
-            log.offsets(Topic::from("t"), 0).await.unwrap().end_offset,
-            2
-        );
-        let offsets: Vec<u64> = read_n(&log, "t", 3)
-            .await
-            .iter()
-            .map(|r| r.offset)
-            .collect();
-        assert_eq!(offsets, vec![0, 1, 2], "flip {i}");
+        assert_damaged_third_record_is_cut(&bytes, &format!("flip {i}")).await;
     }
 }
 
