@@ -189,17 +189,11 @@ async fn a_dropped_stream_resumes_after_the_last_delivered_offset_without_duplic
 
 #[tokio::test]
 async fn a_subscription_the_server_refuses_ends_the_stream() {
-    let (listener, url) = stub::listen().await;
-    let server = tokio::spawn(async move {
-        let (mut stream, _) = listener.accept().await.unwrap();
-        read_request(&mut stream).await.unwrap();
-        respond_json(
-            &mut stream,
-            "400 Bad Request",
-            r#"{"error_code":400,"message":"bad topic"}"#,
-        )
-        .await;
-    });
+    let (url, server) = stub::answer_once(
+        "400 Bad Request",
+        r#"{"error_code":400,"message":"bad topic"}"#,
+    )
+    .await;
     let log = KafkaRestCommitLog::new(url, None, false);
     let records: Vec<ConsumerRecord> = log
         .scoped_subscribe("g", vec![], subscription(), None)
@@ -327,17 +321,11 @@ async fn calls_wait_with_back_off_while_the_server_is_unreachable() {
 
 #[tokio::test]
 async fn offsets_of_a_topic_the_server_does_not_know_are_none() {
-    let (listener, url) = stub::listen().await;
-    let server = tokio::spawn(async move {
-        let (mut stream, _) = listener.accept().await.unwrap();
-        read_request(&mut stream).await.unwrap();
-        respond_json(
-            &mut stream,
-            "404 Not Found",
-            r#"{"error_code":404,"message":"no records"}"#,
-        )
-        .await;
-    });
+    let (url, server) = stub::answer_once(
+        "404 Not Found",
+        r#"{"error_code":404,"message":"no records"}"#,
+    )
+    .await;
     let log = KafkaRestCommitLog::new(url, None, false);
     assert_eq!(log.offsets(Topic::from(TOPIC), 0).await, None);
     server.await.unwrap();

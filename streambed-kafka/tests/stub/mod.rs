@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},
+    task::JoinHandle,
 };
 use url::Url;
 
@@ -71,6 +72,17 @@ pub async fn respond_json(stream: &mut TcpStream, status: &str, body: &str) {
     );
     stream.write_all(response.as_bytes()).await.unwrap();
     stream.flush().await.unwrap();
+}
+
+/// A server that answers its first request with one JSON response, then stops.
+pub async fn answer_once(status: &'static str, body: &'static str) -> (Url, JoinHandle<()>) {
+    let (listener, url) = listen().await;
+    let server = tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        read_request(&mut stream).await.unwrap();
+        respond_json(&mut stream, status, body).await;
+    });
+    (url, server)
 }
 
 /// Starts a chunked streaming response. The connection closes after it, so that each
