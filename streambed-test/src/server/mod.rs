@@ -33,20 +33,27 @@
 //! # }
 //! ```
 
+mod delivery;
 mod response;
-mod wire;
 
 use std::{
     any::Any,
-    future::Future,
+    future::{poll_fn, Future},
     io,
     net::{Ipv4Addr, SocketAddr, TcpListener as StdTcpListener},
     panic::AssertUnwindSafe,
+    pin::Pin,
     sync::{Arc, Mutex},
     thread,
 };
 
 use futures_util::FutureExt;
+use hyper::{
+    body::{Body as _, Incoming},
+    server::conn::http1,
+    service::service_fn,
+};
+use hyper_util::rt::TokioIo;
 use log::debug;
 use tokio::{
     io::{AsyncRead, AsyncWrite},
@@ -62,7 +69,7 @@ use tokio_rustls::{
 };
 
 pub use http::{Method, StatusCode};
-pub use response::{BodySender, Response};
+pub use response::{AfterChunks, BodySender, Response};
 
 /// A request as the handler sees it, its body read in full.
 pub type Request = http::Request<Vec<u8>>;
@@ -272,7 +279,10 @@ async fn accept<F, Fut>(
             let result = match tls {
                 Some(tls) => match tls.accept(stream).await {
                     Ok(stream) => serve(stream, handler, panics).await,
-                    Err(error) => Err(error),
+                    Err(error) => {
+                        debug!("test server TLS handshake failed: {error}");
+                        return;
+                    }
                 },
                 None => serve(stream, handler, panics).await,
             };
@@ -287,29 +297,46 @@ async fn serve<S, F, Fut>(
     stream: S,
     handler: Arc<F>,
     panics: Arc<Mutex<Vec<String>>>,
-) -> io::Result<()>
+) -> Result<(), hyper::Error>
 where
-    S: AsyncRead + AsyncWrite,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     F: Fn(Request) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Response> + Send + 'static,
 {
-    let (reader, mut writer) = tokio::io::split(stream);
-    let mut reader = wire::Reader::new(reader);
-    while let Some(request) = reader.request().await? {
-        let keep_alive = wire::keep_alive(&request);
-        let response = match AssertUnwindSafe(handler(request)).catch_unwind().await {
-            Ok(response) => response,
-            Err(panic) => {
-                lock(&panics).push(panic_message(panic.as_ref()));
-                Response::new(StatusCode::INTERNAL_SERVER_ERROR).text("handler panicked")
+    let service = service_fn(move |request: hyper::Request<Incoming>| {
+        let handler = Arc::clone(&handler);
+        let panics = Arc::clone(&panics);
+        async move {
+            let (parts, mut incoming) = request.into_parts();
+            let mut body = Vec::new();
+            while let Some(frame) = poll_fn(|cx| Pin::new(&mut incoming).poll_frame(cx)).await {
+                if let Ok(data) = frame?.into_data() {
+                    body.extend_from_slice(&data);
+                }
             }
-        };
-        let outcome = wire::write_response(&mut writer, &mut reader, response, keep_alive).await?;
-        if outcome == wire::Outcome::Closed || !keep_alive {
-            break;
+            let request = Request::from_parts(parts, body);
+            let response = match AssertUnwindSafe(handler(request)).catch_unwind().await {
+                Ok(response) => response,
+                Err(panic) => {
+                    lock(&panics).push(panic_message(panic.as_ref()));
+                    Response::new(StatusCode::INTERNAL_SERVER_ERROR).text("handler panicked")
+                }
+            };
+            delivery::into_hyper(response).map_err(ServeError::from)
         }
-    }
-    Ok(())
+    });
+    http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), service)
+        .await
+}
+
+/// Why a request got no response: its body did not arrive, or the test cut the connection.
+#[derive(Debug, thiserror::Error)]
+enum ServeError {
+    #[error("reading the request body: {0}")]
+    Request(#[from] hyper::Error),
+    #[error(transparent)]
+    Cut(#[from] delivery::Cut),
 }
 
 fn panic_message(panic: &(dyn Any + Send)) -> String {

@@ -20,13 +20,41 @@ pub(crate) enum Frame {
 pub(crate) enum Body {
     /// Written at once, with a `Content-Length`.
     Full(Vec<u8>),
-    /// Written as HTTP chunks, one per piece, each flushed before the next, with an
-    /// optional pause between them so that they reach the client in separate reads.
-    Chunks(Vec<Vec<u8>>, Duration),
+    /// Written as HTTP chunks, one per (non-empty) piece, each flushed before the next,
+    /// with an optional pause between them so that they reach the client in separate
+    /// reads; then ended, cut or held open.
+    Chunks {
+        pieces: Vec<Vec<u8>>,
+        pause: Duration,
+        after: AfterChunks,
+    },
     /// Chunks sent by the test as it goes, through a [`BodySender`].
     Stream(mpsc::UnboundedReceiver<Frame>),
     /// No answer at all: the connection is closed as soon as the request is read.
     DropConnection,
+}
+
+/// What follows the last piece of a [`Response::chunks_then`] body.
+///
+/// ```
+/// use std::time::Duration;
+/// use streambed_test::server::{AfterChunks, Response, StatusCode};
+///
+/// // Half a record, then the connection breaks, as a server that crashes mid-answer.
+/// let broken = Response::new(StatusCode::OK)
+///     .chunks_then([&b"{\"offs"[..]], Duration::ZERO, AfterChunks::Cut);
+/// # let _ = broken;
+/// ```
+#[derive(Debug, Clone, Copy, Default, Eq, PartialEq)]
+pub enum AfterChunks {
+    /// The body ends properly, with the terminating empty chunk.
+    #[default]
+    End,
+    /// The connection is cut: the client sees the body break off.
+    Cut,
+    /// Nothing more is sent and the body never ends: the connection stays open until the
+    /// client hangs up or the server stops, as a stream with nothing new to say.
+    HoldOpen,
 }
 
 /// An answer for the test server to send, built by a handler.
@@ -140,12 +168,42 @@ impl Response {
     ///     .chunks([&body[..5], &body[5..15], &body[15..]], Duration::from_millis(5));
     /// # let _ = split;
     /// ```
-    pub fn chunks<I, C>(mut self, pieces: I, pause: Duration) -> Self
+    pub fn chunks<I, C>(self, pieces: I, pause: Duration) -> Self
     where
         I: IntoIterator<Item = C>,
         C: Into<Vec<u8>>,
     {
-        self.body = Body::Chunks(pieces.into_iter().map(Into::into).collect(), pause);
+        self.chunks_then(pieces, pause, AfterChunks::End)
+    }
+
+    /// Sends the body as HTTP chunks like [`chunks`](Self::chunks), then does what
+    /// `after` says: end the body, cut the connection in the middle of it, or hold it
+    /// open without ending it. Empty pieces are skipped: an empty chunk would end the body.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use streambed_test::server::{AfterChunks, Response, StatusCode};
+    ///
+    /// // One record, then silence until the client gives up waiting.
+    /// let idle = Response::new(StatusCode::OK)
+    ///     .chunks_then([&b"{\"offset\":1}\n"[..]], Duration::ZERO, AfterChunks::HoldOpen);
+    /// # let _ = idle;
+    /// ```
+    pub fn chunks_then<I, C>(mut self, pieces: I, pause: Duration, after: AfterChunks) -> Self
+    where
+        I: IntoIterator<Item = C>,
+        C: Into<Vec<u8>>,
+    {
+        let pieces = pieces
+            .into_iter()
+            .map(Into::into)
+            .filter(|piece: &Vec<u8>| !piece.is_empty())
+            .collect();
+        self.body = Body::Chunks {
+            pieces,
+            pause,
+            after,
+        };
         self
     }
 
