@@ -11,6 +11,32 @@ fn client() -> reqwest::Client {
     reqwest::Client::builder().build().unwrap()
 }
 
+/// A server that answers every request with a [`Response::stream`], handing the test the
+/// sender of each body in the order the requests came.
+fn streaming_server() -> (Server, std::sync::mpsc::Receiver<BodySender>) {
+    let (body_tx, bodies) = std::sync::mpsc::channel();
+    let body_tx = Mutex::new(body_tx);
+    let server = http(move |_| {
+        let (response, body) = Response::stream(StatusCode::OK);
+        lock(&body_tx).send(body).unwrap();
+        async move { response }
+    });
+    (server, bodies)
+}
+
+/// The body chunks of a GET of the server's root, as the client received them.
+async fn received_chunks(server: &Server) -> Vec<reqwest::Result<Vec<u8>>> {
+    client()
+        .get(server.url())
+        .send()
+        .await
+        .unwrap()
+        .bytes_stream()
+        .map(|chunk| chunk.map(|bytes| bytes.to_vec()))
+        .collect()
+        .await
+}
+
 #[tokio::test]
 async fn answers_several_requests_on_one_connection() {
     static CALLS: AtomicUsize = AtomicUsize::new(0);
@@ -82,12 +108,11 @@ async fn delivers_chunks_where_the_test_split_them() {
         Response::new(StatusCode::OK)
             .chunks(["{\"a\"", ":1}{", "\"b\":2}"], Duration::from_millis(20))
     });
-    let response = client().get(server.url()).send().await.unwrap();
-    let chunks: Vec<Vec<u8>> = response
-        .bytes_stream()
-        .map(|chunk| chunk.unwrap().to_vec())
-        .collect()
-        .await;
+    let chunks: Vec<Vec<u8>> = received_chunks(&server)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
     assert_eq!(
         chunks,
         vec![b"{\"a\"".to_vec(), b":1}{".to_vec(), b"\"b\":2}".to_vec()]
@@ -95,16 +120,71 @@ async fn delivers_chunks_where_the_test_split_them() {
 }
 
 #[tokio::test]
-async fn streams_chunks_as_the_test_sends_them_and_ends_when_the_sender_drops() {
-    let (body_tx, body_rx) = std::sync::mpsc::channel();
-    let body_tx = Mutex::new(body_tx);
-    let server = http(move |_| {
-        let (response, body) = Response::stream(StatusCode::OK);
-        lock(&body_tx).send(body).unwrap();
-        async move { response }
+async fn a_pause_between_chunks_delays_the_next_chunk() {
+    let pause = Duration::from_millis(150);
+    let server =
+        http(move |_| async move { Response::new(StatusCode::OK).chunks(["a", "b", "c"], pause) });
+    let started = std::time::Instant::now();
+    let chunks = received_chunks(&server).await;
+    assert_eq!(chunks.len(), 3);
+    assert!(started.elapsed() >= 2 * pause, "{:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn chunks_then_cut_delivers_the_chunks_then_breaks_the_body() {
+    let server = http(|_| async {
+        Response::new(StatusCode::OK).chunks_then(
+            ["first", "", "second"],
+            Duration::ZERO,
+            AfterChunks::Cut,
+        )
+    });
+    let chunks = received_chunks(&server).await;
+    assert_eq!(chunks.len(), 3, "{chunks:?}");
+    assert_eq!(chunks[0].as_ref().unwrap(), b"first");
+    assert_eq!(chunks[1].as_ref().unwrap(), b"second");
+    assert!(chunks[2].is_err());
+}
+
+#[tokio::test]
+async fn chunks_then_hold_open_delivers_every_chunk_and_never_ends_the_body() {
+    let server = http(|_| async {
+        Response::new(StatusCode::OK).chunks_then(
+            ["first", "second"],
+            Duration::ZERO,
+            AfterChunks::HoldOpen,
+        )
     });
     let response = client().get(server.url()).send().await.unwrap();
-    let body = body_rx.recv().unwrap();
+    let mut stream = response.bytes_stream();
+    assert_eq!(&stream.next().await.unwrap().unwrap()[..], b"first");
+    assert_eq!(&stream.next().await.unwrap().unwrap()[..], b"second");
+    let after = tokio::time::timeout(Duration::from_millis(300), stream.next()).await;
+    assert!(after.is_err(), "the body went on: {after:?}");
+}
+
+#[tokio::test]
+async fn a_slow_handler_delays_the_answer_and_not_the_server() {
+    let server = http(|request| async move {
+        if request.uri().path() == "/slow" {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+        }
+        Response::new(StatusCode::OK).text("quick")
+    });
+    let client = client();
+    let slow = client.get(format!("{}slow", server.url())).send();
+    let quick = client.get(server.url()).send();
+    tokio::select! {
+        _ = slow => panic!("the slow answer came first"),
+        quick = quick => assert_eq!(quick.unwrap().text().await.unwrap(), "quick"),
+    }
+}
+
+#[tokio::test]
+async fn streams_chunks_as_the_test_sends_them_and_ends_when_the_sender_drops() {
+    let (server, bodies) = streaming_server();
+    let response = client().get(server.url()).send().await.unwrap();
+    let body = bodies.recv().unwrap();
     let mut stream = response.bytes_stream();
     assert!(body.send(&b"first"[..]));
     assert_eq!(&stream.next().await.unwrap().unwrap()[..], b"first");
@@ -116,15 +196,9 @@ async fn streams_chunks_as_the_test_sends_them_and_ends_when_the_sender_drops() 
 
 #[tokio::test]
 async fn abort_cuts_the_stream_and_the_client_sees_an_error() {
-    let (body_tx, body_rx) = std::sync::mpsc::channel();
-    let body_tx = Mutex::new(body_tx);
-    let server = http(move |_| {
-        let (response, body) = Response::stream(StatusCode::OK);
-        lock(&body_tx).send(body).unwrap();
-        async move { response }
-    });
+    let (server, bodies) = streaming_server();
     let response = client().get(server.url()).send().await.unwrap();
-    let body = body_rx.recv().unwrap();
+    let body = bodies.recv().unwrap();
     let mut stream = response.bytes_stream();
     body.send(&b"partial"[..]);
     assert_eq!(&stream.next().await.unwrap().unwrap()[..], b"partial");
@@ -134,15 +208,9 @@ async fn abort_cuts_the_stream_and_the_client_sees_an_error() {
 
 #[tokio::test]
 async fn body_sender_notices_a_client_that_hangs_up() {
-    let (body_tx, body_rx) = std::sync::mpsc::channel();
-    let body_tx = Mutex::new(body_tx);
-    let server = http(move |_| {
-        let (response, body) = Response::stream(StatusCode::OK);
-        lock(&body_tx).send(body).unwrap();
-        async move { response }
-    });
+    let (server, bodies) = streaming_server();
     let response = client().get(server.url()).send().await.unwrap();
-    let body = body_rx.recv().unwrap();
+    let body = bodies.recv().unwrap();
     drop(response);
     tokio::time::timeout(Duration::from_secs(5), body.closed())
         .await
@@ -158,16 +226,10 @@ async fn drop_connection_gives_the_client_an_error() {
 
 #[tokio::test]
 async fn stopping_closes_open_connections_and_the_port_can_be_reused() {
-    let (body_tx, body_rx) = std::sync::mpsc::channel();
-    let body_tx = Mutex::new(body_tx);
-    let server = http(move |_| {
-        let (response, body) = Response::stream(StatusCode::OK);
-        lock(&body_tx).send(body).unwrap();
-        async move { response }
-    });
+    let (server, bodies) = streaming_server();
     let addr = server.addr();
     let response = client().get(server.url()).send().await.unwrap();
-    let _body = body_rx.recv().unwrap();
+    let _body = bodies.recv().unwrap();
     let mut stream = response.bytes_stream();
     server.stop();
     assert!(matches!(stream.next().await, Some(Err(_)) | None));
