@@ -3,9 +3,15 @@
 //! [`http`](fn@http) starts a server on a free port of 127.0.0.1 that calls a handler for each
 //! request; the handler's [`Response`] says what goes back, down to where the body's
 //! chunks end ([`Response::chunks`], [`Response::stream`]) and whether the connection is
-//! cut ([`Response::drop_connection`], [`BodySender::abort`]). [`https`] does the same
-//! over TLS with a fresh self-signed certificate. [`http_on`] starts a server on a given
-//! address, so that a test can start one late or restart one on the same port.
+//! cut ([`Response::drop_connection`], [`AfterChunks::Cut`], [`BodySender::abort`]).
+//! A slow server is a handler that sleeps before answering, or chunks with a pause.
+//! [`https`] does the same over TLS with a fresh self-signed certificate. [`http_on`]
+//! starts a server on a given address, so that a test can start one late or restart one
+//! on the same port. [`Script`] is a ready-made handler that gives fixed answers in order
+//! and records the requests.
+//!
+//! HTTP itself is hyper's: requests are parsed and responses framed by it, so what the
+//! client sees is a conforming server that misbehaves only where the test says.
 //!
 //! Each server runs on its own thread and runtime, so it keeps serving whatever the
 //! test's runtime does (including paused time). Dropping the [`Server`] stops it and
@@ -35,6 +41,7 @@
 
 mod delivery;
 mod response;
+mod script;
 
 use std::{
     any::Any,
@@ -70,6 +77,7 @@ use tokio_rustls::{
 
 pub use http::{Method, StatusCode};
 pub use response::{AfterChunks, BodySender, Response};
+pub use script::Script;
 
 /// A request as the handler sees it, its body read in full.
 pub type Request = http::Request<Vec<u8>>;
@@ -315,7 +323,10 @@ where
                 }
             }
             let request = Request::from_parts(parts, body);
-            let response = match AssertUnwindSafe(handler(request)).catch_unwind().await {
+            // The call is inside the caught future too: a handler may panic before it
+            // returns its future (as `Script` does), not only while it runs.
+            let answer = async { handler(request).await };
+            let response = match AssertUnwindSafe(answer).catch_unwind().await {
                 Ok(response) => response,
                 Err(panic) => {
                     lock(&panics).push(panic_message(panic.as_ref()));

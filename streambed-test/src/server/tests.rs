@@ -294,3 +294,27 @@ fn a_handler_panic_fails_the_test_when_the_server_drops() {
     assert_eq!(status, reqwest::StatusCode::INTERNAL_SERVER_ERROR);
     drop(server);
 }
+
+#[test]
+#[should_panic(expected = "request beyond the script: GET /again")]
+fn a_request_beyond_the_script_fails_the_test_when_the_server_drops() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let script = Script::new([Response::new(StatusCode::OK)]);
+    let server = http(script.handler());
+    runtime.block_on(async {
+        let client = client();
+        let first = client.get(server.url()).send().await.unwrap();
+        assert_eq!(first.status(), reqwest::StatusCode::OK);
+        let again = client
+            .get(format!("{}again", server.url()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(again.status(), reqwest::StatusCode::INTERNAL_SERVER_ERROR);
+    });
+    assert_eq!(script.requests().len(), 1);
+    drop(server);
+}
