@@ -1,6 +1,5 @@
-//! The client against a stub server that controls every byte and every chunk boundary.
-
-mod stub;
+//! The client against a scripted server that controls every chunk boundary, refusal and
+//! cut connection.
 
 use std::time::Duration;
 
@@ -9,8 +8,9 @@ use streambed::commit_log::{
     ProducerRecord, Subscription, Topic,
 };
 use streambed_kafka::{ClientError, KafkaRestCommitLog};
-use stub::{end_stream, read_request, respond_json, send_chunk, start_stream};
-use tokio::{net::TcpListener, sync::mpsc};
+use streambed_test::server::{
+    self, AfterChunks, Method, Request, Response, Script, Server, StatusCode,
+};
 use tokio_stream::StreamExt;
 
 const TOPIC: &str = "default:end-device-events";
@@ -42,42 +42,71 @@ fn subscription() -> Vec<Subscription> {
     }]
 }
 
-/// Serves one consumer connection whose body is `chunks`, then ends the response.
-async fn serve_chunks(listener: TcpListener, chunks: Vec<Vec<u8>>) -> Consumer {
-    let (mut stream, _) = listener.accept().await.unwrap();
-    let request = read_request(&mut stream).await.unwrap();
-    assert_eq!(request.method, "POST");
-    assert_eq!(request.path, "/consumers/farmo-integrator");
-    start_stream(&mut stream).await;
-    for chunk in chunks {
-        send_chunk(&mut stream, &chunk).await;
-        tokio::task::yield_now().await;
-    }
-    // Held open: the client must end on its idle timeout, not on the end of the body.
-    let _ = read_request(&mut stream).await;
-    serde_json::from_slice(&request.body).unwrap()
+fn log_of(server: &Server) -> KafkaRestCommitLog {
+    KafkaRestCommitLog::new(server.url().parse().unwrap(), None, false)
 }
 
-async fn consume_chunks(chunks: Vec<Vec<u8>>) -> (Vec<ConsumerRecord>, Consumer) {
-    let (listener, url) = stub::listen().await;
-    let server = tokio::spawn(serve_chunks(listener, chunks));
-    let log = KafkaRestCommitLog::new(url, None, false);
-    let offsets = vec![ConsumerOffset {
+/// A consumer stream's answer: `chunks` as HTTP chunks split exactly there, then `after`.
+fn records_answer(chunks: Vec<Vec<u8>>, after: AfterChunks) -> Response {
+    Response::new(StatusCode::OK)
+        .header("content-type", "application/x-ndjson")
+        .chunks_then(chunks, Duration::ZERO, after)
+}
+
+/// A refusal as the Kafka HTTP API words it.
+fn error_answer(status: StatusCode, message: &str) -> Response {
+    Response::json(&serde_json::json!({"error_code": status.as_u16(), "message": message}))
+        .status(status)
+}
+
+/// The consumer request `request` carries, checked to be a subscription of the group.
+fn consumer_request(request: &Request) -> Consumer {
+    assert_eq!(
+        (request.method(), request.uri().path()),
+        (&Method::POST, "/consumers/farmo-integrator")
+    );
+    serde_json::from_slice(request.body()).unwrap()
+}
+
+fn position(offset: u64) -> ConsumerOffset {
+    ConsumerOffset {
         topic: Topic::from(TOPIC),
         partition: 0,
-        offset: 0,
-    }];
+        offset,
+    }
+}
+
+/// Subscribes from `offsets` to a server answering `answers` in turn, until the stream has
+/// been idle for `idle`; the records delivered and the subscriptions the client sent.
+async fn consume(
+    offsets: Vec<ConsumerOffset>,
+    answers: Vec<Response>,
+    idle: Duration,
+) -> (Vec<ConsumerRecord>, Vec<Consumer>) {
+    let script = Script::new(answers);
+    let server = server::http(script.handler());
+    let log = log_of(&server);
     let records = log
-        .scoped_subscribe(
-            "farmo-integrator",
-            offsets,
-            subscription(),
-            Some(Duration::from_millis(200)),
-        )
+        .scoped_subscribe("farmo-integrator", offsets, subscription(), Some(idle))
         .collect::<Vec<_>>()
         .await;
     drop(log);
-    (records, server.await.unwrap())
+    drop(server);
+    let requests = script.requests().iter().map(consumer_request).collect();
+    (records, requests)
+}
+
+/// Serves one consumer stream whose body is `chunks`, held open after them: the client
+/// must end on its idle timeout, not on the end of the body.
+async fn consume_chunks(chunks: Vec<Vec<u8>>) -> (Vec<ConsumerRecord>, Consumer) {
+    let (records, mut requests) = consume(
+        vec![position(0)],
+        vec![records_answer(chunks, AfterChunks::HoldOpen)],
+        Duration::from_millis(200),
+    )
+    .await;
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    (records, requests.remove(0))
 }
 
 #[tokio::test]
@@ -89,11 +118,7 @@ async fn values_split_mid_value_across_chunks_are_reassembled() {
     assert_eq!(
         request,
         Consumer {
-            offsets: vec![ConsumerOffset {
-                topic: Topic::from(TOPIC),
-                partition: 0,
-                offset: 0
-            }],
+            offsets: vec![position(0)],
             subscriptions: subscription(),
         }
     );
@@ -129,78 +154,32 @@ async fn chunks_holding_the_end_of_one_value_and_the_start_of_the_next_are_deliv
 
 #[tokio::test]
 async fn a_dropped_stream_resumes_after_the_last_delivered_offset_without_duplicates() {
-    let (listener, url) = stub::listen().await;
-    let (requests, mut seen) = mpsc::unbounded_channel::<Consumer>();
-    let server = tokio::spawn(async move {
-        // First connection: records 0 and 1, then half of 2, then the connection drops.
-        let (mut stream, _) = listener.accept().await.unwrap();
-        let request = read_request(&mut stream).await.unwrap();
-        requests
-            .send(serde_json::from_slice(&request.body).unwrap())
-            .unwrap();
-        start_stream(&mut stream).await;
-        let body = json(0..3, "\n");
-        let cut = body.len() - 20;
-        send_chunk(&mut stream, &body[..cut]).await;
-        drop(stream);
-        // Second connection: a careless server replaying from 1; the client must skip it.
-        let (mut stream, _) = listener.accept().await.unwrap();
-        let request = read_request(&mut stream).await.unwrap();
-        requests
-            .send(serde_json::from_slice(&request.body).unwrap())
-            .unwrap();
-        start_stream(&mut stream).await;
-        send_chunk(&mut stream, &json(1..5, "\n")).await;
-        end_stream(&mut stream).await;
-        // Third connection (after the clean end): nothing more, held until the client goes.
-        let (mut stream, _) = listener.accept().await.unwrap();
-        let request = read_request(&mut stream).await.unwrap();
-        requests
-            .send(serde_json::from_slice(&request.body).unwrap())
-            .unwrap();
-        start_stream(&mut stream).await;
-        let _ = read_request(&mut stream).await;
-    });
-
-    let log = KafkaRestCommitLog::new(url, None, false);
-    let records: Vec<ConsumerRecord> = log
-        .scoped_subscribe(
-            "farmo-integrator",
-            vec![],
-            subscription(),
-            Some(Duration::from_millis(300)),
-        )
-        .collect()
-        .await;
+    let first = json(0..3, "\n");
+    let cut = first.len() - 20;
+    let answers = vec![
+        // Records 0 and 1, then half of 2, then the connection drops.
+        records_answer(vec![first[..cut].to_vec()], AfterChunks::Cut),
+        // A careless server replaying from 1: the client must skip it.
+        records_answer(vec![json(1..5, "\n")], AfterChunks::End),
+        // After the clean end: nothing more, held until the client goes.
+        records_answer(vec![], AfterChunks::HoldOpen),
+    ];
+    let (records, requests) = consume(vec![], answers, Duration::from_millis(300)).await;
     assert_eq!(records, (0..5).map(consumer_record).collect::<Vec<_>>());
-
-    let first = seen.recv().await.unwrap();
-    assert!(first.offsets.is_empty());
-    let position = |offset| ConsumerOffset {
-        topic: Topic::from(TOPIC),
-        partition: 0,
-        offset,
-    };
-    assert_eq!(seen.recv().await.unwrap().offsets, vec![position(1)]);
-    assert_eq!(seen.recv().await.unwrap().offsets, vec![position(4)]);
-    drop(log);
-    server.await.unwrap();
+    let offsets: Vec<_> = requests.into_iter().map(|r| r.offsets).collect();
+    assert_eq!(offsets, vec![vec![], vec![position(1)], vec![position(4)]]);
 }
 
 #[tokio::test]
 async fn a_subscription_the_server_refuses_ends_the_stream() {
-    let (url, server) = stub::answer_once(
-        "400 Bad Request",
-        r#"{"error_code":400,"message":"bad topic"}"#,
-    )
-    .await;
-    let log = KafkaRestCommitLog::new(url, None, false);
-    let records: Vec<ConsumerRecord> = log
+    let script = Script::new([error_answer(StatusCode::BAD_REQUEST, "bad topic")]);
+    let server = server::http(script.handler());
+    let records: Vec<ConsumerRecord> = log_of(&server)
         .scoped_subscribe("g", vec![], subscription(), None)
         .collect()
         .await;
     assert!(records.is_empty());
-    server.await.unwrap();
+    assert_eq!(script.remaining(), 0);
 }
 
 fn producer_record() -> ProducerRecord {
@@ -216,27 +195,26 @@ fn producer_record() -> ProducerRecord {
 
 #[tokio::test]
 async fn produce_posts_the_record_to_its_topic_and_answers_the_first_offset() {
-    let (listener, url) = stub::listen().await;
-    let server = tokio::spawn(async move {
-        let (mut stream, _) = listener.accept().await.unwrap();
-        let request = read_request(&mut stream).await.unwrap();
-        // Extra fields, as some servers send, are ignored.
-        respond_json(
-            &mut stream,
-            "200 OK",
-            r#"{"key_schema_id":null,"offsets":[{"partition":0,"offset":100}]}"#,
-        )
-        .await;
-        request
-    });
-    let log = KafkaRestCommitLog::new(url, None, false);
-    assert_eq!(log.produce(producer_record()).await.unwrap().offset, 100);
-    let request = server.await.unwrap();
+    // Extra fields, as some servers send, are ignored.
+    let script = Script::new([Response::json(&serde_json::json!(
+        {"key_schema_id": null, "offsets": [{"partition": 0, "offset": 100}]}
+    ))]);
+    let server = server::http(script.handler());
     assert_eq!(
-        (request.method.as_str(), request.path.as_str()),
-        ("POST", "/topics/default:end-device-events")
+        log_of(&server)
+            .produce(producer_record())
+            .await
+            .unwrap()
+            .offset,
+        100
     );
-    let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap();
+    let requests = script.requests();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(
+        (requests[0].method(), requests[0].uri().path()),
+        (&Method::POST, "/topics/default:end-device-events")
+    );
+    let body: serde_json::Value = serde_json::from_slice(requests[0].body()).unwrap();
     assert_eq!(
         body,
         serde_json::json!({"records": [{"topic": TOPIC, "headers": [], "timestamp": null,
@@ -246,20 +224,10 @@ async fn produce_posts_the_record_to_its_topic_and_answers_the_first_offset() {
 
 #[tokio::test]
 async fn produce_refused_by_the_server_reports_why() {
-    let (listener, url) = stub::listen().await;
-    let server = tokio::spawn(async move {
-        for _ in 0..2 {
-            let (mut stream, _) = listener.accept().await.unwrap();
-            read_request(&mut stream).await.unwrap();
-            respond_json(
-                &mut stream,
-                "400 Bad Request",
-                r#"{"error_code":400,"message":"malformed JSON: oops"}"#,
-            )
-            .await;
-        }
-    });
-    let log = KafkaRestCommitLog::new(url, None, false);
+    let refusal = || error_answer(StatusCode::BAD_REQUEST, "malformed JSON: oops");
+    let script = Script::new([refusal(), refusal()]);
+    let server = server::http(script.handler());
+    let log = log_of(&server);
     assert_eq!(
         log.produce(producer_record()).await,
         Err(ProducerError::CannotProduce)
@@ -270,18 +238,14 @@ async fn produce_refused_by_the_server_reports_why() {
         }) => assert_eq!((status, message.as_str()), (400, "malformed JSON: oops")),
         other => panic!("{other:?}"),
     }
-    server.await.unwrap();
+    assert_eq!(script.remaining(), 0);
 }
 
 #[tokio::test]
 async fn calls_wait_with_back_off_while_the_server_is_unreachable() {
     // A port nobody listens on until the server "comes up".
-    let address = TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let log = KafkaRestCommitLog::new(stub::server_url(address), None, false);
+    let address = server::free_addr();
+    let log = KafkaRestCommitLog::new(format!("http://{address}/").parse().unwrap(), None, false);
     let produce = tokio::spawn({
         let log = log.clone();
         async move { log.produce(producer_record()).await }
@@ -294,21 +258,18 @@ async fn calls_wait_with_back_off_while_the_server_is_unreachable() {
     tokio::time::sleep(Duration::from_millis(150)).await;
     assert!(!produce.is_finished() && !offsets.is_finished());
 
-    let listener = TcpListener::bind(address).await.unwrap();
-    for _ in 0..2 {
-        let (mut stream, _) = listener.accept().await.unwrap();
-        let request = read_request(&mut stream).await.unwrap();
-        let reply = if request.method == "GET" {
+    let _server = server::http_on(address, |request| async move {
+        if request.method() == Method::GET {
             assert_eq!(
-                request.path,
+                request.uri().path(),
                 "/topics/default:end-device-events/partitions/0/offsets"
             );
-            r#"{"beginning_offset":0,"end_offset":1}"#
+            Response::json(&serde_json::json!({"beginning_offset": 0, "end_offset": 1}))
         } else {
-            r#"{"offsets":[{"offset":7}]}"#
-        };
-        respond_json(&mut stream, "200 OK", reply).await;
-    }
+            Response::json(&serde_json::json!({"offsets": [{"offset": 7}]}))
+        }
+    })
+    .unwrap();
     assert_eq!(produce.await.unwrap().unwrap().offset, 7);
     assert_eq!(
         offsets.await.unwrap(),
@@ -321,24 +282,23 @@ async fn calls_wait_with_back_off_while_the_server_is_unreachable() {
 
 #[tokio::test]
 async fn offsets_of_a_topic_the_server_does_not_know_are_none() {
-    let (url, server) = stub::answer_once(
-        "404 Not Found",
-        r#"{"error_code":404,"message":"no records"}"#,
-    )
-    .await;
-    let log = KafkaRestCommitLog::new(url, None, false);
-    assert_eq!(log.offsets(Topic::from(TOPIC), 0).await, None);
-    server.await.unwrap();
+    let script = Script::new([error_answer(StatusCode::NOT_FOUND, "no records")]);
+    let server = server::http(script.handler());
+    assert_eq!(log_of(&server).offsets(Topic::from(TOPIC), 0).await, None);
+    assert_eq!(script.remaining(), 0);
 }
 
 #[tokio::test]
 async fn a_batch_of_several_topics_is_refused_before_sending() {
-    let (_listener, url) = stub::listen().await;
-    let log = KafkaRestCommitLog::new(url, None, false);
+    // No answers: a request would fail the test when the server drops.
+    let script = Script::new([]);
+    let server = server::http(script.handler());
     let mut other = producer_record();
     other.topic = Topic::from("default:other");
     assert!(matches!(
-        log.produce_batch(&[producer_record(), other]).await,
+        log_of(&server)
+            .produce_batch(&[producer_record(), other])
+            .await,
         Err(ClientError::MixedTopics { .. })
     ));
 }
