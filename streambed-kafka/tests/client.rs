@@ -42,6 +42,13 @@ fn subscription() -> Vec<Subscription> {
     }]
 }
 
+/// A server giving `answers` in turn, and the script that records what it was asked.
+fn scripted(answers: impl IntoIterator<Item = Response>) -> (Script, Server) {
+    let script = Script::new(answers);
+    let server = server::http(script.handler());
+    (script, server)
+}
+
 fn log_of(server: &Server) -> KafkaRestCommitLog {
     KafkaRestCommitLog::new(server.url().parse().unwrap(), None, false)
 }
@@ -83,8 +90,7 @@ async fn consume(
     answers: Vec<Response>,
     idle: Duration,
 ) -> (Vec<ConsumerRecord>, Vec<Consumer>) {
-    let script = Script::new(answers);
-    let server = server::http(script.handler());
+    let (script, server) = scripted(answers);
     let log = log_of(&server);
     let records = log
         .scoped_subscribe("farmo-integrator", offsets, subscription(), Some(idle))
@@ -172,8 +178,7 @@ async fn a_dropped_stream_resumes_after_the_last_delivered_offset_without_duplic
 
 #[tokio::test]
 async fn a_subscription_the_server_refuses_ends_the_stream() {
-    let script = Script::new([error_answer(StatusCode::BAD_REQUEST, "bad topic")]);
-    let server = server::http(script.handler());
+    let (script, server) = scripted([error_answer(StatusCode::BAD_REQUEST, "bad topic")]);
     let records: Vec<ConsumerRecord> = log_of(&server)
         .scoped_subscribe("g", vec![], subscription(), None)
         .collect()
@@ -196,10 +201,9 @@ fn producer_record() -> ProducerRecord {
 #[tokio::test]
 async fn produce_posts_the_record_to_its_topic_and_answers_the_first_offset() {
     // Extra fields, as some servers send, are ignored.
-    let script = Script::new([Response::json(&serde_json::json!(
+    let (script, server) = scripted([Response::json(&serde_json::json!(
         {"key_schema_id": null, "offsets": [{"partition": 0, "offset": 100}]}
     ))]);
-    let server = server::http(script.handler());
     assert_eq!(
         log_of(&server)
             .produce(producer_record())
@@ -225,8 +229,7 @@ async fn produce_posts_the_record_to_its_topic_and_answers_the_first_offset() {
 #[tokio::test]
 async fn produce_refused_by_the_server_reports_why() {
     let refusal = || error_answer(StatusCode::BAD_REQUEST, "malformed JSON: oops");
-    let script = Script::new([refusal(), refusal()]);
-    let server = server::http(script.handler());
+    let (script, server) = scripted([refusal(), refusal()]);
     let log = log_of(&server);
     assert_eq!(
         log.produce(producer_record()).await,
@@ -282,17 +285,15 @@ async fn calls_wait_with_back_off_while_the_server_is_unreachable() {
 
 #[tokio::test]
 async fn offsets_of_a_topic_the_server_does_not_know_are_none() {
-    let script = Script::new([error_answer(StatusCode::NOT_FOUND, "no records")]);
-    let server = server::http(script.handler());
+    let (script, server) = scripted([error_answer(StatusCode::NOT_FOUND, "no records")]);
     assert_eq!(log_of(&server).offsets(Topic::from(TOPIC), 0).await, None);
     assert_eq!(script.remaining(), 0);
 }
 
 #[tokio::test]
 async fn a_batch_of_several_topics_is_refused_before_sending() {
-    // No answers: a request would fail the test when the server drops.
-    let script = Script::new([]);
-    let server = server::http(script.handler());
+    // No answers: a request would also fail the test when the server drops.
+    let (script, server) = scripted([]);
     let mut other = producer_record();
     other.topic = Topic::from("default:other");
     assert!(matches!(
@@ -301,4 +302,5 @@ async fn a_batch_of_several_topics_is_refused_before_sending() {
             .await,
         Err(ClientError::MixedTopics { .. })
     ));
+    assert!(script.requests().is_empty());
 }

@@ -315,14 +315,7 @@ where
         let handler = Arc::clone(&handler);
         let panics = Arc::clone(&panics);
         async move {
-            let (parts, mut incoming) = request.into_parts();
-            let mut body = Vec::new();
-            while let Some(frame) = poll_fn(|cx| Pin::new(&mut incoming).poll_frame(cx)).await {
-                if let Ok(data) = frame?.into_data() {
-                    body.extend_from_slice(&data);
-                }
-            }
-            let request = Request::from_parts(parts, body);
+            let request = read_in_full(request).await?;
             // The call is inside the caught future too: a handler may panic before it
             // returns its future (as `Script` does), not only while it runs.
             let answer = async { handler(request).await };
@@ -339,6 +332,18 @@ where
     http1::Builder::new()
         .serve_connection(TokioIo::new(stream), service)
         .await
+}
+
+/// The request with its body read to the end, as handlers get it.
+async fn read_in_full(request: hyper::Request<Incoming>) -> Result<Request, hyper::Error> {
+    let (parts, mut incoming) = request.into_parts();
+    let mut body = Vec::new();
+    while let Some(frame) = poll_fn(|cx| Pin::new(&mut incoming).poll_frame(cx)).await {
+        if let Ok(data) = frame?.into_data() {
+            body.extend_from_slice(&data);
+        }
+    }
+    Ok(Request::from_parts(parts, body))
 }
 
 /// Why a request got no response: its body did not arrive, or the test cut the connection.
