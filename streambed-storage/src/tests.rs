@@ -168,7 +168,7 @@ async fn state_files_are_in_the_form_of_encrypt_struct() {
     save(&path, &ss, &state()).await.unwrap();
     let mut on_disk = std::fs::read(&path).unwrap();
     let opened: Option<State> =
-        streambed::decrypt_buf(&ss, KEY_PATH, &mut on_disk, |b| serde_json::from_slice(b)).await;
+        streambed::decrypt_buf(&ss, KEY_PATH, &mut on_disk, serde_json::from_slice).await;
     assert_eq!(opened, Some(state()));
 
     let sealed = streambed::encrypt_struct(
