@@ -330,6 +330,25 @@ mod tests {
     }
 
     #[test]
+    fn of_writers_racing_to_create_one_file_exactly_one_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key");
+        let winners: Vec<bool> = std::thread::scope(|scope| {
+            let racers: Vec<_> = (0..8u8)
+                .map(|i| {
+                    let path = &path;
+                    scope.spawn(move || create_new(path, &[i], FileMode::Default).unwrap())
+                })
+                .collect();
+            racers.into_iter().map(|r| r.join().unwrap()).collect()
+        });
+        assert_eq!(winners.iter().filter(|&&won| won).count(), 1, "{winners:?}");
+        let winner = winners.iter().position(|&won| won).unwrap() as u8;
+        assert_eq!(fs::read(&path).unwrap(), [winner]);
+        assert_eq!(names_in(dir.path()), ["key"]);
+    }
+
+    #[test]
     fn a_bare_file_name_is_written_in_the_current_directory() {
         assert_eq!(directory_of(Path::new("state")), Path::new("."));
         assert_eq!(directory_of(Path::new("a/state")), Path::new("a"));
