@@ -26,7 +26,8 @@ use futures_util::{stream, Stream, StreamExt};
 use serde::{de::DeserializeOwned, Serialize};
 use streambed::{
     commit_log::{Offset, ProducerRecord, Subscription, Topic},
-    crypto,
+    crypto::SALT_SIZE,
+    seal,
     secret_store::SecretStore,
 };
 
@@ -74,18 +75,12 @@ fn to_cbor<A: Serialize>(item: &A) -> Option<Vec<u8>> {
 
 /// CBOR encrypted with AES-128-CTR under a key kept in a secret store.
 ///
-/// Each value is a fresh random salt followed by the ciphertext. The key is read once, when
-/// the codec is made: make a new codec after rotating the key.
-#[derive(Clone)]
+/// Each value is [sealed](streambed::seal): a fresh random salt followed by the
+/// ciphertext. The key is read once, when the codec is made: make a new codec after
+/// rotating the key. `Debug` never shows the key.
+#[derive(Clone, Debug)]
 pub struct CborEncrypted {
-    key: [u8; crypto::KEY_SIZE],
-}
-
-impl std::fmt::Debug for CborEncrypted {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Never print the key.
-        f.debug_struct("CborEncrypted").finish_non_exhaustive()
-    }
+    key: seal::Key,
 }
 
 impl CborEncrypted {
@@ -105,8 +100,7 @@ impl CborEncrypted {
         S: SecretStore,
     {
         let secret = streambed::get_secret_value(secret_store, secret_path).await?;
-        let mut key = [0; crypto::KEY_SIZE];
-        hex::decode_to_slice(secret, &mut key).ok()?;
+        let key = seal::Key::from_hex(&secret).ok()?;
         Some(Self { key })
     }
 }
@@ -116,25 +110,19 @@ where
     A: Serialize + DeserializeOwned + Send,
 {
     fn encode(&self, item: A) -> Option<Vec<u8>> {
-        // Serialize after a placeholder salt, so the value is encrypted in place in the one
+        // Serialize after room for the salt, so the value is sealed in place in the one
         // buffer that is returned.
-        let mut bytes = vec![0; crypto::SALT_SIZE];
+        let mut bytes = vec![0; SALT_SIZE];
         ciborium::into_writer(&item, &mut bytes).ok()?;
-        let salt = crypto::salt(&mut rand::thread_rng());
-        let (head, body) = bytes.split_at_mut(crypto::SALT_SIZE);
-        head.copy_from_slice(&salt);
-        crypto::encrypt(body, &self.key, &salt);
+        self.key
+            .seal_in_place(&mut bytes, &mut rand::thread_rng())
+            .ok()?;
         Some(bytes)
     }
 
     fn decode(&self, bytes: &mut [u8]) -> Option<A> {
-        if bytes.len() < crypto::SALT_SIZE {
-            return None;
-        }
-        let (salt, body) = bytes.split_at_mut(crypto::SALT_SIZE);
-        let salt: [u8; crypto::SALT_SIZE] = (&*salt).try_into().ok()?;
-        crypto::decrypt(body, &self.key, &salt);
-        ciborium::from_reader(&body[..]).ok()
+        let plain = self.key.open(bytes).ok()?;
+        ciborium::from_reader(&plain[..]).ok()
     }
 }
 
@@ -240,5 +228,52 @@ where
             }
             None
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY_HEX: &str = "000102030405060708090a0b0c0d0e0f";
+
+    fn codec() -> CborEncrypted {
+        CborEncrypted {
+            key: seal::Key::from_hex(KEY_HEX).unwrap(),
+        }
+    }
+
+    #[test]
+    fn a_value_sealed_by_encrypt_struct_decodes() {
+        let mut sealed = streambed::encrypt_struct_with_secret(
+            KEY_HEX.to_string(),
+            |item: &(u32, String)| to_cbor(item).ok_or(()),
+            rand::thread_rng,
+            &(7, "on".to_string()),
+        )
+        .unwrap();
+        assert_eq!(codec().decode(&mut sealed), Some((7u32, "on".to_string())));
+    }
+
+    #[test]
+    fn an_encoded_value_opens_with_decrypt_buf() {
+        let mut sealed = Codec::<u32>::encode(&codec(), 21).unwrap();
+        let opened = streambed::decrypt_buf_with_secret(KEY_HEX.to_string(), &mut sealed, |b| {
+            ciborium::from_reader::<u32, _>(b)
+        });
+        assert_eq!(opened, Some(21));
+    }
+
+    #[test]
+    fn input_shorter_than_a_salt_decodes_to_none() {
+        for len in 0..SALT_SIZE {
+            assert_eq!(Codec::<u32>::decode(&codec(), &mut vec![0; len]), None);
+        }
+    }
+
+    #[test]
+    fn debug_never_shows_the_key() {
+        let shown = format!("{:?}", codec());
+        assert!(!shown.contains("0102"), "{shown}");
     }
 }

@@ -9,7 +9,7 @@
 use std::io::{self, BufRead, BufReader, Read, Write};
 
 use base64::{engine::general_purpose::STANDARD, Engine};
-use streambed::crypto::{self, KEY_SIZE, SALT_SIZE};
+use streambed::{crypto::SALT_SIZE, seal::Key};
 
 use crate::json_line::{FieldError, Fields};
 
@@ -78,14 +78,14 @@ pub enum StreamError {
 
 /// Rewrites one field of each JSON line with one key.
 pub struct Cryptor {
-    key: [u8; KEY_SIZE],
+    key: Key,
     direction: Direction,
     select: String,
 }
 
 impl Cryptor {
     /// A cryptor for the field `select`, using `key`.
-    pub fn new(key: [u8; KEY_SIZE], direction: Direction, select: impl Into<String>) -> Self {
+    pub fn new(key: Key, direction: Direction, select: impl Into<String>) -> Self {
         Self {
             key,
             direction,
@@ -105,29 +105,16 @@ impl Cryptor {
                     reason,
                 })?;
         let processed = match self.direction {
-            Direction::Encrypt => {
-                let salt = crypto::salt(&mut rand::thread_rng());
-                crypto::encrypt(&mut bytes, &self.key, &salt);
-                let mut sealed = Vec::with_capacity(SALT_SIZE + bytes.len());
-                sealed.extend_from_slice(&salt);
-                sealed.extend_from_slice(&bytes);
-                sealed
-            }
+            Direction::Encrypt => STANDARD.encode(self.key.seal(&bytes, &mut rand::thread_rng())),
             Direction::Decrypt => {
-                if bytes.len() < SALT_SIZE {
-                    return Err(LineError::TooShort {
-                        field: self.select.clone(),
-                        len: bytes.len(),
-                    });
-                }
-                let mut salt = [0; SALT_SIZE];
-                salt.copy_from_slice(&bytes[..SALT_SIZE]);
-                let mut plain = bytes.split_off(SALT_SIZE);
-                crypto::decrypt(&mut plain, &self.key, &salt);
-                plain
+                let plain = self.key.open(&mut bytes).map_err(|e| LineError::TooShort {
+                    field: self.select.clone(),
+                    len: e.len,
+                })?;
+                STANDARD.encode(plain)
             }
         };
-        fields.write_with(&self.select, &STANDARD.encode(processed), out);
+        fields.write_with(&self.select, &processed, out);
         Ok(())
     }
 
@@ -208,7 +195,10 @@ fn strip_newline(line: &[u8]) -> &[u8] {
 mod tests {
     use super::*;
 
-    const KEY: [u8; KEY_SIZE] = [4; KEY_SIZE];
+    use streambed::crypto::{self, KEY_SIZE};
+
+    const KEY_BYTES: [u8; KEY_SIZE] = [4; KEY_SIZE];
+    const KEY: Key = Key::new(KEY_BYTES);
 
     fn run(direction: Direction, input: &str, max: u64) -> (String, Result<u64, StreamError>) {
         let mut output = Vec::new();
@@ -246,7 +236,7 @@ mod tests {
     fn decryption_matches_the_spec_layout() {
         let salt = [9u8; SALT_SIZE];
         let mut body = b"hello".to_vec();
-        crypto::encrypt(&mut body, &KEY, &salt);
+        crypto::encrypt(&mut body, &KEY_BYTES, &salt);
         let sealed = [salt.to_vec(), body].concat();
         let input = format!("{{\"value\":\"{}\"}}", STANDARD.encode(sealed));
         let (out, result) = run(Direction::Decrypt, &input, 1024);

@@ -6,8 +6,10 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use rand::RngCore;
-use streambed::{crypto::KEY_SIZE, secret_store::SecretData};
+use streambed::{
+    seal::{Key, ParseKeyError},
+    secret_store::SecretData,
+};
 use streambed_confidant::{ConfidantError, FileSecretStore};
 
 /// The file in the credentials directory holding the root secret.
@@ -34,12 +36,12 @@ pub enum KeyError {
         source: io::Error,
     },
     /// The root secret file does not hold 32 hex characters.
-    #[error("{path} must hold the root secret as 32 hex characters: {reason}")]
+    #[error("{path} must hold the root secret as 32 hex characters: {source}")]
     InvalidRootSecret {
         /// The file.
         path: PathBuf,
         /// What is wrong.
-        reason: String,
+        source: ParseKeyError,
     },
     /// The store refused or failed.
     #[error("cannot use the secret {path:?}: {source}")]
@@ -53,34 +55,23 @@ pub enum KeyError {
     #[error("there is no secret at {0:?} to decrypt with")]
     Absent(String),
     /// The secret exists but holds no usable key.
-    #[error("the secret {path:?} has no {VALUE_FIELD:?} field of 32 hex characters")]
+    #[error("the secret {path:?} has no {VALUE_FIELD:?} field of 32 hex characters: {reason}")]
     InvalidKey {
         /// The secret path of the key.
         path: String,
+        /// What is wrong.
+        reason: String,
     },
 }
 
 /// Reads `root-secret` from the credentials directory.
-pub fn read_root_secret(credentials_directory: &Path) -> Result<[u8; KEY_SIZE], KeyError> {
+pub fn read_root_secret(credentials_directory: &Path) -> Result<Key, KeyError> {
     let path = credentials_directory.join(ROOT_SECRET_FILE);
     let line = read_first_line(&path)?.ok_or_else(|| KeyError::CredentialIo {
         path: path.clone(),
         source: io::ErrorKind::NotFound.into(),
     })?;
-    let invalid = |reason: String| KeyError::InvalidRootSecret {
-        path: path.clone(),
-        reason,
-    };
-    if line.len() != KEY_SIZE * 2 {
-        return Err(invalid(format!(
-            "found {} characters",
-            line.chars().count()
-        )));
-    }
-    let bytes = hex::decode(&line).map_err(|e| invalid(e.to_string()))?;
-    let mut key = [0; KEY_SIZE];
-    key.copy_from_slice(&bytes);
-    Ok(key)
+    Key::from_hex(&line).map_err(|source| KeyError::InvalidRootSecret { path, source })
 }
 
 /// Reads the optional `ss-secret-id` from the credentials directory ("" when absent).
@@ -111,11 +102,7 @@ fn read_first_line(path: &Path) -> Result<Option<String>, KeyError> {
 /// The key at `path`; when there is none and `create` is set, a new random key stored
 /// there first. Of several processes creating the key at once, all end up with the one
 /// that was stored.
-pub async fn resolve(
-    ss: &FileSecretStore,
-    path: &str,
-    create: bool,
-) -> Result<[u8; KEY_SIZE], KeyError> {
+pub async fn resolve(ss: &FileSecretStore, path: &str, create: bool) -> Result<Key, KeyError> {
     let store_error = |source| KeyError::Store {
         path: path.to_string(),
         source,
@@ -126,10 +113,9 @@ pub async fn resolve(
     if !create {
         return Err(KeyError::Absent(path.to_string()));
     }
-    let mut key = [0; KEY_SIZE];
-    rand::thread_rng().fill_bytes(&mut key);
+    let key = Key::random(&mut rand::thread_rng());
     let data = SecretData {
-        data: HashMap::from([(VALUE_FIELD.to_string(), hex::encode(key))]),
+        data: HashMap::from([(VALUE_FIELD.to_string(), key.to_hex())]),
     };
     if ss
         .try_create_secret_if_absent(path, data)
@@ -145,14 +131,16 @@ pub async fn resolve(
     }
 }
 
-fn key_of(data: &SecretData, path: &str) -> Result<[u8; KEY_SIZE], KeyError> {
-    data.data
+fn key_of(data: &SecretData, path: &str) -> Result<Key, KeyError> {
+    let invalid = |reason: String| KeyError::InvalidKey {
+        path: path.to_string(),
+        reason,
+    };
+    let value = data
+        .data
         .get(VALUE_FIELD)
-        .and_then(|value| hex::decode(value).ok())
-        .and_then(|bytes| <[u8; KEY_SIZE]>::try_from(bytes).ok())
-        .ok_or_else(|| KeyError::InvalidKey {
-            path: path.to_string(),
-        })
+        .ok_or_else(|| invalid("there is no such field".to_string()))?;
+    Key::from_hex(value).map_err(|e| invalid(e.to_string()))
 }
 
 #[cfg(test)]
@@ -165,21 +153,52 @@ mod tests {
         let file = dir.path().join(ROOT_SECRET_FILE);
         fs::write(&file, "1800af9b273e4b9ea71ec723426933a4\nignored\n").unwrap();
         assert_eq!(
-            hex::encode(read_root_secret(dir.path()).unwrap()),
+            read_root_secret(dir.path()).unwrap().to_hex(),
             "1800af9b273e4b9ea71ec723426933a4"
         );
-        for bad in ["", "1800af9b", "1800af9b273e4b9ea71ec723426933zz"] {
+        for (bad, what) in [
+            ("", "found 0 characters"),
+            ("1800af9b", "found 8 characters"),
+            ("1800af9b273e4b9ea71ec723426933zz", "'z' at index 30"),
+        ] {
             fs::write(&file, bad).unwrap();
-            assert!(matches!(
-                read_root_secret(dir.path()),
-                Err(KeyError::InvalidRootSecret { .. })
-            ));
+            let error = read_root_secret(dir.path()).unwrap_err();
+            assert!(
+                matches!(error, KeyError::InvalidRootSecret { .. }),
+                "{error}"
+            );
+            assert!(error.to_string().contains(what), "{error}");
         }
         fs::remove_file(&file).unwrap();
         assert!(matches!(
             read_root_secret(dir.path()),
             Err(KeyError::CredentialIo { .. })
         ));
+    }
+
+    #[test]
+    fn a_stored_key_that_is_missing_or_not_hex_says_what_is_wrong() {
+        let secret = |pairs: &[(&str, &str)]| SecretData {
+            data: pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        let key = "000102030405060708090a0b0c0d0e0f";
+        assert_eq!(
+            key_of(&secret(&[(VALUE_FIELD, key)]), "k")
+                .unwrap()
+                .to_hex(),
+            key
+        );
+        for (data, what) in [
+            (secret(&[]), "no such field"),
+            (secret(&[(VALUE_FIELD, "00")]), "found 2 characters"),
+        ] {
+            let error = key_of(&data, "k").unwrap_err();
+            assert!(matches!(error, KeyError::InvalidKey { .. }), "{error}");
+            assert!(error.to_string().contains(what), "{error}");
+        }
     }
 
     #[test]

@@ -133,7 +133,7 @@ fn run(args: ProgramArgs) -> Result<(), CliError> {
     let secret_id = key::read_secret_id(&args.credentials_directory)?;
     let ss = FileSecretStore::new(
         &args.root_path,
-        &root_secret,
+        root_secret.as_bytes(),
         Duration::from(args.unauthorized_timeout),
         args.max_secrets,
         args.ttl_field.as_deref(),

@@ -14,7 +14,10 @@
 use std::error::Error;
 
 use clap::Parser;
-use streambed::{crypto::KEY_SIZE, secret_store::SecretStore};
+use streambed::{
+    seal::{Key, KEY_HEX_LEN},
+    secret_store::SecretStore,
+};
 use streambed_confidant::{args::SsArgs, FileSecretStore};
 
 /// Sets up a secret store from the usual `--ss-…` arguments.
@@ -37,18 +40,16 @@ fn main() -> Result<(), Box<dyn Error>> {
 async fn run(args: Args) -> Result<(), Box<dyn Error>> {
     let line = streambed::read_line(std::io::stdin())?;
     let (root_secret, secret_id) = line
-        .split_at_checked(KEY_SIZE * 2)
+        .split_at_checked(KEY_HEX_LEN)
         .ok_or("expected a line of 32 hex characters then a secret id on stdin")?;
     if secret_id.is_empty() {
         return Err("expected a secret id after the root secret on stdin".into());
     }
-    let root_secret: [u8; KEY_SIZE] = hex::decode(root_secret)?
-        .try_into()
-        .map_err(|_| "the root secret must be 16 bytes")?;
+    let root_secret = Key::from_hex(root_secret)?;
 
     let ss = FileSecretStore::new(
         args.ss_args.ss_root_path,
-        &root_secret,
+        root_secret.as_bytes(),
         args.ss_args.ss_unauthorized_timeout.into(),
         args.ss_args.ss_max_secrets,
         args.ss_args.ss_ttl_field.as_deref(),

@@ -1,26 +1,26 @@
 //! Secret files: their encrypted layout, and reading and replacing them safely.
 //!
-//! A file holds a 12-byte random salt followed by the AES-CTR encryption (under the root
-//! secret and that salt) of the postcard encoding of `{ version: u32 = 0, secret_data }`.
-//! The format has no integrity check of its own, so decoding is defensive: short,
-//! oversized or undecodable files are errors, never panics.
+//! A file holds a [sealed](streambed::seal) value under the root secret: a 12-byte random
+//! salt followed by the AES-CTR encryption of the postcard encoding of
+//! `{ version: u32 = 0, secret_data }`. The format has no integrity check of its own, so
+//! decoding is defensive: short, oversized or undecodable files are errors, never panics.
 //!
-//! Replacing a file goes through a temporary file in the same directory that is written,
-//! flushed to disk and renamed over the target, after which the directory itself is
-//! flushed. Readers therefore see either the old or the new secret, whole, even across a
-//! crash or power loss. Everything here blocks; callers run it on tokio's blocking pool.
+//! Files are replaced and removed through [`streambed::atomic_file`], so readers see either
+//! the old or the new secret, whole, even across a crash or power loss. Everything here
+//! blocks; callers run it on tokio's blocking pool.
 
 use std::{
-    fs::{self, DirBuilder, File, OpenOptions, Permissions},
-    io::{self, Read, Write},
-    os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt},
+    fs::{DirBuilder, File},
+    io::{self, Read},
+    os::unix::fs::DirBuilderExt,
     path::Path,
 };
 
-use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use streambed::{
-    crypto::{self, KEY_SIZE, SALT_SIZE},
+    atomic_file::{self, AtomicFileError, FileMode},
+    crypto::{KEY_SIZE, SALT_SIZE},
+    seal::Key,
     secret_store::SecretData,
 };
 
@@ -32,9 +32,6 @@ const VERSION: u32 = 0;
 /// Secret files larger than this are refused rather than read into memory: secrets are
 /// small, and a device with little RAM must not be made to allocate without bound.
 pub(crate) const MAX_SECRET_FILE_SIZE: u64 = 1024 * 1024;
-
-/// Attempts at finding an unused temporary name before giving up.
-const TEMP_NAME_ATTEMPTS: usize = 8;
 
 #[derive(Serialize)]
 struct StoredRef<'a> {
@@ -54,8 +51,9 @@ pub(crate) fn encode(
     root_secret: &[u8; KEY_SIZE],
     salt: &[u8; SALT_SIZE],
 ) -> Result<Vec<u8>, postcard::Error> {
+    // Encode after room for the salt, so the secret is sealed in the one buffer written.
     let mut bytes = Vec::with_capacity(SALT_SIZE + 64);
-    bytes.extend_from_slice(salt);
+    bytes.extend_from_slice(&[0; SALT_SIZE]);
     let mut bytes = postcard::to_extend(
         &StoredRef {
             version: VERSION,
@@ -63,7 +61,9 @@ pub(crate) fn encode(
         },
         bytes,
     )?;
-    crypto::encrypt(&mut bytes[SALT_SIZE..], root_secret, salt);
+    Key::new(*root_secret)
+        .seal_in_place_with_salt(&mut bytes, salt)
+        .expect("the buffer starts with room for the salt");
     Ok(bytes)
 }
 
@@ -80,16 +80,9 @@ pub(crate) fn decode(
         path: path.to_path_buf(),
         reason,
     };
-    if bytes.len() < SALT_SIZE {
-        return Err(corrupt(format!(
-            "{} bytes is shorter than the {SALT_SIZE}-byte salt",
-            bytes.len()
-        )));
-    }
-    let (salt, body) = bytes.split_at_mut(SALT_SIZE);
-    let mut salt_array = [0; SALT_SIZE];
-    salt_array.copy_from_slice(salt);
-    crypto::decrypt(body, root_secret, &salt_array);
+    let body = Key::new(*root_secret)
+        .open(&mut bytes)
+        .map_err(|e| corrupt(e.to_string()))?;
     let (stored, _stale_tail) = postcard::take_from_bytes::<Stored>(body)
         .map_err(|e| corrupt(format!("cannot decode (wrong root secret?): {e}")))?;
     if stored.version != VERSION {
@@ -161,88 +154,30 @@ pub(crate) fn write(
         .mode(dir_mode)
         .create(dir)
         .map_err(|e| ConfidantError::io("create directory", dir, e))?;
-
-    let (temp_path, mut temp) = create_temp(dir, mode)?;
-    let written = (|| {
-        // The creation mode is filtered by the umask; the file must carry exactly `mode`.
-        temp.set_permissions(Permissions::from_mode(mode))?;
-        temp.write_all(bytes)?;
-        temp.sync_all()
-    })();
-    drop(temp);
-    if let Err(e) = written {
-        let _ = fs::remove_file(&temp_path);
-        return Err(ConfidantError::io("write", temp_path, e));
+    let mode = FileMode::Exactly(mode);
+    match existing {
+        Existing::Replace => atomic_file::replace(path, bytes, mode).map(|()| true),
+        Existing::Keep => atomic_file::create_new(path, bytes, mode),
     }
-    let placed = match existing {
-        Existing::Replace => fs::rename(&temp_path, path).map(|()| true),
-        // A hard link is created atomically and never replaces an existing name.
-        Existing::Keep => match fs::hard_link(&temp_path, path) {
-            Ok(()) => fs::remove_file(&temp_path).map(|()| true),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                fs::remove_file(&temp_path).map(|()| false)
-            }
-            Err(e) => Err(e),
-        },
-    };
-    match placed {
-        Ok(placed) => {
-            sync_dir(dir)?;
-            Ok(placed)
-        }
-        Err(e) => {
-            let _ = fs::remove_file(&temp_path);
-            Err(ConfidantError::io("move into place", path, e))
-        }
-    }
+    .map_err(from_atomic_file)
 }
 
 /// Removes a file if it exists, making the removal durable.
 pub(crate) fn remove(path: &Path) -> Result<(), ConfidantError> {
-    match fs::remove_file(path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(ConfidantError::io("remove", path, e)),
-    }
-    match path.parent() {
-        Some(dir) => sync_dir(dir),
-        None => Ok(()),
-    }
+    atomic_file::remove(path)
+        .map(|_existed| ())
+        .map_err(from_atomic_file)
 }
 
-fn create_temp(dir: &Path, mode: u32) -> Result<(std::path::PathBuf, File), ConfidantError> {
-    let mut rng = rand::thread_rng();
-    let mut last_error = io::ErrorKind::AlreadyExists.into();
-    for _ in 0..TEMP_NAME_ATTEMPTS {
-        let temp_path = dir.join(format!(".confidant-{:016x}.tmp", rng.next_u64()));
-        match OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&temp_path)
-        {
-            Ok(file) => return Ok((temp_path, file)),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last_error = e,
-            Err(e) => return Err(ConfidantError::io("create a temporary file in", dir, e)),
-        }
-    }
-    Err(ConfidantError::io(
-        "create a temporary file in",
-        dir,
-        last_error,
-    ))
-}
-
-/// Flushes a directory's entries, so that a rename or removal in it survives a crash.
-fn sync_dir(dir: &Path) -> Result<(), ConfidantError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| ConfidantError::io("flush directory", dir, e))
+fn from_atomic_file(e: AtomicFileError) -> ConfidantError {
+    ConfidantError::io(e.step.as_str(), e.path, e.source)
 }
 
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
+
+    use streambed::crypto;
 
     use super::*;
 
@@ -264,6 +199,15 @@ mod tests {
             decode(bytes, &[3; KEY_SIZE], Path::new("x")).unwrap(),
             secret
         );
+    }
+
+    #[test]
+    fn a_file_is_the_salt_then_the_encrypted_postcard_structure() {
+        let secret = data(&[("value", "v")]);
+        let bytes = encode(&secret, &[3; KEY_SIZE], &[9; SALT_SIZE]).unwrap();
+        let mut by_hand = postcard::to_stdvec(&(VERSION, &secret)).unwrap();
+        crypto::encrypt(&mut by_hand, &[3; KEY_SIZE], &[9; SALT_SIZE]);
+        assert_eq!(bytes, [[9; SALT_SIZE].to_vec(), by_hand].concat());
     }
 
     #[test]

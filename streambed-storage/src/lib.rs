@@ -1,13 +1,14 @@
 //! Encrypted state files: a service saves a snapshot of its state, sealed with a key from
 //! its secret store, and loads it again at start-up.
 //!
-//! A state file is the salt followed by the AES-CTR ciphertext of the serialized state (the
-//! form of [`streambed::encrypt_struct`]), so it can only be read with the key at the
-//! secret path.
+//! A state file is the serialized state [sealed](streambed::seal) with the key at the
+//! secret path: a salt followed by the AES-CTR ciphertext, the form of
+//! [`streambed::encrypt_struct`].
 //!
-//! Saving is atomic: the new state goes to a temporary file in the same directory, is
-//! flushed to disk, then renamed over the old file, and the directory is flushed too. A
-//! crash leaves either the old state or the new one, never a mix or a torn file.
+//! Saving goes through [`streambed::atomic_file`]: the new state goes to a temporary file
+//! in the same directory, is flushed to disk, then renamed over the old file, and the
+//! directory is flushed too. A crash leaves either the old state or the new one, never a
+//! mix or a torn file.
 //!
 //! ```
 //! use serde::{Deserialize, Serialize};
@@ -60,9 +61,12 @@ use log::warn;
 use rand::RngCore;
 use serde::{de::DeserializeOwned, Serialize};
 use streambed::{
-    decrypt_buf_with_secret, encrypt_struct, get_secret_value, secret_store::SecretStore,
+    atomic_file::{self, AtomicFileError, FileMode},
+    get_secret_value,
+    seal::{Key, ParseKeyError},
+    secret_store::SecretStore,
 };
-use tokio::{fs, io::AsyncWriteExt};
+use tokio::fs;
 
 /// A state file could not be loaded or saved.
 #[derive(Debug, thiserror::Error)]
@@ -85,20 +89,35 @@ pub enum StorageError {
         /// The secret path of the key.
         secret_path: String,
     },
-    /// The key at the secret path could not be read (absent, denied, or not 32 hex
-    /// characters), or the state did not serialize; nothing was written.
-    #[error("cannot encrypt the state with the key at {secret_path}: the key is missing, unreadable or malformed, or the state does not serialize")]
+    /// The secret at the secret path holds no key: its value is not 32 hex characters.
+    /// Nothing was read or written.
+    #[error("the secret at {secret_path} is not a key: {source}")]
+    InvalidKey {
+        /// The secret path of the key.
+        secret_path: String,
+        /// What is wrong with it.
+        source: ParseKeyError,
+    },
+    /// The key at the secret path could not be read (absent or denied), or the state did
+    /// not serialize; nothing was written.
+    #[error("cannot encrypt the state with the key at {secret_path}: the key is missing or unreadable, or the state does not serialize")]
     CannotEncrypt {
         /// The secret path of the key.
         secret_path: String,
     },
-    /// Writing the state file failed; the previous state file, if any, is unchanged.
-    #[error("cannot write the state file {}: {source}", path.display())]
+    /// Writing the state file failed (the error names it and the failed step); the
+    /// previous state file, if any, is unchanged.
+    #[error("cannot save the state: {source}")]
     Write {
-        /// The file being written.
+        /// The cause, naming the state file.
+        #[from]
+        source: AtomicFileError,
+    },
+    /// The runtime shut down before the write started; nothing was written.
+    #[error("the write of the state file {} was abandoned: the runtime is shutting down", path.display())]
+    Abandoned {
+        /// The state file.
         path: PathBuf,
-        /// The cause.
-        source: std::io::Error,
     },
 }
 
@@ -106,9 +125,10 @@ pub enum StorageError {
 ///
 /// A missing file gives `T::default()`, as does a file that cannot be decrypted or
 /// deserialized (logged as a warning): a service then starts afresh rather than not at
-/// all. A key that cannot be read is [`StorageError::KeyUnavailable`] rather than a reason
-/// to start afresh, since the state is probably fine and would be overwritten by the next
-/// save. Other I/O errors, such as a permission problem, are [`StorageError::Read`].
+/// all. A key that cannot be read is [`StorageError::KeyUnavailable`] (or
+/// [`StorageError::InvalidKey`] when the secret is no key) rather than a reason to start
+/// afresh, since the state is probably fine and would be overwritten by the next save.
+/// Other I/O errors, such as a permission problem, are [`StorageError::Read`].
 pub async fn load_struct<T, D, DE>(
     state_storage_path: &Path,
     ss: &impl SecretStore,
@@ -135,7 +155,12 @@ where
             secret_path: secret_path.to_string(),
         }));
     };
-    match decrypt_buf_with_secret(key, &mut buf, deserialize) {
+    let key = parse_key(&key, secret_path)?;
+    match key
+        .open(&mut buf)
+        .ok()
+        .and_then(|plain| deserialize(plain).ok())
+    {
         Some(state) => Ok(state),
         None => {
             warn!(
@@ -151,8 +176,9 @@ where
 /// the key at `secret_path`, atomically (see the [crate docs](crate)).
 ///
 /// Unlike upstream, which silently skipped the save, a missing or unreadable key is an
-/// error ([`StorageError::CannotEncrypt`]), so a service learns that its state is not being
-/// kept. A failed write is [`StorageError::Write`] and leaves the previous file in place.
+/// error ([`StorageError::CannotEncrypt`], or [`StorageError::InvalidKey`] when the secret
+/// is no key), so a service learns that its state is not being kept. A failed write is
+/// [`StorageError::Write`] and leaves the previous file in place.
 pub async fn save_struct<T, U, F, S, SE>(
     state_storage_path: &Path,
     ss: &impl SecretStore,
@@ -167,67 +193,36 @@ where
     F: FnOnce() -> U,
     U: RngCore,
 {
-    let Some(sealed) = encrypt_struct(ss, secret_path, serialize, rng, state).await else {
-        return Err(Box::new(StorageError::CannotEncrypt {
-            secret_path: secret_path.to_string(),
-        }));
+    let cannot_encrypt = || StorageError::CannotEncrypt {
+        secret_path: secret_path.to_string(),
     };
-    write_atomically(state_storage_path, &sealed)
+    let key = get_secret_value(ss, secret_path)
         .await
-        .map_err(|source| -> Box<dyn Error> {
-            Box::new(StorageError::Write {
-                path: state_storage_path.to_path_buf(),
-                source,
-            })
-        })
-}
-
-/// Writes `bytes` to a temporary file beside `path`, flushes it, renames it over `path` and
-/// flushes the directory, so that `path` holds either its old or its new content.
-async fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let directory = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let file_name = path.file_name().ok_or_else(|| {
-        std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "the state path names no file",
-        )
-    })?;
-    let mut temporary_name = file_name.to_os_string();
-    temporary_name.push(format!(".{:016x}.tmp", rand::random::<u64>()));
-    let temporary = directory.join(temporary_name);
-
-    let result = async {
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&temporary)
-            .await?;
-        file.write_all(bytes).await?;
-        file.sync_all().await?;
-        drop(file);
-        fs::rename(&temporary, path).await?;
-        sync_directory(&directory).await
-    }
+        .ok_or_else(cannot_encrypt)?;
+    let key = parse_key(&key, secret_path)?;
+    let plain = serialize(state).map_err(|_| cannot_encrypt())?;
+    let sealed = key.seal(&plain, &mut rng());
+    let path = state_storage_path.to_path_buf();
+    // An fsync can take long on flash storage: keep it off the async threads.
+    let written = tokio::task::spawn_blocking(move || {
+        atomic_file::replace(&path, &sealed, FileMode::Default)
+    })
     .await;
-    if result.is_err() {
-        // Leave no temporary file behind; the old state file is untouched.
-        let _ = fs::remove_file(&temporary).await;
+    match written {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(Box::new(StorageError::from(e))),
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => Err(Box::new(StorageError::Abandoned {
+            path: state_storage_path.to_path_buf(),
+        })),
     }
-    result
 }
 
-#[cfg(unix)]
-async fn sync_directory(directory: &Path) -> std::io::Result<()> {
-    fs::File::open(directory).await?.sync_all().await
-}
-
-#[cfg(not(unix))]
-async fn sync_directory(_directory: &Path) -> std::io::Result<()> {
-    // Directories cannot be opened for syncing on this platform; the rename is still atomic.
-    Ok(())
+fn parse_key(hex: &str, secret_path: &str) -> Result<Key, StorageError> {
+    Key::from_hex(hex).map_err(|source| StorageError::InvalidKey {
+        secret_path: secret_path.to_string(),
+        source,
+    })
 }
 
 #[cfg(test)]

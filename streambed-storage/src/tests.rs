@@ -112,15 +112,76 @@ async fn an_unreadable_path_is_a_read_error() {
 #[tokio::test]
 async fn saving_without_a_key_is_an_error_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let ss = store_with_key(dir.path(), "not a hex key").await;
+    let ss = store_with_key(dir.path(), "000102030405060708090a0b0c0d0e0f").await;
     let path = dir.path().join("state");
-    let error = save(&path, &ss, &state()).await.unwrap_err();
+    let error = save_struct(
+        &path,
+        &ss,
+        "default/secrets.absent.key",
+        serde_json::to_vec,
+        rand::thread_rng,
+        &state(),
+    )
+    .await
+    .unwrap_err();
     let error = error.downcast_ref::<StorageError>().unwrap();
     assert!(
         matches!(error, StorageError::CannotEncrypt { .. }),
         "{error}"
     );
     assert!(!path.exists());
+}
+
+#[tokio::test]
+async fn a_secret_that_is_no_key_says_what_is_wrong_and_touches_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let ss = store_with_key(dir.path(), "000102030405060708090a0b0c0d0e0f").await;
+    let path = dir.path().join("state");
+    save(&path, &ss, &state()).await.unwrap();
+    let before = std::fs::read(&path).unwrap();
+    set_key(&ss, "not a hex key").await;
+    for error in [
+        save(&path, &ss, &state()).await.unwrap_err(),
+        load(&path, &ss).await.unwrap_err(),
+    ] {
+        let error = error.downcast_ref::<StorageError>().unwrap();
+        assert!(
+            matches!(
+                error,
+                StorageError::InvalidKey {
+                    source: ParseKeyError::WrongLength { found: 13 },
+                    ..
+                }
+            ),
+            "{error}"
+        );
+        assert!(error.to_string().contains(KEY_PATH), "{error}");
+    }
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+}
+
+#[tokio::test]
+async fn state_files_are_in_the_form_of_encrypt_struct() {
+    let dir = tempfile::tempdir().unwrap();
+    let ss = store_with_key(dir.path(), "000102030405060708090a0b0c0d0e0f").await;
+    let path = dir.path().join("state");
+    save(&path, &ss, &state()).await.unwrap();
+    let mut on_disk = std::fs::read(&path).unwrap();
+    let opened: Option<State> =
+        streambed::decrypt_buf(&ss, KEY_PATH, &mut on_disk, serde_json::from_slice).await;
+    assert_eq!(opened, Some(state()));
+
+    let sealed = streambed::encrypt_struct(
+        &ss,
+        KEY_PATH,
+        |s: &State| serde_json::to_vec(s),
+        rand::thread_rng,
+        &state(),
+    )
+    .await
+    .unwrap();
+    std::fs::write(&path, sealed).unwrap();
+    assert_eq!(load(&path, &ss).await.unwrap(), state());
 }
 
 #[tokio::test]
@@ -149,7 +210,10 @@ async fn a_failed_write_names_the_file_and_leaves_what_was_there() {
     let error = save(&path, &ss, &state()).await.unwrap_err();
     let error = error.downcast_ref::<StorageError>().unwrap();
     assert!(matches!(error, StorageError::Write { .. }), "{error}");
-    assert!(error.to_string().contains("state"), "{error}");
+    assert!(
+        error.to_string().contains(&path.display().to_string()),
+        "{error}"
+    );
     assert_eq!(std::fs::read(path.join("keep")).unwrap(), b"untouched");
     assert_eq!(
         file_names(dir.path()),

@@ -2,7 +2,6 @@
 //! encrypt with a key held as hex in a secret, prefix the salt; then signs the result with
 //! a separate key and opens it again. Run with `cargo run -p streambed --example seal [NOTE]`.
 
-use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -23,9 +22,8 @@ fn main() {
     };
 
     // A secret store would hold this key as 32 hex characters in a secret's "value" field.
-    let mut key = [0u8; streambed::crypto::KEY_SIZE];
-    rand::thread_rng().fill_bytes(&mut key);
-    let secret_value = hex::encode(key);
+    let key = streambed::seal::Key::random(&mut rand::thread_rng());
+    let secret_value = key.to_hex();
 
     let Some(mut sealed) = streambed::encrypt_struct_with_secret(
         secret_value.clone(),
@@ -40,7 +38,7 @@ fn main() {
     println!("sealed  {} (salt, then ciphertext)", hex::encode(&sealed));
     println!(
         "tag     {}",
-        hex::encode(streambed::crypto::sign(&sealed, &key))
+        hex::encode(streambed::crypto::sign(&sealed, key.as_bytes()))
     );
 
     let opened: Option<Reading> =

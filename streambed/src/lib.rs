@@ -9,6 +9,8 @@
 //!
 //! Besides the traits, this crate holds:
 //! - [`crypto`]: AES-128-CTR, HMAC-SHA256 and salted SHA-512 in the forms streambed files use;
+//! - [`seal`]: the salt ‖ ciphertext layout of every encrypted value, and hex keys;
+//! - [`atomic_file`]: replacing a file so that a crash leaves the old or the new content;
 //! - [`delayer`]: exponential back-off for retries;
 //! - [`secret_cache`]: the bounded, expiring, single-flight cache that secret store
 //!   implementations keep their answers in;
@@ -36,10 +38,12 @@
 
 #![warn(missing_docs)]
 
+pub mod atomic_file;
 mod base64_bytes;
 pub mod commit_log;
 pub mod crypto;
 pub mod delayer;
+pub mod seal;
 pub mod secret_cache;
 pub mod secret_store;
 
@@ -134,18 +138,11 @@ pub async fn get_secret_value(ss: &impl SecretStore, secret_path: &str) -> Optio
     }
 }
 
-/// Decodes a key held as 32 hex characters.
-fn key_from_hex(secret_value: &str) -> Option<[u8; crypto::KEY_SIZE]> {
-    let mut key = [0; crypto::KEY_SIZE];
-    hex::decode_to_slice(secret_value, &mut key).ok()?;
-    Some(key)
-}
-
 /// Serializes `t` and encrypts it with the key in `secret_value` (32 hex characters).
 ///
-/// The result is a fresh random salt followed by the ciphertext, the form
-/// [`decrypt_buf_with_secret`] reads. `None` when the key is not 32 hex characters or
-/// serialization fails.
+/// The result is a [sealed](seal) value: a fresh random salt followed by the ciphertext,
+/// the form [`decrypt_buf_with_secret`] reads. `None` when the key is not 32 hex characters
+/// or serialization fails; [`seal::Key`] says which.
 ///
 /// ```
 /// let sealed = streambed::encrypt_struct_with_secret(
@@ -169,14 +166,9 @@ where
     F: FnOnce() -> U,
     U: RngCore,
 {
-    let key = key_from_hex(&secret_value)?;
-    let mut bytes = serialize(t).ok()?;
-    let salt = crypto::salt(&mut rng());
-    crypto::encrypt(&mut bytes, &key, &salt);
-    let mut sealed = Vec::with_capacity(crypto::SALT_SIZE + bytes.len());
-    sealed.extend_from_slice(&salt);
-    sealed.extend_from_slice(&bytes);
-    Some(sealed)
+    let key = seal::Key::from_hex(&secret_value).ok()?;
+    let bytes = serialize(t).ok()?;
+    Some(key.seal(&bytes, &mut rng()))
 }
 
 /// [`encrypt_struct_with_secret`] with the key read from the `"value"` field of the secret
@@ -259,14 +251,9 @@ where
     T: Deserialize<'a>,
     D: FnOnce(&'a [u8]) -> Result<T, DE>,
 {
-    if buf.len() < crypto::SALT_SIZE {
-        return None;
-    }
-    let key = key_from_hex(&secret_value)?;
-    let (salt, bytes) = buf.split_at_mut(crypto::SALT_SIZE);
-    let salt: &[u8; crypto::SALT_SIZE] = (&*salt).try_into().ok()?;
-    crypto::decrypt(bytes, &key, salt);
-    deserialize(bytes).ok()
+    let key = seal::Key::from_hex(&secret_value).ok()?;
+    let plain = key.open(buf).ok()?;
+    deserialize(plain).ok()
 }
 
 /// [`decrypt_buf_with_secret`] with the key read from the `"value"` field of the secret at
@@ -282,6 +269,7 @@ where
     T: Deserialize<'a>,
     D: FnOnce(&'a [u8]) -> Result<T, DE>,
 {
+    // Too short to open with any key: spare the store a read.
     if buf.len() < crypto::SALT_SIZE {
         return None;
     }
