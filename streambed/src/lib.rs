@@ -41,6 +41,7 @@ pub mod commit_log;
 pub mod crypto;
 pub mod delayer;
 pub mod secret_cache;
+pub mod secret_path;
 pub mod secret_store;
 
 use std::{
