@@ -306,7 +306,11 @@ mod tests {
             ("a\0", Problem::ControlCharacter),
         ] {
             let error = UserName::parse(name).unwrap_err();
-            assert_eq!((error.what, error.problem), ("user name", expected), "{name:?}");
+            assert_eq!(
+                (error.what, error.problem),
+                ("user name", expected),
+                "{name:?}"
+            );
         }
     }
 
