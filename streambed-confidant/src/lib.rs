@@ -1,5 +1,5 @@
-//! An encrypted, file-system based [`SecretStore`]: secrets for services on devices that
-//! run no Vault server.
+//! An encrypted, file-system based [`SecretStore`](streambed::secret_store::SecretStore):
+//! secrets for services on devices that run no Vault server.
 //!
 //! Each secret is one file below a root directory, encrypted under a root secret (a
 //! 16-byte key the service receives from outside, e.g. through systemd credentials). The

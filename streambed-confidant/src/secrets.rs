@@ -25,7 +25,8 @@ use crate::{
 const DEFAULT_SECRET_TTL: Duration = Duration::from_secs(5 * 60);
 
 impl FileSecretStore {
-    /// Reads a secret like [`get_secret`](SecretStore::get_secret), saying why when it
+    /// Reads a secret like
+    /// [`get_secret`](streambed::secret_store::SecretStore::get_secret), saying why when it
     /// fails. Failed reads are remembered (and answered from the cache) for the
     /// unauthorized timeout.
     ///
@@ -78,7 +79,8 @@ impl FileSecretStore {
             .unwrap_or(Err(ConfidantError::Abandoned))
     }
 
-    /// Creates or replaces a secret like [`create_secret`](SecretStore::create_secret),
+    /// Creates or replaces a secret like
+    /// [`create_secret`](streambed::secret_store::SecretStore::create_secret),
     /// saying why when it fails. The file is replaced atomically and durably, and carries
     /// the root directory's permission bits; the next read sees the new secret.
     ///

@@ -123,7 +123,8 @@ impl FileSecretStore {
 
     /// The user this store (or a clone of it) last logged in as through
     /// [`userpass_auth`](streambed::secret_store::SecretStore::userpass_auth) or confirmed
-    /// through [`token_auth`](streambed::secret_store::SecretStore::token_auth); `None` before that and after an AppRole
+    /// through [`token_auth`](streambed::secret_store::SecretStore::token_auth); `None`
+    /// before that and after an AppRole
     /// login.
     ///
     /// ```

@@ -8,17 +8,21 @@ use std::{fmt, sync::Arc};
 
 use crate::session::{Config, Session};
 
-/// A [`SecretStore`](streambed::secret_store::SecretStore) that talks to a HashiCorp Vault or OpenBao server over its HTTP API.
+/// A [`SecretStore`](streambed::secret_store::SecretStore) that talks to a HashiCorp Vault
+/// or OpenBao server over its HTTP API.
 ///
 /// Secrets are read from the KV version 2 engine mounted at `secret/`. Reads are cached,
 /// at most `max_secrets_cached` of them (least recently used evicted first), each for the
 /// duration in its `ttl_field` or else its lease; a read the server denies is remembered
-/// as [`Error::Unauthorized`](streambed::secret_store::Error::Unauthorized) for `unauthorized_timeout`, and so is an absent secret (as
+/// as [`Error::Unauthorized`](streambed::secret_store::Error::Unauthorized) for
+/// `unauthorized_timeout`, and so is an absent secret (as
 /// `Ok(None)`). Concurrent reads of one path that is not cached make a single request.
 ///
 /// While the server cannot be reached or answers with a transient failure (5xx, 429,
 /// timeout), calls retry with [`Delayer`](streambed::delayer::Delayer) back-off, forever
-/// unless [`VaultSecretStoreBuilder::max_attempts`](crate::VaultSecretStoreBuilder::max_attempts) sets a limit.
+/// unless
+/// [`VaultSecretStoreBuilder::max_attempts`](crate::VaultSecretStoreBuilder::max_attempts)
+/// sets a limit.
 ///
 /// Clones share the HTTP connections, the token and the cache; clone rather than create
 /// new stores. [`with_new_auth_prepared`](Self::with_new_auth_prepared) gives a store
