@@ -5,6 +5,8 @@
 
 use std::{io, path::PathBuf, sync::Arc};
 
+use streambed::secret_path::SecretPathError;
+
 /// A detailed reason for a refused or failed call.
 ///
 /// Clonable so that one failed file read can answer every caller that waited for it
@@ -33,17 +35,10 @@ pub enum ConfidantError {
         /// What went wrong.
         source: Arc<io::Error>,
     },
-    /// A secret path or user name that is empty, absolute, holds a NUL, an empty, `.` or
-    /// `..` component, or (for user names) a `/`.
-    #[error("invalid {what} {name:?}: {reason}")]
-    InvalidName {
-        /// `"secret path"` or `"user name"`.
-        what: &'static str,
-        /// The rejected name.
-        name: String,
-        /// Why it was rejected.
-        reason: &'static str,
-    },
+    /// A secret path or user name breaks the rules of [`streambed::secret_path`]; no file
+    /// was touched.
+    #[error(transparent)]
+    InvalidName(#[from] SecretPathError),
     /// Reading or writing a secret's file failed.
     #[error("cannot {action} {path}: {source}")]
     Io {

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use streambed::secret_store;
+use streambed::{secret_path::SecretPathError, secret_store};
 
 /// Why a call to the secret store failed.
 ///
@@ -42,16 +42,13 @@ pub enum VaultError {
     /// The server's answer is not what its API promises.
     #[error("the secret store's answer cannot be read: {0}")]
     InvalidReply(String),
-    /// An argument cannot be sent to the server as given.
-    #[error("invalid {what} {value:?}: {reason}")]
-    InvalidInput {
-        /// What the argument is, such as "secret path".
-        what: &'static str,
-        /// The argument as given.
-        value: String,
-        /// What is wrong with it.
-        reason: &'static str,
-    },
+    /// A secret path or user name breaks the rules of [`streambed::secret_path`]; nothing
+    /// was sent.
+    #[error(transparent)]
+    InvalidInput(#[from] SecretPathError),
+    /// The server URL cannot have the API's path appended (such as a `mailto:` URL).
+    #[error("the server URL {0} cannot carry an API path")]
+    InvalidServerUrl(String),
     /// The HTTP client could not be set up.
     #[error("cannot set up the HTTP client: {0}")]
     Client(#[source] Arc<reqwest::Error>),

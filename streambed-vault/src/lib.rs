@@ -33,9 +33,17 @@
 #![warn(missing_docs)]
 
 pub mod args;
+mod auth;
+mod builder;
 mod call;
 mod error;
+mod kv;
+mod outcome;
+mod secret_store;
+mod session;
 mod store;
+mod users;
 
+pub use builder::VaultSecretStoreBuilder;
 pub use error::VaultError;
-pub use store::{VaultSecretStore, VaultSecretStoreBuilder};
+pub use store::VaultSecretStore;

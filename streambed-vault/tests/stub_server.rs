@@ -414,7 +414,7 @@ async fn requests_have_the_paths_headers_and_bodies_of_the_vault_api() {
                 "POST".to_string(),
                 "/v1/auth/userpass/users/mary".to_string(),
                 token.clone(),
-                json!({"password": "pw"})
+                json!({"username": "mary", "password": "pw"})
             ),
             (
                 "POST".to_string(),

@@ -45,6 +45,7 @@ pub mod crypto;
 pub mod delayer;
 pub mod seal;
 pub mod secret_cache;
+pub mod secret_path;
 pub mod secret_store;
 
 use std::{

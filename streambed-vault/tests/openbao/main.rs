@@ -217,10 +217,18 @@ async fn userpass_users_are_created_updated_renamed_and_log_in() {
     );
     user.userpass_auth("mary", "second-pass").await.unwrap();
 
+    // As the original: the user is the one in the path, whatever the body's username.
+    service
+        .userpass_create_update_user("mary", "maria", "third-pass")
+        .await
+        .unwrap();
+    user.userpass_auth("mary", "third-pass").await.unwrap();
+    assert!(!bao.user_exists("maria").await);
+
     // Rename a user that has policies: they carry over, the old name is gone.
     bao.create_user("john", "john-pass", &["user"]).await;
     service
-        .userpass_create_update_user("john", "johnny", "johnny-pass")
+        .rename_user("john", "johnny", "johnny-pass")
         .await
         .unwrap();
     assert!(!bao.user_exists("john").await);
