@@ -10,6 +10,8 @@
 //! Besides the traits, this crate holds:
 //! - [`crypto`]: AES-128-CTR, HMAC-SHA256 and salted SHA-512 in the forms streambed files use;
 //! - [`delayer`]: exponential back-off for retries;
+//! - `http` (feature `reqwest`): the HTTP client, URL and retry policy the clients share;
+//! - [`kafka_api`]: the JSON bodies of the Kafka HTTP API;
 //! - [`secret_cache`]: the bounded, expiring, single-flight cache that secret store
 //!   implementations keep their answers in;
 //! - helpers to encrypt and decrypt values with keys kept in a secret store
@@ -40,6 +42,9 @@ mod base64_bytes;
 pub mod commit_log;
 pub mod crypto;
 pub mod delayer;
+#[cfg(feature = "reqwest")]
+pub mod http;
+pub mod kafka_api;
 pub mod secret_cache;
 pub mod secret_store;
 
