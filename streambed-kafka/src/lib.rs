@@ -79,10 +79,12 @@ impl KafkaRestCommitLog {
     /// # drop(log);
     /// ```
     pub fn new(server: Url, server_cert: Option<Certificate>, tls_insecure: bool) -> Self {
-        let client = client_options(server_cert, tls_insecure).build().map_err(|error| {
-            log::error!("the HTTP client for {server} could not be built: {error}");
-            Arc::new(error)
-        });
+        let client = client_options(server_cert, tls_insecure)
+            .build()
+            .map_err(|error| {
+                log::error!("the HTTP client for {server} could not be built: {error}");
+                Arc::new(error)
+            });
         Self { client, server }
     }
 
@@ -277,7 +279,9 @@ async fn send(
             async move {
                 match attempt.send().await {
                     Ok(response) => match TryFailure::of_status(response.status()) {
-                        Some(failure) => Err(TryError::Failed(failure, refusal(response, url).await)),
+                        Some(failure) => {
+                            Err(TryError::Failed(failure, refusal(response, url).await))
+                        }
                         None => Ok(response),
                     },
                     Err(error) => Err(TryError::Failed(

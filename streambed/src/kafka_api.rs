@@ -39,8 +39,8 @@ use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::commit_log::{Consumer, ConsumerRecord, PartitionOffsets, ProducedOffset};
 use crate::commit_log::ProducerRecord;
+pub use crate::commit_log::{Consumer, ConsumerRecord, PartitionOffsets, ProducedOffset};
 
 /// The body of `POST /topics/<topic>`: `{"records": [...]}`. A client sends borrowed
 /// records; a server reads owned ones.
