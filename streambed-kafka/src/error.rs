@@ -48,7 +48,7 @@ pub enum ClientError {
         /// What went wrong.
         source: Arc<reqwest::Error>,
     },
-    /// The server refused the request.
+    /// The server refused the request, or answered "try later" on every try allowed.
     #[error("server answered {status} to {url}: {message}")]
     Status {
         /// The URL requested.
