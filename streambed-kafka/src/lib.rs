@@ -284,13 +284,17 @@ async fn send(
                         }
                         None => Ok(response),
                     },
-                    Err(error) => Err(TryError::Failed(
-                        TryFailure::of_error(&error),
-                        ClientError::Transport {
+                    Err(error) => {
+                        let failure = TryFailure::of_error(&error);
+                        let error = ClientError::Transport {
                             url: url.clone(),
                             source: Arc::new(error),
-                        },
-                    )),
+                        };
+                        Err(match failure {
+                            Some(failure) => TryError::Failed(failure, error),
+                            None => TryError::Final(error),
+                        })
+                    }
                 }
             }
         })

@@ -204,7 +204,16 @@ impl Subscriber {
                             return None;
                         }
                     },
-                    Ok(Err(error)) => (TryFailure::of_error(&error), error.to_string()),
+                    Ok(Err(error)) => match TryFailure::of_error(&error) {
+                        Some(failure) => (failure, error.to_string()),
+                        None => {
+                            log::error!(
+                                "consumer {}: cannot subscribe at {url}: {error}",
+                                self.group
+                            );
+                            return None;
+                        }
+                    },
                 };
             log_retry(&self.group, &url, &reason);
             if !self.retrying.again(failure).await {

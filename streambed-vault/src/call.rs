@@ -1,7 +1,7 @@
 //! One HTTP call to the server, retried under the shared policy of [`streambed::http`]
 //! while the server is unreachable or failing, and counted through the `metrics` facade.
 
-use std::{error::Error as _, time::Duration};
+use std::{error::Error as _, sync::Arc, time::Duration};
 
 use log::debug;
 use metrics::counter;
@@ -183,7 +183,7 @@ impl Calls {
     ) -> Result<Reply, VaultError> {
         let url = request()
             .build()
-            .map_err(|error| VaultError::Unavailable(describe(&error)))?
+            .map_err(|error| VaultError::Client(Arc::new(error)))?
             .url()
             .clone();
         self.policy
@@ -195,9 +195,12 @@ impl Calls {
                     let response = match attempt.await {
                         Ok(response) => response,
                         Err(error) => {
+                            let Some(failure) = TryFailure::of_error(&error) else {
+                                return Err(TryError::Final(VaultError::Client(Arc::new(error))));
+                            };
                             counter!(UNAVAILABLES).increment(1);
                             return Err(TryError::Failed(
-                                TryFailure::of_error(&error),
+                                failure,
                                 VaultError::Unavailable(format!("{url}: {}", describe(&error))),
                             ));
                         }

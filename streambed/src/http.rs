@@ -179,7 +179,8 @@ pub enum TryFailure {
 }
 
 impl TryFailure {
-    /// What a transport error of reqwest says about the request.
+    /// What an error of reqwest says about the request; `None` when the request could not
+    /// even be built (a URL or body reqwest refuses), which no retry cures.
     ///
     /// ```
     /// use streambed::http::TryFailure;
@@ -188,14 +189,18 @@ impl TryFailure {
     /// # async fn main() {
     /// // Nothing listens on port 1 of the loopback address.
     /// let error = reqwest::get("http://127.0.0.1:1/").await.unwrap_err();
-    /// assert_eq!(TryFailure::of_error(&error), TryFailure::Unreachable);
+    /// assert_eq!(TryFailure::of_error(&error), Some(TryFailure::Unreachable));
+    /// let error = reqwest::get("no-scheme").await.unwrap_err();
+    /// assert_eq!(TryFailure::of_error(&error), None);
     /// # }
     /// ```
-    pub fn of_error(error: &reqwest::Error) -> Self {
-        if error.is_connect() {
-            Self::Unreachable
+    pub fn of_error(error: &reqwest::Error) -> Option<Self> {
+        if error.is_builder() {
+            None
+        } else if error.is_connect() {
+            Some(Self::Unreachable)
         } else {
-            Self::Lost
+            Some(Self::Lost)
         }
     }
 
