@@ -368,7 +368,10 @@ impl CommitLog for KafkaRestCommitLog {
     /// delivered of each topic, so none is lost or repeated. With an `idle_timeout` the
     /// stream ends once a connected server has sent no record for that long (time spent
     /// reconnecting does not count: an outage must not look like an empty topic). A
-    /// request the server refuses (4xx, such as a bad topic name) ends the stream.
+    /// request the server refuses (4xx, such as a bad topic name) ends the stream, and so
+    /// do 5 subscription requests in a row that may have reached the server but got no
+    /// stream (the connection cut, no answer in time, or "try later"); an unreachable
+    /// server is waited for.
     fn scoped_subscribe<'a>(
         &'a self,
         consumer_group_name: &str,
