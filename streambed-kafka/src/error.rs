@@ -11,7 +11,8 @@ use url::Url;
 /// A call to the Kafka HTTP API failed.
 ///
 /// Calls retry by themselves while the server is unreachable, so these errors are the ones
-/// that retrying would not cure (or could make worse, such as producing a record twice).
+/// that retrying would not cure (or could make worse, such as producing a record twice),
+/// or that persisted over the tries a request that may have reached the server is given.
 ///
 /// ```
 /// use streambed_kafka::{ClientError, KafkaRestCommitLog};
@@ -39,7 +40,7 @@ pub enum ClientError {
         other: String,
     },
     /// The request could not be completed, and repeating it could have done harm (for a
-    /// produce request: appending its records twice).
+    /// produce request: appending its records twice) or failed as often as allowed.
     #[error("request to {url} failed: {source}")]
     Transport {
         /// The URL requested.
@@ -47,7 +48,7 @@ pub enum ClientError {
         /// What went wrong.
         source: Arc<reqwest::Error>,
     },
-    /// The server refused the request.
+    /// The server refused the request, or answered "try later" on every try allowed.
     #[error("server answered {status} to {url}: {message}")]
     Status {
         /// The URL requested.
@@ -56,6 +57,17 @@ pub enum ClientError {
         status: u16,
         /// The server's explanation (the `message` of its JSON error body, or the body).
         message: String,
+    },
+    /// The server answered fewer offsets than records were produced, so it is unknown
+    /// where some of them went.
+    #[error("{url} answered {offsets} offsets for {records} records produced")]
+    MissingOffsets {
+        /// The URL requested.
+        url: Url,
+        /// How many records were sent.
+        records: usize,
+        /// How many offsets the server answered.
+        offsets: usize,
     },
     /// The server's answer is not what the API promises.
     #[error("unexpected answer from {url}: {reason}")]

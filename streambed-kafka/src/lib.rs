@@ -10,13 +10,14 @@ use std::{pin::Pin, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use reqwest::{Certificate, Client, RequestBuilder, Response, StatusCode};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use streambed::{
     commit_log::{
         CommitLog, ConsumerOffset, ConsumerRecord, Partition, PartitionOffsets, ProducedOffset,
         ProducerError, ProducerRecord, Subscription, Topic,
     },
-    delayer::Delayer,
+    http::{self, ClientOptions, Idempotence, RetryPolicy, TryError, TryFailure},
+    kafka_api::{ErrorReply, ProduceReply, ProduceRequest},
 };
 use tokio_stream::Stream;
 use url::Url;
@@ -25,9 +26,12 @@ pub use error::ClientError;
 
 /// A [`CommitLog`] on a server of the Kafka HTTP API, such as `streambed-server`.
 ///
-/// Clones share one connection pool. Every call retries with [`Delayer`] back-off for as
-/// long as the server is unreachable, so a service can start before its server does;
-/// wrap a call in [`tokio::time::timeout`] to bound the wait (calls are cancel-safe).
+/// Clones share one connection pool. Every call retries with back-off for as long as the
+/// server is unreachable, so a service can start before its server does; wrap a call in
+/// [`tokio::time::timeout`] to bound the wait (calls are cancel-safe). A request that may
+/// have reached the server is tried at most 5 times (a produce request only when the
+/// server answered 502, 503 or 504, so that no record is appended twice): see
+/// [`streambed::http`].
 ///
 /// ```no_run
 /// use streambed::commit_log::{CommitLog, ProducerRecord, Topic};
@@ -57,34 +61,6 @@ pub struct KafkaRestCommitLog {
     server: Url,
 }
 
-/// The body of `POST /topics/<topic>`.
-#[derive(Serialize)]
-struct ProduceRequest<'a> {
-    records: &'a [ProducerRecord],
-}
-
-/// The answer to `POST /topics/<topic>`; other fields (some servers add partitions and
-/// schema ids) are ignored.
-#[derive(Deserialize)]
-struct ProduceReply {
-    offsets: Vec<ProducedOffset>,
-}
-
-/// The JSON error body of `streambed-server` (and of Confluent's REST proxy).
-#[derive(Deserialize)]
-struct ErrorReply {
-    message: String,
-}
-
-/// Whether a request may be sent again after the transport failed part-way through.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Retry {
-    /// Only when the connection could not even be made: the server saw nothing.
-    UnlessSent,
-    /// Whenever the transport failed: repeating the request does no harm.
-    Idempotent,
-}
-
 /// How long one request (other than a consumer stream) may take once connected.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -103,10 +79,12 @@ impl KafkaRestCommitLog {
     /// # drop(log);
     /// ```
     pub fn new(server: Url, server_cert: Option<Certificate>, tls_insecure: bool) -> Self {
-        let client = build_client(server_cert, tls_insecure).map_err(|error| {
-            log::error!("the HTTP client for {server} could not be built: {error}");
-            Arc::new(error)
-        });
+        let client = client_options(server_cert, tls_insecure)
+            .build()
+            .map_err(|error| {
+                log::error!("the HTTP client for {server} could not be built: {error}");
+                Arc::new(error)
+            });
         Self { client, server }
     }
 
@@ -129,8 +107,9 @@ impl KafkaRestCommitLog {
         if server.cannot_be_a_base() {
             return Err(ClientError::BadServerUrl(server));
         }
-        let client =
-            build_client(server_cert, tls_insecure).map_err(|e| ClientError::Build(Arc::new(e)))?;
+        let client = client_options(server_cert, tls_insecure)
+            .build()
+            .map_err(|e| ClientError::Build(Arc::new(e)))?;
         Ok(Self {
             client: Ok(client),
             server,
@@ -160,7 +139,7 @@ impl KafkaRestCommitLog {
         let partition = partition.to_string();
         let url = self.url(&["topics", &topic, "partitions", &partition, "offsets"])?;
         let client = self.client()?;
-        let response = send(client.get(url.clone()), &url, Retry::Idempotent).await?;
+        let response = send(&url, Idempotence::Idempotent, || client.get(url.clone())).await?;
         if response.status() == StatusCode::NOT_FOUND {
             return Ok(None);
         }
@@ -197,15 +176,17 @@ impl KafkaRestCommitLog {
         offsets
             .into_iter()
             .next()
-            .ok_or_else(|| ClientError::BadReply {
+            .ok_or_else(|| ClientError::MissingOffsets {
                 url: self.server.clone(),
-                reason: "no offset for the record produced".to_owned(),
+                records: 1,
+                offsets: 0,
             })
     }
 
     /// Appends records of one topic in a single request, answering their offsets in order.
     /// The server appends all of them or, should the log fail part-way, says which it
-    /// appended (in the error's message).
+    /// appended (in the error's message). Of a reply with more offsets than records, the
+    /// first ones are taken, one per record; fewer is [`ClientError::MissingOffsets`].
     ///
     /// ```no_run
     /// # use streambed::commit_log::{ProducerRecord, Topic};
@@ -242,21 +223,25 @@ impl KafkaRestCommitLog {
         }
         let url = self.url(&["topics", &first.topic])?;
         let client = self.client()?;
-        let request = client.post(url.clone()).json(&ProduceRequest { records });
-        let response = send(request, &url, Retry::UnlessSent).await?;
+        let body = ProduceRequest {
+            records: records.into(),
+        };
+        let response = send(&url, Idempotence::NotIdempotent, || {
+            client.post(url.clone()).json(&body)
+        })
+        .await?;
         let response = success(response, &url).await?;
         let reply: ProduceReply = read_json(response, &url).await?;
-        if reply.offsets.len() != records.len() {
-            return Err(ClientError::BadReply {
+        let mut offsets = reply.offsets;
+        if offsets.len() < records.len() {
+            return Err(ClientError::MissingOffsets {
                 url,
-                reason: format!(
-                    "{} offsets for {} records produced",
-                    reply.offsets.len(),
-                    records.len()
-                ),
+                records: records.len(),
+                offsets: offsets.len(),
             });
         }
-        Ok(reply.offsets)
+        offsets.truncate(records.len());
+        Ok(offsets)
     }
 
     fn client(&self) -> Result<&Client, ClientError> {
@@ -267,89 +252,77 @@ impl KafkaRestCommitLog {
 
     /// The server URL with `segments` appended, each percent-encoded as needed.
     fn url(&self, segments: &[&str]) -> Result<Url, ClientError> {
-        let mut url = self.server.clone();
-        url.path_segments_mut()
-            .map_err(|()| ClientError::BadServerUrl(self.server.clone()))?
-            .pop_if_empty()
-            .extend(segments);
-        Ok(url)
+        http::api_url(&self.server, segments.iter().copied())
+            .map_err(|error| ClientError::BadServerUrl(error.0))
     }
 }
 
-fn build_client(server_cert: Option<Certificate>, tls_insecure: bool) -> reqwest::Result<Client> {
-    let mut builder = Client::builder()
-        .danger_accept_invalid_certs(tls_insecure)
-        .connect_timeout(Duration::from_secs(10))
-        // Shorter than servers keep idle connections (streambed-server: 10 s), so that a
-        // request is never sent on a connection the server is closing, which would make a
-        // produce request fail rather than retry.
-        .pool_idle_timeout(Duration::from_secs(5))
-        // Lets a consumer stream notice a server host that vanished without closing.
-        .tcp_keepalive(Duration::from_secs(30))
-        .tcp_nodelay(true);
-    if let Some(cert) = server_cert {
-        builder = builder.add_root_certificate(cert);
-    }
-    builder.build()
-}
-
-/// Sends a request, waiting with back-off and trying again while the server is
-/// unreachable or says it is temporarily unavailable.
-async fn send(request: RequestBuilder, url: &Url, retry: Retry) -> Result<Response, ClientError> {
-    let mut delayer = Delayer::default();
-    loop {
-        let attempt = request
-            .try_clone()
-            .ok_or_else(|| ClientError::BadReply {
-                url: url.clone(),
-                reason: "request body cannot be sent twice".to_owned(),
-            })?
-            .timeout(REQUEST_TIMEOUT);
-        match attempt.send().await {
-            Ok(response) if is_temporary(response.status()) => {
-                log::debug!("{url}: server answered {}; retrying", response.status());
-            }
-            Ok(response) => return Ok(response),
-            Err(error) if may_retry(&error, retry) => {
-                log::debug!("{url}: server unreachable ({error}); retrying");
-            }
-            Err(error) => {
-                return Err(ClientError::Transport {
-                    url: url.clone(),
-                    source: Arc::new(error),
-                })
-            }
-        }
-        delayer.delay().await;
+fn client_options(server_cert: Option<Certificate>, tls_insecure: bool) -> ClientOptions {
+    // No client-wide timeout: a consumer stream stays open for as long as it is read.
+    ClientOptions {
+        server_cert,
+        tls_insecure,
+        ..ClientOptions::default()
     }
 }
 
-fn is_temporary(status: StatusCode) -> bool {
-    matches!(
-        status,
-        StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT
-    )
-}
-
-fn may_retry(error: &reqwest::Error, retry: Retry) -> bool {
-    error.is_connect() || (retry == Retry::Idempotent && (error.is_timeout() || error.is_request()))
+/// Sends the request that `request` builds under the shared retry policy, answering the
+/// first response that is not a temporary failure.
+async fn send(
+    url: &Url,
+    idempotence: Idempotence,
+    request: impl Fn() -> RequestBuilder,
+) -> Result<Response, ClientError> {
+    RetryPolicy::default()
+        .run(url, idempotence, || {
+            let attempt = request().timeout(REQUEST_TIMEOUT);
+            async move {
+                match attempt.send().await {
+                    Ok(response) => match TryFailure::of_status(response.status()) {
+                        Some(failure) => {
+                            Err(TryError::Failed(failure, refusal(response, url).await))
+                        }
+                        None => Ok(response),
+                    },
+                    Err(error) => {
+                        let failure = TryFailure::of_error(&error);
+                        let error = ClientError::Transport {
+                            url: url.clone(),
+                            source: Arc::new(error),
+                        };
+                        Err(match failure {
+                            Some(failure) => TryError::Failed(failure, error),
+                            None => TryError::Final(error),
+                        })
+                    }
+                }
+            }
+        })
+        .await
 }
 
 /// Passes a successful response on; turns any other into [`ClientError::Status`].
 async fn success(response: Response, url: &Url) -> Result<Response, ClientError> {
-    let status = response.status();
-    if status.is_success() {
-        return Ok(response);
+    if response.status().is_success() {
+        Ok(response)
+    } else {
+        Err(refusal(response, url).await)
     }
+}
+
+/// The [`ClientError::Status`] of an answer that is not a success, with the server's
+/// explanation.
+async fn refusal(response: Response, url: &Url) -> ClientError {
+    let status = response.status();
     let body = response.bytes().await.unwrap_or_default();
     let message = serde_json::from_slice::<ErrorReply>(&body)
         .map(|reply| reply.message)
         .unwrap_or_else(|_| String::from_utf8_lossy(&body).into_owned());
-    Err(ClientError::Status {
+    ClientError::Status {
         url: url.clone(),
         status: status.as_u16(),
         message,
-    })
+    }
 }
 
 async fn read_json<T: for<'de> Deserialize<'de>>(
@@ -395,7 +368,10 @@ impl CommitLog for KafkaRestCommitLog {
     /// delivered of each topic, so none is lost or repeated. With an `idle_timeout` the
     /// stream ends once a connected server has sent no record for that long (time spent
     /// reconnecting does not count: an outage must not look like an empty topic). A
-    /// request the server refuses (4xx, such as a bad topic name) ends the stream.
+    /// request the server refuses (4xx, such as a bad topic name) ends the stream, and so
+    /// do 5 subscription requests in a row that may have reached the server but got no
+    /// stream (the connection cut, no answer in time, or "try later"); an unreachable
+    /// server is waited for.
     fn scoped_subscribe<'a>(
         &'a self,
         consumer_group_name: &str,

@@ -6,7 +6,7 @@ use std::{collections::VecDeque, pin::Pin, time::Duration};
 use reqwest::Response;
 use streambed::{
     commit_log::{Consumer, ConsumerOffset, ConsumerRecord, Subscription},
-    delayer::Delayer,
+    http::{Idempotence, RetryPolicy, Retrying, TryFailure},
 };
 use tokio::time::Instant;
 use tokio_stream::Stream;
@@ -39,7 +39,7 @@ pub(crate) fn subscribe(
         connected_at: None,
         decoder: RecordDecoder::new(MAX_RECORD_BYTES),
         ready: VecDeque::new(),
-        delayer: Delayer::default(),
+        retrying: Retrying::new(RetryPolicy::default(), Idempotence::Idempotent),
     };
     Box::pin(futures_util::stream::unfold(
         subscriber,
@@ -67,7 +67,8 @@ struct Subscriber {
     connected_at: Option<Instant>,
     decoder: RecordDecoder,
     ready: VecDeque<ConsumerRecord>,
-    delayer: Delayer,
+    /// The back-off of reconnections and the count of failed tries of the current one.
+    retrying: Retrying,
 }
 
 impl Subscriber {
@@ -76,7 +77,7 @@ impl Subscriber {
             while let Some(record) = self.ready.pop_front() {
                 if self.deliver(&record) {
                     // The server works: a later loss retries promptly again.
-                    self.delayer.reset();
+                    self.retrying.reset_delay();
                     self.deadline = self.idle_timeout.map(|idle| Instant::now() + idle);
                     return Some(record);
                 }
@@ -145,7 +146,7 @@ impl Subscriber {
             .take()
             .is_some_and(|at| at.elapsed() >= HEALTHY_CONNECTION)
         {
-            self.delayer.reset();
+            self.retrying.reset_delay();
         }
         self.response = None;
         self.decoder.clear();
@@ -153,7 +154,8 @@ impl Subscriber {
     }
 
     /// Opens the stream, retrying with back-off while the server is unreachable or
-    /// temporarily unavailable; `None` when the server refuses the request for good.
+    /// temporarily unavailable; `None` when the server refuses the request for good, or
+    /// fails a request that reached it as often as the retry policy allows.
     async fn connect(&mut self) -> Option<Response> {
         let url = match self.log.url(&["consumers", &self.group]) {
             Ok(url) => url,
@@ -169,39 +171,58 @@ impl Subscriber {
                 return None;
             }
         };
+        if self.lost {
+            // The last stream was lost after it was established: not a failed try, but
+            // a failing server must still be reconnected to ever more slowly.
+            self.retrying.pause().await;
+            self.lost = false;
+        }
         loop {
-            if self.lost {
-                self.delayer.delay().await;
-            }
-            self.lost = true;
             let consumer = Consumer {
                 offsets: self.positions.clone(),
                 subscriptions: self.subscriptions.clone(),
             };
             let request = client.post(url.clone()).json(&consumer).send();
-            let Ok(answer) = tokio::time::timeout(crate::REQUEST_TIMEOUT, request).await else {
-                log_retry(&self.group, &url, "no answer in time");
-                continue;
-            };
-            match answer {
-                Ok(response) if response.status().is_success() => {
-                    // The back-off is not reset yet: a server that accepts and then drops
-                    // every stream at once must still be retried ever more slowly.
-                    self.lost = false;
-                    self.connected_at = Some(Instant::now());
-                    return Some(response);
-                }
-                Ok(response) if response.status().is_client_error() => {
-                    let refusal = crate::success(response, &url).await.err();
-                    log::error!(
-                        "consumer {}: the server refused the subscription: {}",
-                        self.group,
-                        refusal.map_or_else(String::new, |e| e.to_string())
-                    );
-                    return None;
-                }
-                Ok(response) => log_retry(&self.group, &url, &response.status().to_string()),
-                Err(error) => log_retry(&self.group, &url, &error.to_string()),
+            let (failure, reason) =
+                match tokio::time::timeout(crate::REQUEST_TIMEOUT, request).await {
+                    Err(_) => (TryFailure::Lost, "no answer in time".to_owned()),
+                    Ok(Ok(response)) if response.status().is_success() => {
+                        // The back-off is not reset yet: a server that accepts and then
+                        // drops every stream at once must still be retried ever more slowly.
+                        self.retrying.succeeded();
+                        self.connected_at = Some(Instant::now());
+                        return Some(response);
+                    }
+                    Ok(Ok(response)) => match TryFailure::of_status(response.status()) {
+                        Some(failure) => (failure, response.status().to_string()),
+                        None => {
+                            let refusal = crate::refusal(response, &url).await;
+                            log::error!(
+                                "consumer {}: the server refused the subscription: {refusal}",
+                                self.group
+                            );
+                            return None;
+                        }
+                    },
+                    Ok(Err(error)) => match TryFailure::of_error(&error) {
+                        Some(failure) => (failure, error.to_string()),
+                        None => {
+                            log::error!(
+                                "consumer {}: cannot subscribe at {url}: {error}",
+                                self.group
+                            );
+                            return None;
+                        }
+                    },
+                };
+            log_retry(&self.group, &url, &reason);
+            if !self.retrying.again(failure).await {
+                log::error!(
+                    "consumer {}: giving up on {url} after {} tries: {reason}",
+                    self.group,
+                    self.retrying.tries()
+                );
+                return None;
             }
         }
     }

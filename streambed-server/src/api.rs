@@ -16,56 +16,41 @@ use axum::{
 };
 use futures_util::FutureExt;
 use serde::{Deserialize, Serialize};
-use streambed::commit_log::{CommitLog, Consumer, ProducedOffset, ProducerRecord, Topic};
+use streambed::{
+    commit_log::{CommitLog, Topic},
+    kafka_api::{Consumer, ErrorReply, ProduceReply, ProduceRequest},
+};
 use tokio::sync::{mpsc, watch};
 use tokio_stream::{wrappers::ReceiverStream, StreamExt};
 
 use crate::{topic::validate_topic, ServerConfig};
 
-/// The body of `POST /topics/<topic>`.
-#[derive(Debug, Deserialize)]
-struct ProduceRequest {
-    records: Vec<ProducerRecord>,
-}
-
-/// The answer to `POST /topics/<topic>`.
-#[derive(Debug, Serialize)]
-struct ProduceReply {
-    offsets: Vec<ProducedOffset>,
-}
-
-/// A refusal, sent as JSON.
-#[derive(Debug, Serialize)]
+/// A refusal: its status and the [`ErrorReply`] sent as its JSON body.
+#[derive(Debug)]
 pub(crate) struct ApiError {
-    #[serde(serialize_with = "serialize_status")]
-    error_code: StatusCode,
-    message: String,
-    /// For a produce request that failed part-way: the offsets of the records appended
-    /// before the failure, so that the client knows exactly what was written.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    offsets: Option<Vec<ProducedOffset>>,
-}
-
-fn serialize_status<S: serde::Serializer>(status: &StatusCode, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_u16(status.as_u16())
+    status: StatusCode,
+    reply: ErrorReply,
 }
 
 impl ApiError {
-    fn new(error_code: StatusCode, message: impl Into<String>) -> Self {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
         Self {
-            error_code,
-            message: message.into(),
-            offsets: None,
+            status,
+            reply: ErrorReply {
+                error_code: status.as_u16(),
+                message: message.into(),
+                offsets: None,
+            },
         }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::to_vec(&self).unwrap_or_else(|_| {
+        let body = serde_json::to_vec(&self.reply).unwrap_or_else(|_| {
             br#"{"error_code":500,"message":"error not expressible as JSON"}"#.to_vec()
         });
-        let mut response = (self.error_code, body).into_response();
+        let mut response = (self.status, body).into_response();
         response.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
@@ -169,7 +154,7 @@ async fn produce<CL: CommitLog + 'static>(
     }
     let total = request.records.len();
     let mut offsets = Vec::with_capacity(total);
-    for record in request.records {
+    for record in request.records.into_owned() {
         match state.log.produce(record).await {
             Ok(offset) => offsets.push(offset),
             Err(error) => {
@@ -185,7 +170,7 @@ async fn produce<CL: CommitLog + 'static>(
                         offsets.len() + 1
                     ),
                 );
-                refusal.offsets = Some(offsets);
+                refusal.reply.offsets = Some(offsets);
                 return Err(refusal);
             }
         }

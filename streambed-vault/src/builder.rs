@@ -6,7 +6,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use reqwest::{Certificate, Client, Url};
+use reqwest::{Certificate, Url};
 
 use crate::{
     call::Calls,
@@ -87,7 +87,10 @@ impl VaultSecretStoreBuilder {
     }
 
     /// How many tries a call makes while the server is unavailable before failing with
-    /// [`VaultError::Unavailable`]; `None` (the default, as upstream) tries forever.
+    /// [`VaultError::Unavailable`]; `None` (the default, as upstream) waits for an
+    /// unreachable server forever. A call that may have reached the server (the
+    /// connection broke, or the server answered "try later") is tried at most 5 times
+    /// either way.
     pub fn max_attempts(mut self, max: Option<u32>) -> Self {
         self.max_attempts = max.map(|max| max.max(1));
         self
@@ -95,21 +98,14 @@ impl VaultSecretStoreBuilder {
 
     /// Sets up the store.
     pub fn build(self) -> Result<VaultSecretStore, VaultError> {
-        let mut client = Client::builder()
-            .use_rustls_tls()
-            .danger_accept_invalid_certs(self.tls_insecure);
-        if let Some(certificate) = self.server_cert {
-            client = client.add_root_certificate(certificate);
+        let client = streambed::http::ClientOptions {
+            server_cert: self.server_cert,
+            tls_insecure: self.tls_insecure,
+            connect_timeout: self.connect_timeout,
+            request_timeout: self.request_timeout,
         }
-        if let Some(timeout) = self.request_timeout {
-            client = client.timeout(timeout);
-        }
-        if let Some(timeout) = self.connect_timeout {
-            client = client.connect_timeout(timeout);
-        }
-        let client = client
-            .build()
-            .map_err(|e| VaultError::Client(Arc::new(e)))?;
+        .build()
+        .map_err(|e| VaultError::Client(Arc::new(e)))?;
         let config = Config {
             calls: Calls::new(client, self.server, self.max_attempts),
             unauthorized_timeout: self.unauthorized_timeout,

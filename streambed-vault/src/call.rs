@@ -1,12 +1,12 @@
-//! One HTTP call to the server, retried with back-off while the server is unreachable or
-//! failing, and counted through the `metrics` facade.
+//! One HTTP call to the server, retried under the shared policy of [`streambed::http`]
+//! while the server is unreachable or failing, and counted through the `metrics` facade.
 
-use std::{error::Error as _, time::Duration};
+use std::{error::Error as _, sync::Arc, time::Duration};
 
-use log::{debug, warn};
+use log::debug;
 use metrics::counter;
 use reqwest::{Client, RequestBuilder, Response, StatusCode, Url};
-use streambed::delayer::Delayer;
+use streambed::http::{self, Idempotence, RetryPolicy, TryError, TryFailure};
 
 use crate::VaultError;
 
@@ -83,20 +83,7 @@ impl Reply {
 pub(crate) struct Calls {
     pub(crate) client: Client,
     base: Url,
-    max_attempts: Option<u32>,
-}
-
-/// Statuses that say "try again later" rather than "no".
-fn is_transient(status: StatusCode) -> bool {
-    matches!(
-        status,
-        StatusCode::REQUEST_TIMEOUT
-            | StatusCode::TOO_MANY_REQUESTS
-            | StatusCode::INTERNAL_SERVER_ERROR
-            | StatusCode::BAD_GATEWAY
-            | StatusCode::SERVICE_UNAVAILABLE
-            | StatusCode::GATEWAY_TIMEOUT
-    )
+    policy: RetryPolicy,
 }
 
 /// An error with its chain of causes, which is where reqwest says what went wrong.
@@ -129,11 +116,16 @@ async fn read_body(mut response: Response) -> Result<Vec<u8>, VaultError> {
 }
 
 impl Calls {
+    /// Calls with `client` to the server at `server`; `max_attempts` bounds the tries of
+    /// a call in all (else an unreachable server is waited for indefinitely).
     pub(crate) fn new(client: Client, server: Url, max_attempts: Option<u32>) -> Self {
         Self {
             client,
             base: server,
-            max_attempts,
+            policy: RetryPolicy {
+                max_tries: max_attempts,
+                ..RetryPolicy::default()
+            },
         }
     }
 
@@ -142,69 +134,75 @@ impl Calls {
     /// name can reach another API path.
     pub(crate) fn url<'a>(
         &self,
-        fixed: &[&str],
+        fixed: &[&'a str],
         tail: impl IntoIterator<Item = &'a str>,
     ) -> Result<Url, VaultError> {
-        let mut url = self.base.clone();
-        url.set_query(None);
-        url.set_fragment(None);
-        url.path_segments_mut()
-            .map_err(|()| VaultError::InvalidServerUrl(self.base.to_string()))?
-            .pop_if_empty()
-            .extend(fixed)
-            .extend(tail);
-        Ok(url)
+        http::api_url(&self.base, fixed.iter().copied().chain(tail))
+            .map_err(|_| VaultError::InvalidServerUrl(self.base.to_string()))
     }
 
     /// Sends the request that `request` builds until the server gives an answer that is
-    /// not a transient failure, waiting with [`Delayer`] back-off between tries; gives up
-    /// after `max_attempts` tries when set.
+    /// not a transient failure, under the shared retry policy: an unreachable server is
+    /// waited for (up to `max_attempts` tries when set), a call that may have reached the
+    /// server is tried at most 5 times; each failure names the URL.
     pub(crate) async fn send(
         &self,
         counted: &Counted<'_>,
         request: impl Fn() -> RequestBuilder,
     ) -> Result<Reply, VaultError> {
-        let mut delayer = Delayer::default();
-        let mut attempt: u32 = 0;
-        loop {
-            attempt = attempt.saturating_add(1);
-            counted.count(counted.requests);
-            let failure = match request().send().await {
-                Ok(response) => {
+        let url = request()
+            .build()
+            .map_err(|error| VaultError::Client(Arc::new(error)))?
+            .url()
+            .clone();
+        self.policy
+            .run(&url, Idempotence::Idempotent, || {
+                counted.count(counted.requests);
+                let attempt = request().send();
+                let url = &url;
+                async move {
+                    let response = match attempt.await {
+                        Ok(response) => response,
+                        Err(error) => {
+                            let Some(failure) = TryFailure::of_error(&error) else {
+                                return Err(TryError::Final(VaultError::Client(Arc::new(error))));
+                            };
+                            counter!(UNAVAILABLES).increment(1);
+                            return Err(TryError::Failed(
+                                failure,
+                                VaultError::Unavailable(format!("{url}: {}", describe(&error))),
+                            ));
+                        }
+                    };
                     let status = response.status();
-                    match read_body(response).await {
-                        Ok(body) if is_transient(status) => {
-                            let reply = Reply { status, body };
+                    let body = match read_body(response).await {
+                        Ok(body) => body,
+                        Err(VaultError::Unavailable(reason)) => {
+                            counter!(UNAVAILABLES).increment(1);
+                            return Err(TryError::Failed(
+                                TryFailure::Lost,
+                                VaultError::Unavailable(format!("{url}: {reason}")),
+                            ));
+                        }
+                        Err(failure) => return Err(TryError::Final(failure)),
+                    };
+                    let reply = Reply { status, body };
+                    match TryFailure::of_status(status) {
+                        Some(failure) => {
                             counted.count(OTHER_REPLY_FAILURES);
-                            VaultError::Unavailable(format!(
-                                "answered {status}: {}",
-                                reply.message()
+                            Err(TryError::Failed(
+                                failure,
+                                VaultError::Unavailable(format!(
+                                    "{url} answered {status}: {}",
+                                    reply.message()
+                                )),
                             ))
                         }
-                        Ok(body) => return Ok(Reply { status, body }),
-                        Err(failure @ VaultError::Unavailable(_)) => {
-                            counter!(UNAVAILABLES).increment(1);
-                            failure
-                        }
-                        Err(failure) => return Err(failure),
+                        None => Ok(reply),
                     }
                 }
-                Err(error) => {
-                    counter!(UNAVAILABLES).increment(1);
-                    VaultError::Unavailable(describe(&error))
-                }
-            };
-            if self.max_attempts.is_some_and(|max| attempt >= max) {
-                warn!("Secret store call failed, giving up after {attempt} tries: {failure}");
-                return Err(failure);
-            }
-            if attempt == 1 {
-                warn!("Secret store call failed, will retry: {failure}");
-            } else {
-                debug!("Secret store call failed again (try {attempt}): {failure}");
-            }
-            delayer.delay().await;
-        }
+            })
+            .await
     }
 }
 

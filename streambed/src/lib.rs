@@ -12,6 +12,8 @@
 //! - [`seal`]: the salt ‖ ciphertext layout of every encrypted value, and hex keys;
 //! - [`atomic_file`]: replacing a file so that a crash leaves the old or the new content;
 //! - [`delayer`]: exponential back-off for retries;
+//! - `http` (feature `reqwest`): the HTTP client, URL and retry policy the clients share;
+//! - [`kafka_api`]: the JSON bodies of the Kafka HTTP API;
 //! - [`secret_cache`]: the bounded, expiring, single-flight cache that secret store
 //!   implementations keep their answers in;
 //! - helpers to encrypt and decrypt values with keys kept in a secret store
@@ -43,6 +45,9 @@ mod base64_bytes;
 pub mod commit_log;
 pub mod crypto;
 pub mod delayer;
+#[cfg(feature = "reqwest")]
+pub mod http;
+pub mod kafka_api;
 pub mod seal;
 pub mod secret_cache;
 pub mod secret_path;

@@ -1,0 +1,184 @@
+//! How often the store sends a call to a server that cuts connections or keeps saying
+//! "try later", request by request, against the scripted loopback server of
+//! `streambed-test`: a call that may have reached the server is tried five times and then
+//! fails naming the URL; only an unreachable server is waited for indefinitely.
+
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use reqwest::Url;
+use serde_json::json;
+use streambed::secret_store::SecretStore;
+use streambed_test::server::{self, Method, Request, Response, Server, StatusCode};
+use streambed_vault::{VaultError, VaultSecretStore};
+
+const TOKEN: &str = "hvs.retries";
+
+/// A request as the server saw it: method, path, token header and JSON body (`null` when
+/// empty).
+type Seen = (Method, String, Option<String>, serde_json::Value);
+
+/// A server that records every request and answers the n-th (from 0) with `answer(n)`.
+fn scripted(
+    answer: impl Fn(usize) -> Response + Send + Sync + 'static,
+) -> (Server, Arc<Mutex<Vec<Seen>>>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&seen);
+    let server = server::http(move |request: Request| {
+        let body = if request.body().is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_slice(request.body()).unwrap()
+        };
+        let token = request
+            .headers()
+            .get("x-vault-token")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let mut log = log.lock().unwrap();
+        log.push((
+            request.method().clone(),
+            request.uri().path().to_owned(),
+            token,
+            body,
+        ));
+        let response = answer(log.len() - 1);
+        async move { response }
+    });
+    (server, seen)
+}
+
+fn store(server: Url) -> VaultSecretStore {
+    VaultSecretStore::builder(server)
+        .request_timeout(Some(Duration::from_secs(5)))
+        .build()
+        .unwrap()
+}
+
+fn login_reply() -> Response {
+    Response::json(&json!({
+        "lease_duration": 0,
+        "data": null,
+        "auth": { "client_token": TOKEN, "lease_duration": 1200, "policies": ["default"] }
+    }))
+}
+
+fn login_request() -> Seen {
+    (
+        Method::POST,
+        "/v1/auth/approle/login".to_owned(),
+        None,
+        json!({"role_id": "role", "secret_id": "secret"}),
+    )
+}
+
+fn read_request() -> Seen {
+    (
+        Method::GET,
+        "/v1/secret/data/default/a".to_owned(),
+        Some(TOKEN.to_owned()),
+        serde_json::Value::Null,
+    )
+}
+
+fn seen(requests: &Mutex<Vec<Seen>>) -> Vec<Seen> {
+    requests.lock().unwrap().clone()
+}
+
+/// Every test here must end on its own: a hang is the failure it guards against.
+async fn bounded<T>(call: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(30), call)
+        .await
+        .expect("the call hangs")
+}
+
+fn server_url(server: &Server) -> Url {
+    server.url().parse().unwrap()
+}
+
+#[tokio::test]
+async fn a_read_from_a_server_that_cuts_every_connection_fails_after_five_requests() {
+    let (server, requests) = scripted(|n| match n {
+        0 => login_reply(),
+        _ => Response::drop_connection(),
+    });
+    let ss = store(server_url(&server));
+    ss.approle_auth("role", "secret").await.unwrap();
+    let error = bounded(ss.try_get_secret("default/a")).await.unwrap_err();
+    assert!(
+        matches!(&error, VaultError::Unavailable(message)
+            if message.contains(&format!("{}v1/secret/data/default/a", server.url()))),
+        "{error:?}"
+    );
+    let mut expected = vec![login_request()];
+    expected.extend(vec![read_request(); 5]);
+    assert_eq!(seen(&requests), expected);
+}
+
+#[tokio::test]
+async fn a_login_to_a_server_that_cuts_every_connection_fails_after_five_requests() {
+    let (server, requests) = scripted(|_| Response::drop_connection());
+    let ss = store(server_url(&server));
+    assert_eq!(
+        bounded(ss.approle_auth("role", "secret")).await,
+        Err(streambed::secret_store::Error::Unauthorized)
+    );
+    assert_eq!(seen(&requests), vec![login_request(); 5]);
+}
+
+#[tokio::test]
+async fn a_read_the_server_keeps_answering_unavailable_fails_after_five_requests_with_its_status() {
+    let (server, requests) = scripted(|n| match n {
+        0 => login_reply(),
+        _ => {
+            Response::new(StatusCode::SERVICE_UNAVAILABLE).text(r#"{"errors":["Vault is sealed"]}"#)
+        }
+    });
+    let ss = store(server_url(&server));
+    ss.approle_auth("role", "secret").await.unwrap();
+    let error = bounded(ss.try_get_secret("default/a")).await.unwrap_err();
+    assert!(
+        matches!(&error, VaultError::Unavailable(message)
+            if message.contains("503") && message.contains("Vault is sealed")
+                && message.contains(&server.url())),
+        "{error:?}"
+    );
+    assert_eq!(seen(&requests).len(), 6);
+}
+
+#[tokio::test]
+async fn a_read_cut_four_times_succeeds_on_the_fifth_request() {
+    let (server, requests) = scripted(|n| match n {
+        0 => login_reply(),
+        1..=4 => Response::drop_connection(),
+        _ => Response::json(&json!({
+            "lease_duration": 0,
+            "data": { "data": { "value": "v" }, "metadata": { "version": 1 } }
+        })),
+    });
+    let ss = store(server_url(&server));
+    ss.approle_auth("role", "secret").await.unwrap();
+    let reply = bounded(ss.get_secret("default/a")).await.unwrap().unwrap();
+    assert_eq!(reply.data.data.get("value").map(String::as_str), Some("v"));
+    assert_eq!(seen(&requests).len(), 6);
+}
+
+#[tokio::test]
+async fn an_unreachable_server_is_waited_for_beyond_five_tries() {
+    let addr = server::free_addr();
+    let ss = store(format!("http://{addr}/").parse().unwrap());
+    let login = tokio::spawn(async move { ss.approle_auth("role", "secret").await });
+    // Back-off waits 0.1, 0.19, 0.37, 0.72 and 1.39 s: six refused tries by 2.5 s.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(!login.is_finished());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&seen);
+    let _server = server::http_on(addr, move |request: Request| {
+        log.lock().unwrap().push(request.uri().path().to_owned());
+        async { login_reply() }
+    })
+    .unwrap();
+    assert!(bounded(login).await.unwrap().is_ok());
+    assert_eq!(*seen.lock().unwrap(), vec!["/v1/auth/approle/login"]);
+}
