@@ -14,7 +14,9 @@ use crate::{
         CompactionMap, CompactionStrategy, KeyBasedRetention, KeyBasedRetentionState,
         MaxKeysReached, NthKeyBasedRetention, NthKeyBasedRetentionState, QidKeyState,
     },
-    files, lock, FileLog,
+    files,
+    shared::lock,
+    FileLog,
 };
 
 fn record(topic: &str, key: u64, value: u64) -> ProducerRecord {

@@ -12,7 +12,7 @@ use crate::{
     files::{self, FileKind, OpenFile},
     index::{entry_matches, read_at, IndexReader},
     record::{decode, Decoded},
-    Inner, TailState, TopicShared,
+    shared::{Inner, TailState, TopicShared},
 };
 
 /// Records handed over per batch: enough to amortise the wake-up, small enough to bound

@@ -3,11 +3,13 @@
 
 pub mod args;
 pub mod compaction;
+mod config;
 mod cursor;
 mod error;
 mod files;
 mod index;
 mod record;
+mod shared;
 mod topic_name;
 mod watcher;
 mod writer;
@@ -16,7 +18,7 @@ use std::{
     collections::HashMap,
     path::PathBuf,
     pin::Pin,
-    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
@@ -24,165 +26,23 @@ use async_trait::async_trait;
 use futures_util::{stream, StreamExt};
 use log::warn;
 use streambed::commit_log::{
-    CommitLog, ConsumerOffset, ConsumerRecord, Offset, Partition, PartitionOffsets, ProducedOffset,
+    CommitLog, ConsumerOffset, ConsumerRecord, Partition, PartitionOffsets, ProducedOffset,
     ProducerError, ProducerRecord, Subscription, Topic,
 };
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::oneshot;
 use tokio_stream::Stream;
 
+pub use config::Durability;
 pub use error::{CompactionRegistrationError, ProduceError, TopicNameError};
 pub use topic_name::{validate_topic_name, MAX_TOPIC_NAME_LEN};
 
-use crate::{cursor::Cursor, topic_name::TopicPaths, watcher::Watcher, writer::WriterMsg};
-
-/// Requests queued per topic writer before producers wait. Larger queues let more
-/// concurrent producers share one write (and one fsync).
-const PRODUCER_QUEUE_SIZE: usize = 256;
-
-/// What `produce` has done with a record by the time it answers.
-///
-/// | mode | process crash | power loss |
-/// |------|---------------|------------|
-/// | [`Buffered`](Durability::Buffered) | every acknowledged record survives | recent acknowledged records may be lost (what the OS had not written back) |
-/// | [`Fsync`](Durability::Fsync) | every acknowledged record survives | every acknowledged record survives |
-///
-/// In both modes a torn or corrupt tail left by a crash is cut off when the topic is next
-/// written, so the log always reopens.
-#[derive(Clone, Copy, Debug, Default, Eq, PartialEq)]
-pub enum Durability {
-    /// The default, as upstream: the writer batches queued records into one `write` when it
-    /// runs out of requests and answers once the bytes are in the operating system's page
-    /// cache. Fast; visible at once to every reader.
-    #[default]
-    Buffered,
-    /// `produce` answers only after `fdatasync` returned for the record's batch. Concurrent
-    /// producers share one sync (group commit), so throughput grows with concurrency.
-    Fsync,
-}
-
-/// The sizes and modes a [`FileLog`] works with.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Config {
-    pub(crate) compaction_threshold_size: u64,
-    pub(crate) read_buffer_size: usize,
-    pub(crate) compaction_write_buffer_size: usize,
-    pub(crate) write_buffer_size: usize,
-    pub(crate) max_record_size: usize,
-    pub(crate) durability: Durability,
-}
-
-/// What subscribers and `offsets()` learn from the topic's writer in this process.
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct TailState {
-    /// Changes whenever the topic's files change.
-    pub(crate) version: u64,
-    /// Whether this process writes the topic (and so notifies of every append).
-    pub(crate) local_writer: bool,
-    /// The first and last offsets, known while the writer is local.
-    pub(crate) ends: Option<(Offset, Offset)>,
-}
-
-/// The shared state of one topic in this process. It lives as long as the `FileLog`, so
-/// every subscriber of a topic hears the same writer, even across `close_topic`.
-pub(crate) struct TopicShared {
-    pub(crate) topic: Topic,
-    pub(crate) paths: TopicPaths,
-    pub(crate) tail: watch::Sender<TailState>,
-    writer: Mutex<Option<mpsc::Sender<WriterMsg>>>,
-    pub(crate) writer_lock: Arc<tokio::sync::Mutex<()>>,
-    pub(crate) compaction: Mutex<compaction::CompactionState>,
-    /// Signalled when a compaction finishes or is unregistered (the writer may be waiting).
-    pub(crate) compaction_idle: tokio::sync::Notify,
-    /// Held while a compaction runs, so a replaced compactor never overlaps its successor.
-    pub(crate) compaction_lock: Arc<tokio::sync::Mutex<()>>,
-}
-
-impl TopicShared {
-    pub(crate) fn bump(&self) {
-        self.tail
-            .send_modify(|tail| tail.version = tail.version.wrapping_add(1));
-    }
-}
-
-/// State shared by the clones of a [`FileLog`].
-pub(crate) struct Inner {
-    pub(crate) root: PathBuf,
-    pub(crate) config: Config,
-    topics: Mutex<HashMap<Topic, Arc<TopicShared>>>,
-    watcher: Mutex<Watcher>,
-}
-
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // The guarded data stays consistent even if a holder panicked.
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-impl Inner {
-    pub(crate) fn lock_watcher(&self) -> MutexGuard<'_, Watcher> {
-        lock(&self.watcher)
-    }
-
-    pub(crate) fn watcher_live(&self) -> bool {
-        self.lock_watcher().is_live()
-    }
-
-    /// Wakes the readers of `topic` after another process changed its files.
-    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
-    pub(crate) fn wake_remote(&self, topic: &str) {
-        let shared = lock(&self.topics).get(topic).cloned();
-        if let Some(shared) = shared {
-            // A local writer already notifies of its own appends.
-            if !shared.tail.borrow().local_writer {
-                shared.bump();
-            }
-        }
-    }
-
-    pub(crate) fn wake_all(&self) {
-        let topics: Vec<_> = lock(&self.topics).values().cloned().collect();
-        for shared in topics {
-            shared.bump();
-        }
-    }
-
-    pub(crate) fn topic(&self, topic: &Topic) -> Result<Arc<TopicShared>, TopicNameError> {
-        let mut topics = lock(&self.topics);
-        if let Some(shared) = topics.get(topic) {
-            return Ok(shared.clone());
-        }
-        let paths = TopicPaths::new(&self.root, topic)?;
-        let shared = Arc::new(TopicShared {
-            topic: topic.clone(),
-            paths,
-            tail: watch::Sender::new(TailState::default()),
-            writer: Mutex::new(None),
-            writer_lock: Arc::new(tokio::sync::Mutex::new(())),
-            compaction: Mutex::new(compaction::CompactionState::default()),
-            compaction_idle: tokio::sync::Notify::new(),
-            compaction_lock: Arc::new(tokio::sync::Mutex::new(())),
-        });
-        topics.insert(topic.clone(), shared.clone());
-        Ok(shared)
-    }
-
-    /// The sender to the topic's writer task, starting the task if none runs.
-    pub(crate) fn writer(&self, shared: &Arc<TopicShared>) -> mpsc::Sender<WriterMsg> {
-        let mut slot = lock(&shared.writer);
-        if let Some(tx) = slot.as_ref().filter(|tx| !tx.is_closed()) {
-            return tx.clone();
-        }
-        let (tx, rx) = mpsc::channel(PRODUCER_QUEUE_SIZE);
-        tokio::spawn(writer::run(shared.clone(), self.config, rx));
-        *slot = Some(tx.clone());
-        tx
-    }
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        lock(&self.watcher).stop();
-    }
-}
+use crate::{
+    config::Config,
+    cursor::Cursor,
+    shared::{lock, Inner},
+    watcher::Watcher,
+    writer::WriterMsg,
+};
 
 /// A commit log kept in files under one root folder: one appended file per topic (plus
 /// history files once compaction is registered), readable by upstream's implementation.

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use crate::Inner;
+use crate::shared::Inner;
 
 /// How long the watcher lets events accumulate between two reads.
 #[cfg(target_os = "linux")]

@@ -14,10 +14,13 @@ use streambed::commit_log::{Offset, ProducerRecord};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{
+    compaction,
+    config::{Config, Durability},
     error::ProduceError,
     files::{self, Recovered},
     index::IndexWriter,
-    lock, record, Config, Durability, TopicShared,
+    record,
+    shared::{lock, TopicShared},
 };
 
 /// How long the writer waits for a compaction before checking its registration again.
@@ -58,7 +61,10 @@ pub(crate) async fn run(
     // Files a compaction is working on are the compactor's to resolve.
     let repair_history = !lock(&shared.compaction).busy;
     let recovered = tokio::task::spawn_blocking(move || {
-        files::recover_for_writing(&paths, read_buffer_size, limit, durable, repair_history)
+        if repair_history {
+            compaction::recover_history(&paths, read_buffer_size, limit)?;
+        }
+        files::recover_for_writing(&paths, read_buffer_size, limit, durable)
     })
     .await
     .unwrap_or_else(|e| Err(io::Error::other(e.to_string())));
