@@ -7,7 +7,7 @@ use std::sync::{
 };
 
 use log::error;
-use streambed::commit_log::Offset;
+use streambed::{commit_log::Offset, delayer::Delayer};
 use tokio::sync::Notify;
 
 use super::{pass::compact, CompactionStrategy};
@@ -54,7 +54,8 @@ pub(crate) struct CompactionState {
     /// After a failed compaction, none is started (and producing never waits for one)
     /// before this instant.
     pub(crate) retry_after: Option<std::time::Instant>,
-    failures: u32,
+    /// The pauses between failed attempts, started over by a success.
+    delayer: Delayer,
 }
 
 impl CompactionState {
@@ -64,9 +65,6 @@ impl CompactionState {
             .is_some_and(|t| std::time::Instant::now() < t)
     }
 }
-
-/// The longest pause between compaction attempts after failures.
-const MAX_RETRY_DELAY: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// What compaction of a topic has done in this process, from
 /// `FileLog::compaction_stats`.
@@ -149,20 +147,17 @@ async fn run<CS>(
             let mut state = lock(&shared.compaction);
             match &result {
                 Ok(()) => {
-                    state.failures = 0;
+                    state.delayer.reset();
                     state.retry_after = None;
                 }
                 Err(e) => {
-                    state.failures = state.failures.saturating_add(1);
-                    let delay = std::time::Duration::from_secs(1)
-                        .saturating_mul(1 << state.failures.min(9).saturating_sub(1))
-                        .min(MAX_RETRY_DELAY);
+                    let delay = state.delayer.next_delay();
                     state.retry_after = Some(std::time::Instant::now() + delay);
                     error!(
                         "Compaction of topic {} failed ({e}); the files stay as they are and \
-                         the next attempt comes in {} s at the earliest",
+                         the next attempt comes in {:.1} s at the earliest",
                         shared.topic,
-                        delay.as_secs()
+                        delay.as_secs_f64()
                     );
                 }
             }
