@@ -8,8 +8,9 @@
 /// | [`Buffered`](Durability::Buffered) | every acknowledged record survives | recent acknowledged records may be lost (what the OS had not written back) |
 /// | [`Fsync`](Durability::Fsync) | every acknowledged record survives | every acknowledged record survives |
 ///
-/// In both modes a torn or corrupt tail left by a crash is cut off when the topic is next
-/// written, so the log always reopens.
+/// In both modes a torn record left at the end by a crash is cut off when the topic is next
+/// written, so the log always reopens; damage elsewhere is skipped (see
+/// [`FileLog::damage_stats`](crate::FileLog::damage_stats)).
 #[derive(Clone, Copy, Debug, Default, Eq, PartialEq)]
 pub enum Durability {
     /// The default, as upstream: the writer batches queued records into one `write` when it

@@ -3,7 +3,8 @@
 //!
 //! A topic is, in reading order, `<topic>.ancient_history` (only while a compaction is
 //! pending or under way), `<topic>.history` and `<topic>` (the active file, the only one
-//! appended to). Offsets rise strictly from one file to the next.
+//! appended to). Offsets rise strictly from one file to the next. Every read frames
+//! records through [`crate::frame`], so damage is skipped the same way everywhere.
 
 use std::{
     fs::{self, File, OpenOptions},
@@ -15,8 +16,10 @@ use log::warn;
 use streambed::commit_log::{Offset, PartitionOffsets};
 
 use crate::{
+    damage::DamageLog,
+    frame::{Frame, Framer, Tail, MIN_RECORD_LEN},
     index::{entry_matches, read_at, Entry, IndexReader, IndexWriter},
-    record::{decode, Corruption, Decoded, RecordView},
+    record::claimed_offset,
     topic_name::TopicPaths,
 };
 
@@ -93,87 +96,44 @@ pub(crate) fn open_sequence(paths: &TopicPaths) -> io::Result<Vec<OpenFile>> {
     }
 }
 
-/// Why a scan stopped before the end of the file.
-#[derive(Clone, Copy, Debug, Eq, PartialEq)]
-pub(crate) enum Stop {
-    /// The file ends inside a record.
-    Torn,
-    /// The bytes at the end position are not a record.
-    Corrupt(Corruption),
+/// The path of a topic's file of `kind`, for messages.
+pub(crate) fn path_of(paths: &TopicPaths, kind: FileKind) -> &Path {
+    match kind {
+        FileKind::AncientHistory => &paths.ancient_history,
+        FileKind::History => &paths.history,
+        FileKind::Active => &paths.active,
+    }
 }
 
-/// The result of a scan: the position after the last intact record, and why it stopped
-/// there if that is not the end of the file.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Scan {
-    pub(crate) end: u64,
-    pub(crate) stopped: Option<Stop>,
-}
-
-/// Decodes every record of `file` from byte `from` on, calling `on_record` with each and
-/// its position.
+/// Frames every record of `file` from byte `from` on, calling `on_frame` with each record
+/// and damaged region, and answers how the file ends.
 pub(crate) fn scan(
     file: &File,
     from: u64,
     buf_size: usize,
     limit: usize,
-    mut on_record: impl FnMut(&RecordView<'_>, u64, &[u8]),
-) -> io::Result<Scan> {
-    let mut buf = vec![0u8; buf_size.max(64)];
-    let mut base = from; // file position of buf[0]
-    let mut filled = 0;
+    mut on_frame: impl FnMut(Frame<'_>),
+) -> io::Result<Tail> {
+    let mut framer = Framer::new(from, buf_size, limit);
     loop {
-        let space = buf.len() - filled;
-        let n = read_at(file, &mut buf[filled..], base + filled as u64)?;
-        filled += n;
-        let at_eof = n < space;
-        let mut consumed = 0;
-        loop {
-            match decode(&buf[consumed..filled], limit) {
-                Decoded::Record(view, len) => {
-                    on_record(
-                        &view,
-                        base + consumed as u64,
-                        &buf[consumed..consumed + len],
-                    );
-                    consumed += len;
-                }
-                Decoded::Incomplete => break,
-                Decoded::Corrupt(c) => {
-                    return Ok(Scan {
-                        end: base + consumed as u64,
-                        stopped: Some(Stop::Corrupt(c)),
-                    })
-                }
-            }
-        }
-        if at_eof {
-            return Ok(Scan {
-                end: base + consumed as u64,
-                stopped: (consumed < filled).then_some(Stop::Torn),
-            });
-        }
-        buf.copy_within(consumed..filled, 0);
-        base += consumed as u64;
-        filled -= consumed;
-        if filled == buf.len() {
-            // A record larger than the buffer (but within the limit): grow.
-            buf.resize(buf.len() * 2, 0);
+        match framer.next(file)? {
+            Frame::End(tail) => return Ok(tail),
+            frame => on_frame(frame),
         }
     }
 }
 
-/// The offset of the first record of a file.
+/// The offset of the first intact record of a file.
 pub(crate) fn first_offset(file: &File, limit: usize) -> io::Result<Option<Offset>> {
-    // Room for the largest record allowed, so a large first record is never mistaken for
-    // a damaged one (recovery decides what to keep from this).
-    let len = usize::try_from(file.metadata()?.len()).unwrap_or(usize::MAX);
-    let mut buf = vec![0u8; len.min(limit)];
-    let n = read_at(file, &mut buf, 0)?;
-    Ok(match decode(&buf[..n], limit) {
-        Decoded::Record(view, _) => Some(view.offset),
-        _ => None,
-    })
+    // Room for the largest record allowed, so a large first record is read at once.
+    let mut framer = Framer::new(0, limit, limit);
+    loop {
+        match framer.next(file)? {
+            Frame::Record { view, .. } => return Ok(Some(view.offset)),
+            Frame::Damaged { .. } => {}
+            Frame::End(_) => return Ok(None),
+        }
+    }
 }
 
 /// Where a scan for the end of the active file can start: the last index entry, if it
@@ -184,27 +144,81 @@ pub(crate) fn last_index_entry(paths: &TopicPaths, active: &File, limit: usize) 
         .filter(|entry| entry_matches(active, *entry, limit))
 }
 
-/// The offset of the last intact record of a file, using the index for the active file.
-pub(crate) fn last_offset(
+/// Offsets that damaged bytes `from..to` at the end of `file` may have held, beyond the
+/// last intact one: as many as the bytes have room for, or up to the offset the damaged
+/// record still claims if that is further (a compacted history has gaps between offsets).
+fn reserved_by(file: &File, from: u64, to: u64, last: Option<Offset>, limit: usize) -> u64 {
+    let by_size = (to - from).div_ceil(MIN_RECORD_LEN);
+    let mut head = vec![0u8; usize::try_from(to - from).unwrap_or(limit).min(limit)];
+    let claimed = read_at(file, &mut head, from)
+        .ok()
+        .and_then(|n| claimed_offset(&head[..n], limit));
+    let first = last.map_or(0, |l| l.saturating_add(1));
+    let by_claim = claimed
+        .filter(|c| *c >= first && c - first <= MAX_CLAIMED_JUMP)
+        .map_or(0, |c| c - first + 1);
+    by_size.max(by_claim)
+}
+
+/// The furthest a damaged record's claimed offset is believed: further than this, the
+/// claim is more likely damage than a record.
+const MAX_CLAIMED_JUMP: u64 = 1 << 32;
+
+/// What a scan for the end of a file found.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct FileEnd {
+    /// The offset of the last intact record.
+    pub(crate) last: Option<Offset>,
+    /// Offsets after `last` that damage at the end of the file may have held: never to be
+    /// given out again.
+    pub(crate) reserved: u64,
+}
+
+/// How a file ends, using the index for the active file. Damage is reported to `damage`.
+pub(crate) fn file_end(
     paths: &TopicPaths,
     file: &OpenFile,
     buf_size: usize,
     limit: usize,
-) -> io::Result<Option<Offset>> {
+    damage: &DamageLog,
+) -> io::Result<FileEnd> {
     let start = if file.kind == FileKind::Active {
         last_index_entry(paths, &file.file, limit)
     } else {
         None
     };
+    let path = path_of(paths, file.kind);
     let mut last = start.map(|e| e.offset);
-    scan(
+    let tail = scan(
         &file.file,
         start.map_or(0, |e| e.pos),
         buf_size,
         limit,
-        |r, _, _| last = Some(r.offset),
+        |frame| match frame {
+            Frame::Record { view, .. } => last = last.max(Some(view.offset)),
+            Frame::Damaged { from, to } => damage.report(path, &file.file, from, to),
+            Frame::End(_) => {}
+        },
     )?;
-    Ok(last)
+    let reserved = match tail {
+        Tail::Damaged { from, to } => {
+            damage.report(path, &file.file, from, to);
+            reserved_by(&file.file, from, to, last, limit)
+        }
+        Tail::Clean { .. } | Tail::Torn { .. } => 0,
+    };
+    Ok(FileEnd { last, reserved })
+}
+
+/// The offset of the last intact record of a file.
+pub(crate) fn last_offset(
+    paths: &TopicPaths,
+    file: &OpenFile,
+    buf_size: usize,
+    limit: usize,
+    damage: &DamageLog,
+) -> io::Result<Option<Offset>> {
+    Ok(file_end(paths, file, buf_size, limit, damage)?.last)
 }
 
 /// Answers `offsets()` from the files alone, for topics this process does not write.
@@ -212,6 +226,7 @@ pub(crate) fn offsets_from_disk(
     paths: &TopicPaths,
     buf_size: usize,
     limit: usize,
+    damage: &DamageLog,
 ) -> io::Result<Option<PartitionOffsets>> {
     let files = open_sequence(paths)?;
     let mut beginning = None;
@@ -225,7 +240,7 @@ pub(crate) fn offsets_from_disk(
         return Ok(None);
     };
     for f in files.iter().rev() {
-        if let Some(end_offset) = last_offset(paths, f, buf_size, limit)? {
+        if let Some(end_offset) = last_offset(paths, f, buf_size, limit, damage)? {
             return Ok(Some(PartitionOffsets {
                 beginning_offset,
                 end_offset,
@@ -252,19 +267,23 @@ pub(crate) struct Recovered {
     pub(crate) file: File,
     pub(crate) len: u64,
     pub(crate) index: IndexWriter,
-    /// The offset of the last record of the topic.
+    /// The offset of the last intact record of the topic.
     pub(crate) last: Option<Offset>,
-    /// The offset of the first record of the topic.
+    /// The offset the next record gets: after `last` and any offset damage at the end of
+    /// the topic may have held.
+    pub(crate) next: Offset,
+    /// The offset of the first intact record of the topic.
     pub(crate) beginning: Option<Offset>,
 }
 
-/// Opens the active file for appending, cutting off a torn or corrupt tail first, and
-/// brings the index up to date with the log.
+/// Opens the active file for appending, cutting off a torn tail first (damage elsewhere
+/// stays where it is, to be skipped), and brings the index up to date with the log.
 pub(crate) fn recover_for_writing(
     paths: &TopicPaths,
     buf_size: usize,
     limit: usize,
     durable: bool,
+    damage: &DamageLog,
 ) -> io::Result<Recovered> {
     fs::create_dir_all(&paths.root)?;
     let created = !paths.active.exists();
@@ -282,33 +301,49 @@ pub(crate) fn recover_for_writing(
         None => IndexWriter::create(&paths.index)?,
     };
     let mut last = start.map(|e| e.offset);
-    let scanned = scan(
+    let tail = scan(
         &file,
         start.map_or(0, |e| e.pos),
         buf_size,
         limit,
-        |r, pos, _| {
-            last = Some(r.offset);
-            index.note(r.offset, pos);
+        |frame| match frame {
+            Frame::Record { view, pos, .. } => {
+                last = last.max(Some(view.offset));
+                index.note(view.offset, pos);
+            }
+            Frame::Damaged { from, to } => damage.report(&paths.active, &file, from, to),
+            Frame::End(_) => {}
         },
     )?;
-    let len = file.metadata()?.len();
-    if len > scanned.end {
-        warn!(
-            "Topic file {:?}: cutting off {} bytes after byte {} ({:?})",
-            paths.active,
-            len - scanned.end,
-            scanned.end,
-            scanned.stopped
-        );
-        file.set_len(scanned.end)?;
-        file.sync_data()?;
-    }
+    let mut reserved = 0;
+    let len = match tail {
+        Tail::Clean { at } => at,
+        Tail::Torn { at } => {
+            let len = file.metadata()?.len();
+            warn!(
+                "Topic file {:?}: cutting off a torn record of {} bytes at byte {at}",
+                paths.active,
+                len - at,
+            );
+            file.set_len(at)?;
+            file.sync_data()?;
+            at
+        }
+        Tail::Damaged { from, to } => {
+            // Kept for inspection; readers skip it, and its offsets are never given out
+            // again: readers may have seen them before the damage.
+            damage.report(&paths.active, &file, from, to);
+            reserved = reserved_by(&file, from, to, last, limit);
+            to
+        }
+    };
     index.flush()?;
     let history = open_sequence(paths)?;
     if last.is_none() {
         for f in history.iter().rev().filter(|f| f.kind != FileKind::Active) {
-            last = last_offset(paths, f, buf_size, limit)?;
+            let end = file_end(paths, f, buf_size, limit, damage)?;
+            reserved = reserved.saturating_add(end.reserved);
+            last = end.last;
             if last.is_some() {
                 break;
             }
@@ -321,11 +356,15 @@ pub(crate) fn recover_for_writing(
             break;
         }
     }
+    let next = last
+        .map_or(0, |l| l.saturating_add(1))
+        .saturating_add(reserved);
     Ok(Recovered {
         file,
-        len: scanned.end,
+        len,
         index,
         last,
+        next,
         beginning,
     })
 }

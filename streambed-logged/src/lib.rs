@@ -5,8 +5,10 @@ pub mod args;
 pub mod compaction;
 mod config;
 mod cursor;
+mod damage;
 mod error;
 mod files;
+mod frame;
 mod index;
 mod record;
 mod shared;
@@ -33,6 +35,7 @@ use tokio::sync::oneshot;
 use tokio_stream::Stream;
 
 pub use config::Durability;
+pub use damage::DamageStats;
 pub use error::{CompactionRegistrationError, ProduceError, TopicNameError};
 pub use topic_name::{validate_topic_name, MAX_TOPIC_NAME_LEN};
 
@@ -251,6 +254,51 @@ impl FileLog {
         Some(stats)
     }
 
+    /// The damage this process came across in `topic`'s files so far (see [`DamageStats`]);
+    /// `None` for a topic this log has not touched.
+    ///
+    /// Damage costs only the records it touches: readers, recovery and compaction skip a
+    /// region whose bytes do not frame as intact records (CRC32C) and go on with the next
+    /// intact record that has a greater offset. Such a region stays where it is, for
+    /// inspection, and is logged (`log::warn!`, with the file and byte range) once; only a
+    /// torn record at the very end of the active file (a write cut short) is cut off. The
+    /// offsets damage at the end of a topic may have held are never given out again.
+    ///
+    /// ```
+    /// use streambed::commit_log::{CommitLog, ProducerRecord, Topic};
+    /// use streambed_logged::FileLog;
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let topic = Topic::from("readings");
+    /// let log = FileLog::new(dir.path());
+    /// for value in [b"first", b"other"] {
+    ///     let record = ProducerRecord {
+    ///         topic: topic.clone(), headers: vec![], timestamp: None,
+    ///         key: 1, value: value.to_vec(), partition: 0,
+    ///     };
+    ///     log.produce(record).await.unwrap();
+    /// }
+    /// drop(log);
+    /// // Damage the first record on disk.
+    /// let path = dir.path().join("readings");
+    /// let mut bytes = std::fs::read(&path).unwrap();
+    /// bytes[6] ^= 0xff;
+    /// std::fs::write(&path, bytes).unwrap();
+    ///
+    /// let log = FileLog::new(dir.path());
+    /// let offsets = log.offsets(topic.clone(), 0).await.unwrap();
+    /// assert_eq!((offsets.beginning_offset, offsets.end_offset), (1, 1));
+    /// let stats = log.damage_stats(&topic).unwrap();
+    /// assert_eq!(stats.regions, 1);
+    /// # });
+    /// ```
+    pub fn damage_stats(&self, topic: &Topic) -> Option<DamageStats> {
+        let shared = lock(&self.inner.topics).get(topic).cloned()?;
+        let stats = shared.damage.stats();
+        Some(stats)
+    }
+
     /// Appends a record like [`CommitLog::produce`], but says why it could not.
     ///
     /// Dropping the returned future after it started may still leave the record written.
@@ -354,6 +402,7 @@ impl CommitLog for FileLog {
             &shared.paths,
             config.read_buffer_size,
             config.max_record_size,
+            &shared.damage,
         )
         .unwrap_or_else(|e| {
             warn!("Cannot read the offsets of topic {topic}: {e}");
@@ -398,3 +447,6 @@ mod tests;
 
 #[cfg(test)]
 mod compaction_tests;
+
+#[cfg(test)]
+mod damage_tests;

@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, watch};
 use crate::{
     compaction,
     config::Config,
+    damage::DamageLog,
     error::TopicNameError,
     topic_name::TopicPaths,
     watcher::Watcher,
@@ -48,6 +49,8 @@ pub(crate) struct TopicShared {
     pub(crate) compaction_idle: tokio::sync::Notify,
     /// Held while a compaction runs, so a replaced compactor never overlaps its successor.
     pub(crate) compaction_lock: Arc<tokio::sync::Mutex<()>>,
+    /// The damage readers of the topic's files came across.
+    pub(crate) damage: DamageLog,
 }
 
 impl TopicShared {
@@ -113,6 +116,7 @@ impl Inner {
             compaction: Mutex::new(compaction::CompactionState::default()),
             compaction_idle: tokio::sync::Notify::new(),
             compaction_lock: Arc::new(tokio::sync::Mutex::new(())),
+            damage: DamageLog::default(),
         });
         topics.insert(topic.clone(), shared.clone());
         Ok(shared)

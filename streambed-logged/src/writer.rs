@@ -42,6 +42,8 @@ struct Writer {
     len: u64,
     index: IndexWriter,
     next_offset: Offset,
+    /// The offset of the last intact record: what `offsets()` answers as the end.
+    last: Option<Offset>,
     beginning: Option<Offset>,
     buf: Vec<u8>,
     replies: Vec<(oneshot::Sender<Result<Offset, ProduceError>>, Offset)>,
@@ -56,15 +58,16 @@ pub(crate) async fn run(
     // A writer that was closed may still be finishing; never let two append at once.
     let _exclusive = shared.writer_lock.clone().lock_owned().await;
     let durable = config.durability == Durability::Fsync;
-    let paths = shared.paths.clone();
+    let for_recovery = shared.clone();
     let (read_buffer_size, limit) = (config.read_buffer_size, config.max_record_size);
     // Files a compaction is working on are the compactor's to resolve.
     let repair_history = !lock(&shared.compaction).busy;
     let recovered = tokio::task::spawn_blocking(move || {
+        let (paths, damage) = (&for_recovery.paths, &for_recovery.damage);
         if repair_history {
-            compaction::recover_history(&paths, read_buffer_size, limit)?;
+            compaction::recover_history(paths, read_buffer_size, limit, damage)?;
         }
-        files::recover_for_writing(&paths, read_buffer_size, limit, durable)
+        files::recover_for_writing(paths, read_buffer_size, limit, durable, damage)
     })
     .await
     .unwrap_or_else(|e| Err(io::Error::other(e.to_string())));
@@ -73,6 +76,7 @@ pub(crate) async fn run(
         len,
         index,
         last,
+        next,
         beginning,
     } = match recovered {
         Ok(r) => r,
@@ -93,7 +97,8 @@ pub(crate) async fn run(
         file: Arc::new(file),
         len,
         index,
-        next_offset: last.map_or(0, |o| o.wrapping_add(1)),
+        next_offset: next,
+        last,
         beginning,
         replies: Vec::new(),
     };
@@ -184,6 +189,9 @@ impl Writer {
         if self.beginning.is_none() {
             self.beginning = self.replies.first().map(|(_, o)| *o);
         }
+        if let Some((_, o)) = self.replies.last() {
+            self.last = Some(*o);
+        }
         self.publish(true);
         for (reply, offset) in self.replies.drain(..) {
             let _ = reply.send(Ok(offset));
@@ -193,7 +201,7 @@ impl Writer {
 
     /// Tells subscribers and `offsets()` where the topic ends now.
     fn publish(&self, local_writer: bool) {
-        let last = self.next_offset.checked_sub(1).filter(|_| local_writer);
+        let last = self.last.filter(|_| local_writer);
         self.shared.tail.send_modify(|tail| {
             tail.version = tail.version.wrapping_add(1);
             tail.local_writer = local_writer;

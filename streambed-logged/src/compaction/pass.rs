@@ -15,6 +15,8 @@ use super::{CompactionMap, CompactionStrategy};
 use crate::{
     config::Config,
     files::{self, FileKind},
+    frame::{Frame, Tail},
+    index::read_at,
     shared::{lock, TopicShared},
 };
 
@@ -93,6 +95,8 @@ async fn blocking<T: Send + 'static>(
 enum Aged<'a> {
     /// The next record, decoded and as stored.
     Record(ConsumerRecord, &'a [u8]),
+    /// Bytes `from..to` of `file` are damage, to be carried over as they are.
+    Damaged { file: &'a File, from: u64, to: u64 },
     /// Every record of the ancient history has been handed over; `last` is its last offset.
     EndOfAncientHistory { last: Option<Offset> },
 }
@@ -108,27 +112,30 @@ fn for_each_aged(
     let mut last: Option<Offset> = None;
     for input in inputs.iter().filter(|f| f.kind != FileKind::Active) {
         let mut go_on = true;
-        let scan = files::scan(
-            &input.file,
+        let path = files::path_of(&shared.paths, input.kind);
+        let file = &input.file;
+        let tail = files::scan(
+            file,
             0,
             config.read_buffer_size,
             config.max_record_size,
-            |view, _, raw| {
-                if go_on && last < Some(view.offset) {
+            |frame| match frame {
+                Frame::Record { view, raw, .. } if go_on && last < Some(view.offset) => {
                     last = Some(view.offset);
                     go_on = f(Aged::Record(view.to_consumer_record(&shared.topic), raw));
                 }
+                Frame::Damaged { from, to } if go_on => {
+                    shared.damage.report(path, file, from, to);
+                    go_on = f(Aged::Damaged { file, from, to });
+                }
+                _ => {}
             },
         )?;
-        if let Some(stop) = scan.stopped {
-            // History files are complete when aged; damage there is not ours to cut.
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!(
-                    "{:?} is damaged at byte {} ({stop:?})",
-                    input.kind, scan.end
-                ),
-            ));
+        // History files are complete: a torn record at the end is damage too.
+        if let (true, Tail::Torn { at: from } | Tail::Damaged { from, .. }) = (go_on, tail) {
+            let to = file.metadata()?.len();
+            shared.damage.report(path, file, from, to);
+            go_on = f(Aged::Damaged { file, from, to });
         }
         if go_on && input.kind == FileKind::AncientHistory {
             go_on = f(Aged::EndOfAncientHistory { last });
@@ -138,6 +145,25 @@ fn for_each_aged(
         }
     }
     Ok(true)
+}
+
+/// Copies bytes `from..to` of `file` to `out`.
+fn copy_range(file: &File, from: u64, to: u64, out: &mut impl Write) -> io::Result<()> {
+    let mut buf = [0u8; 4096];
+    let mut pos = from;
+    while pos < to {
+        let want = usize::try_from(to - pos).map_or(buf.len(), |left| left.min(buf.len()));
+        let n = read_at(file, &mut buf[..want], pos)?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "a damaged region ends before the file",
+            ));
+        }
+        out.write_all(&buf[..n])?;
+        pos += n as u64;
+    }
+    Ok(())
 }
 
 type Analysis<CS> = (<CS as CompactionStrategy>::KS, Option<CompactionMap>);
@@ -155,7 +181,7 @@ fn analyse<CS: CompactionStrategy>(
             Some(key) if class_of(key, parts) == class => !CS::reduce(&mut state, key, record).0,
             _ => true,
         },
-        Aged::EndOfAncientHistory { .. } => true,
+        Aged::Damaged { .. } | Aged::EndOfAncientHistory { .. } => true,
     })?;
     Ok((key_state, complete.then(|| CS::collect(state))))
 }
@@ -213,6 +239,21 @@ fn rewrite<CS: CompactionStrategy>(
             };
             held.clear();
             held.extend_from_slice(raw);
+            true
+        }
+        Aged::Damaged { file, from, to } => {
+            // Carried over as it is, never destroyed. The record before it stays too, so
+            // the offsets the damage may hold stay after the last intact record.
+            let copied = work
+                .write_all(&held)
+                .and_then(|()| copy_range(file, from, to, &mut work));
+            held.clear();
+            held_keep = false;
+            written += 1;
+            if let Err(e) = copied {
+                failure = Some(e);
+                return false;
+            }
             true
         }
         Aged::EndOfAncientHistory { last } => {

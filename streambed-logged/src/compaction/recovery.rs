@@ -7,6 +7,7 @@ use std::{fs, io};
 use log::{info, warn};
 
 use crate::{
+    damage::DamageLog,
     files::{first_offset, last_offset, open_existing, sync_dir, FileKind, OpenFile},
     topic_name::TopicPaths,
 };
@@ -22,7 +23,12 @@ use crate::{
 /// * an ancient history that reaches the end of the history: it is the compacted result
 ///   (a compaction always keeps the last record of its input) as earlier versions
 ///   committed it, and replaces the history.
-pub(crate) fn recover_history(paths: &TopicPaths, buf_size: usize, limit: usize) -> io::Result<()> {
+pub(crate) fn recover_history(
+    paths: &TopicPaths,
+    buf_size: usize,
+    limit: usize,
+    damage: &DamageLog,
+) -> io::Result<()> {
     let mut changed = false;
     match fs::remove_file(&paths.work) {
         Ok(()) => {
@@ -37,7 +43,7 @@ pub(crate) fn recover_history(paths: &TopicPaths, buf_size: usize, limit: usize)
             kind: FileKind::AncientHistory,
             file: ancient,
         };
-        let ancient_last = last_offset(paths, &ancient, buf_size, limit)?;
+        let ancient_last = last_offset(paths, &ancient, buf_size, limit, damage)?;
         let history = open_existing(&paths.history)?.map(|file| OpenFile {
             kind: FileKind::History,
             file,
@@ -45,7 +51,7 @@ pub(crate) fn recover_history(paths: &TopicPaths, buf_size: usize, limit: usize)
         let (history_first, history_last) = match &history {
             Some(history) => (
                 first_offset(&history.file, limit)?,
-                last_offset(paths, history, buf_size, limit)?,
+                last_offset(paths, history, buf_size, limit, damage)?,
             ),
             None => (None, None),
         };
