@@ -1,6 +1,8 @@
 //! What a `FileLog` is configured with: the durability mode and the sizes every part of the
 //! log reads. Its own module so that the parts depend on it, not on the crate root.
 
+use crate::create::Modes;
+
 /// What `produce` has done with a record by the time it answers.
 ///
 /// | mode | process crash | power loss |
@@ -32,4 +34,5 @@ pub(crate) struct Config {
     pub(crate) write_buffer_size: usize,
     pub(crate) max_record_size: usize,
     pub(crate) durability: Durability,
+    pub(crate) modes: Modes,
 }

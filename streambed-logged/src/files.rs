@@ -7,7 +7,7 @@
 //! records through [`crate::frame`], so damage is skipped the same way everywhere.
 
 use std::{
-    fs::{self, File, OpenOptions},
+    fs::{self, File},
     io,
     path::Path,
 };
@@ -16,6 +16,7 @@ use log::warn;
 use streambed::commit_log::{Offset, PartitionOffsets};
 
 use crate::{
+    create::{self, Modes},
     damage::DamageLog,
     frame::{Frame, Framer, Tail, MIN_RECORD_LEN},
     index::{entry_matches, read_at, Entry, IndexReader, IndexWriter},
@@ -283,11 +284,12 @@ pub(crate) fn recover_for_writing(
     buf_size: usize,
     limit: usize,
     durable: bool,
+    modes: Modes,
     damage: &DamageLog,
 ) -> io::Result<Recovered> {
-    fs::create_dir_all(&paths.root)?;
+    create::dir_all(&paths.root, modes)?;
     let created = !paths.active.exists();
-    let file = OpenOptions::new()
+    let file = create::options(modes)
         .read(true)
         .append(true)
         .create(true)
@@ -297,8 +299,8 @@ pub(crate) fn recover_for_writing(
     }
     let start = last_index_entry(paths, &file, limit);
     let mut index = match start {
-        Some(entry) => IndexWriter::append_to(&paths.index, entry)?,
-        None => IndexWriter::create(&paths.index)?,
+        Some(entry) => IndexWriter::append_to(&paths.index, entry, modes)?,
+        None => IndexWriter::create(&paths.index, modes)?,
     };
     let mut last = start.map(|e| e.offset);
     let tail = scan(

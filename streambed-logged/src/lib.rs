@@ -4,6 +4,7 @@
 pub mod args;
 pub mod compaction;
 mod config;
+mod create;
 mod cursor;
 mod damage;
 mod error;
@@ -41,6 +42,7 @@ pub use topic_name::{validate_topic_name, MAX_TOPIC_NAME_LEN};
 
 use crate::{
     config::Config,
+    create::Modes,
     cursor::Cursor,
     shared::{lock, Inner},
     watcher::Watcher,
@@ -137,6 +139,7 @@ impl FileLog {
             write_buffer_size: write_buffer_size.max(64),
             max_record_size: max_record_size.max(16),
             durability: Durability::Buffered,
+            modes: Modes::default(),
         };
         Self {
             inner: Arc::new(Inner {
@@ -160,6 +163,10 @@ impl FileLog {
     pub fn with_durability(self, durability: Durability) -> Self {
         let mut config = self.inner.config;
         config.durability = durability;
+        self.with_config_of(config)
+    }
+
+    fn with_config_of(self, config: Config) -> Self {
         Self {
             inner: Arc::new(Inner {
                 root: self.inner.root.clone(),
@@ -168,6 +175,31 @@ impl FileLog {
                 watcher: Mutex::new(Watcher::NotStarted),
             }),
         }
+    }
+
+    /// The same log creating files with mode `file_mode` and folders with `dir_mode` (Unix
+    /// permission bits, before the process umask) instead of the default `0o600` and
+    /// `0o700`, which keep other users out. Widen them when readers run as other users
+    /// (`0o640` and `0o750` for a shared group, say). Files that exist keep their mode.
+    /// Elsewhere than on Unix the modes are ignored. Call it before the log is used or
+    /// cloned, as [`with_durability`](Self::with_durability).
+    ///
+    /// Whatever the modes, a topic's files are never written through a symbolic link: one
+    /// found at a topic file's path makes producing to the topic fail.
+    ///
+    /// ```
+    /// use streambed_logged::FileLog;
+    ///
+    /// let log = FileLog::new("/var/lib/logged").with_permissions(0o640, 0o750);
+    /// # let _ = log;
+    /// ```
+    pub fn with_permissions(self, file_mode: u32, dir_mode: u32) -> Self {
+        let mut config = self.inner.config;
+        config.modes = Modes {
+            file: file_mode,
+            dir: dir_mode,
+        };
+        self.with_config_of(config)
     }
 
     /// The root folder of the log.

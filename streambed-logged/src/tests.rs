@@ -537,3 +537,49 @@ async fn files_appended_by_another_writer_are_read_in_full() {
         (2996..3010).collect::<Vec<_>>()
     );
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_symlink_planted_at_a_topic_file_is_an_error_never_a_write_through_it() {
+    for planted in ["t", "t.index"] {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("outside");
+        fs::write(&outside, b"precious").unwrap();
+        let root = dir.path().join("root");
+        fs::create_dir(&root).unwrap();
+        std::os::unix::fs::symlink(&outside, root.join(planted)).unwrap();
+        let log = FileLog::new(&root);
+        let error = log
+            .produce_with_cause(record("t", 1, b"value"))
+            .await
+            .unwrap_err();
+        assert!(matches!(error, ProduceError::Io { .. }), "{planted}: {error}");
+        assert_eq!(fs::read(&outside).unwrap(), b"precious", "{planted}");
+    }
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn files_and_folders_keep_other_users_out_unless_configured_otherwise() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("private");
+    let log = FileLog::new(&root);
+    log.produce(record("t", 1, b"value")).await.unwrap();
+    assert_eq!(mode(&root) & 0o077, 0);
+    for file in ["t", "t.index"] {
+        assert_eq!(mode(&root.join(file)) & 0o077, 0, "{file}");
+        assert_eq!(mode(&root.join(file)) & 0o600, 0o600, "{file}");
+    }
+
+    let root = dir.path().join("shared");
+    let log = FileLog::new(&root).with_permissions(0o640, 0o750);
+    log.produce(record("t", 1, b"value")).await.unwrap();
+    // Group read survives any usual umask (022, 027); nothing beyond the asked bits.
+    assert_eq!(mode(&root) & !0o750, 0);
+    assert_ne!(mode(&root) & 0o050, 0);
+    assert_eq!(mode(&root.join("t")) & !0o640, 0);
+    assert_ne!(mode(&root.join("t")) & 0o040, 0);
+}

@@ -3,7 +3,7 @@
 //! publishes the new end of the topic to subscribers once the bytes are in the file.
 
 use std::{
-    fs::{self, File, OpenOptions},
+    fs::{self, File},
     io::{self, Write},
     sync::Arc,
     time::Duration,
@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::{
     compaction,
     config::{Config, Durability},
+    create,
     error::ProduceError,
     files::{self, Recovered},
     index::IndexWriter,
@@ -59,6 +60,7 @@ pub(crate) async fn run(
     let _exclusive = shared.writer_lock.clone().lock_owned().await;
     let durable = config.durability == Durability::Fsync;
     let for_recovery = shared.clone();
+    let modes = config.modes;
     let (read_buffer_size, limit) = (config.read_buffer_size, config.max_record_size);
     // Files a compaction is working on are the compactor's to resolve.
     let repair_history = !lock(&shared.compaction).busy;
@@ -67,7 +69,7 @@ pub(crate) async fn run(
         if repair_history {
             compaction::recover_history(paths, read_buffer_size, limit, damage)?;
         }
-        files::recover_for_writing(paths, read_buffer_size, limit, durable, damage)
+        files::recover_for_writing(paths, read_buffer_size, limit, durable, modes, damage)
     })
     .await
     .unwrap_or_else(|e| Err(io::Error::other(e.to_string())));
@@ -276,14 +278,14 @@ impl Writer {
         if let Ok(dir) = File::open(&paths.root) {
             let _ = dir.sync_all();
         }
-        let file = OpenOptions::new()
+        let file = create::options(self.config.modes)
             .read(true)
             .append(true)
             .create(true)
             .open(&paths.active)?;
         let aged = self.len;
         self.file = Arc::new(file);
-        self.index = IndexWriter::create(&paths.index)?;
+        self.index = IndexWriter::create(&paths.index, self.config.modes)?;
         self.len = 0;
         self.publish(true);
         Ok(aged)

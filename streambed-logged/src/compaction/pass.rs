@@ -14,6 +14,7 @@ use streambed::commit_log::{ConsumerRecord, Key, Offset};
 use super::{CompactionMap, CompactionStrategy};
 use crate::{
     config::Config,
+    create,
     files::{self, FileKind},
     frame::{Frame, Tail},
     index::read_at,
@@ -213,7 +214,11 @@ fn rewrite<CS: CompactionStrategy>(
     };
     let mut work = BufWriter::with_capacity(
         config.compaction_write_buffer_size,
-        File::create(&paths.work)?,
+        create::options(config.modes)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&paths.work)?,
     );
     // The last record is always kept (it carries the topic's end offset), so each record
     // is written only once the next one shows it was not the last.
