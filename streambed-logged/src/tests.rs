@@ -553,7 +553,10 @@ async fn a_symlink_planted_at_a_topic_file_is_an_error_never_a_write_through_it(
             .produce_with_cause(record("t", 1, b"value"))
             .await
             .unwrap_err();
-        assert!(matches!(error, ProduceError::Io { .. }), "{planted}: {error}");
+        assert!(
+            matches!(error, ProduceError::Io { .. }),
+            "{planted}: {error}"
+        );
         assert_eq!(fs::read(&outside).unwrap(), b"precious", "{planted}");
     }
 }
