@@ -294,3 +294,24 @@ async fn a_live_subscriber_of_another_log_skips_damage_appended_by_another_write
     }
     assert_eq!(reader.damage_stats(&Topic::from("t")).unwrap().regions, 1);
 }
+
+#[tokio::test]
+async fn damage_at_the_end_of_a_compacted_history_never_makes_offsets_repeat() {
+    // A compacted history has gaps between offsets; its last record (offset 900) is
+    // damaged, and no record was produced since the aging.
+    let dir = tempfile::tempdir().unwrap();
+    let mut history = Vec::new();
+    let mut last_start = 0;
+    for o in [3u64, 40, 41, 500, 900] {
+        last_start = history.len();
+        record::encode(&mut history, &[], None, o, b"kept value", o);
+    }
+    history[last_start + 6] ^= 0x10;
+    fs::write(dir.path().join("t.history"), &history).unwrap();
+    let log = FileLog::new(dir.path());
+    assert_eq!(read_all(&log, vec![]).await, vec![3, 40, 41, 500]);
+    let next = log.produce(produced(1)).await.unwrap().offset;
+    assert!(next > 900, "offset {next} may have been seen before");
+    assert_eq!(read_all(&log, vec![]).await, vec![3, 40, 41, 500, next]);
+    assert_eq!(log.damage_stats(&Topic::from("t")).unwrap().regions, 1);
+}
