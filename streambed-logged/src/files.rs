@@ -175,6 +175,39 @@ pub(crate) struct FileEnd {
     pub(crate) reserved: u64,
 }
 
+/// Frames `file` from the index entry `start` (or its beginning) to its end, reporting
+/// damage: the last intact offset, and how the file ends. `on_record` sees the offset and
+/// position of each record.
+fn scan_to_end(
+    path: &Path,
+    file: &File,
+    start: Option<Entry>,
+    buf_size: usize,
+    limit: usize,
+    damage: &DamageLog,
+    mut on_record: impl FnMut(Offset, u64),
+) -> io::Result<(Option<Offset>, Tail)> {
+    let mut last = start.map(|e| e.offset);
+    let tail = scan(
+        file,
+        start.map_or(0, |e| e.pos),
+        buf_size,
+        limit,
+        |frame| match frame {
+            Frame::Record { view, pos, .. } => {
+                last = last.max(Some(view.offset));
+                on_record(view.offset, pos);
+            }
+            Frame::Damaged { from, to } => damage.report(path, file, from, to),
+            Frame::End(_) => {}
+        },
+    )?;
+    if let Tail::Damaged { from, to } = tail {
+        damage.report(path, file, from, to);
+    }
+    Ok((last, tail))
+}
+
 /// How a file ends, using the index for the active file. Damage is reported to `damage`.
 pub(crate) fn file_end(
     paths: &TopicPaths,
@@ -189,23 +222,9 @@ pub(crate) fn file_end(
         None
     };
     let path = path_of(paths, file.kind);
-    let mut last = start.map(|e| e.offset);
-    let tail = scan(
-        &file.file,
-        start.map_or(0, |e| e.pos),
-        buf_size,
-        limit,
-        |frame| match frame {
-            Frame::Record { view, .. } => last = last.max(Some(view.offset)),
-            Frame::Damaged { from, to } => damage.report(path, &file.file, from, to),
-            Frame::End(_) => {}
-        },
-    )?;
+    let (last, tail) = scan_to_end(path, &file.file, start, buf_size, limit, damage, |_, _| {})?;
     let reserved = match tail {
-        Tail::Damaged { from, to } => {
-            damage.report(path, &file.file, from, to);
-            reserved_by(&file.file, from, to, last, limit)
-        }
+        Tail::Damaged { from, to } => reserved_by(&file.file, from, to, last, limit),
         Tail::Clean { .. } | Tail::Torn { .. } => 0,
     };
     Ok(FileEnd { last, reserved })
@@ -302,20 +321,14 @@ pub(crate) fn recover_for_writing(
         Some(entry) => IndexWriter::append_to(&paths.index, entry, modes)?,
         None => IndexWriter::create(&paths.index, modes)?,
     };
-    let mut last = start.map(|e| e.offset);
-    let tail = scan(
+    let (mut last, tail) = scan_to_end(
+        &paths.active,
         &file,
-        start.map_or(0, |e| e.pos),
+        start,
         buf_size,
         limit,
-        |frame| match frame {
-            Frame::Record { view, pos, .. } => {
-                last = last.max(Some(view.offset));
-                index.note(view.offset, pos);
-            }
-            Frame::Damaged { from, to } => damage.report(&paths.active, &file, from, to),
-            Frame::End(_) => {}
-        },
+        damage,
+        |offset, pos| index.note(offset, pos),
     )?;
     let mut reserved = 0;
     let len = match tail {
@@ -334,7 +347,6 @@ pub(crate) fn recover_for_writing(
         Tail::Damaged { from, to } => {
             // Kept for inspection; readers skip it, and its offsets are never given out
             // again: readers may have seen them before the damage.
-            damage.report(&paths.active, &file, from, to);
             reserved = reserved_by(&file, from, to, last, limit);
             to
         }
