@@ -315,3 +315,46 @@ async fn damage_at_the_end_of_a_compacted_history_never_makes_offsets_repeat() {
     assert_eq!(read_all(&log, vec![]).await, vec![3, 40, 41, 500, next]);
     assert_eq!(log.damage_stats(&Topic::from("t")).unwrap().regions, 1);
 }
+
+#[tokio::test]
+async fn damage_in_an_ancient_history_costs_only_its_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ancient = Vec::new();
+    let mut starts = Vec::new();
+    for o in 0..10u64 {
+        starts.push(ancient.len());
+        record::encode(&mut ancient, &[], None, o, b"ancient", o);
+    }
+    ancient[starts[3] + 8] ^= 0x01;
+    let mut history = Vec::new();
+    for o in 10..20u64 {
+        record::encode(&mut history, &[], None, o, b"history", o);
+    }
+    fs::write(dir.path().join("t.ancient_history"), &ancient).unwrap();
+    fs::write(dir.path().join("t.history"), &history).unwrap();
+    let log = FileLog::new(dir.path());
+    let expected: Vec<u64> = (0..20).filter(|o| *o != 3).collect();
+    assert_eq!(read_all(&log, vec![]).await, expected);
+    assert_eq!(log.produce(produced(1)).await.unwrap().offset, 20);
+    let mut with_new = expected;
+    with_new.push(20);
+    assert_eq!(read_all(&log, vec![]).await, with_new);
+    assert_eq!(log.damage_stats(&Topic::from("t")).unwrap().regions, 1);
+}
+
+#[tokio::test]
+async fn a_long_run_of_zeroes_or_garbage_is_skipped() {
+    let (bytes, starts) = thousand_records();
+    for fill in [0x00u8, 0xff] {
+        let mut damaged = bytes[..starts[500]].to_vec();
+        damaged.extend(std::iter::repeat_n(fill, 256 * 1024));
+        damaged.extend_from_slice(&bytes[starts[500]..]);
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("t"), &damaged).unwrap();
+        let log = FileLog::new(dir.path());
+        assert_eq!(read_all(&log, vec![]).await, except(&[]), "fill {fill:#x}");
+        assert_eq!(log.produce(produced(1)).await.unwrap().offset, RECORDS);
+        let stats = log.damage_stats(&Topic::from("t")).unwrap();
+        assert_eq!(stats.bytes, 256 * 1024, "fill {fill:#x}");
+    }
+}
