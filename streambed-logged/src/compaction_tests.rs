@@ -14,7 +14,10 @@ use crate::{
         CompactionMap, CompactionStrategy, KeyBasedRetention, KeyBasedRetentionState,
         MaxKeysReached, NthKeyBasedRetention, NthKeyBasedRetentionState, QidKeyState,
     },
-    files, lock, FileLog,
+    files,
+    frame::Frame,
+    shared::lock,
+    FileLog,
 };
 
 fn record(topic: &str, key: u64, value: u64) -> ProducerRecord {
@@ -421,9 +424,11 @@ async fn a_compaction_interrupted_at_any_step_reopens_without_loss_or_duplicates
         // The compacted content of ancient + history: the latest of each key, and the last.
         let mut compacted = Vec::new();
         for f in files::open_sequence(&paths).unwrap() {
-            files::scan(&f.file, 0, 4096, 16384, |view, _, raw| {
-                if view.offset >= 76 {
-                    compacted.extend_from_slice(raw);
+            files::scan(&f.file, 0, 4096, 16384, |frame| {
+                if let Frame::Record { view, raw, .. } = frame {
+                    if view.offset >= 76 {
+                        compacted.extend_from_slice(raw);
+                    }
                 }
             })
             .unwrap();
@@ -566,7 +571,11 @@ async fn compacting_a_history_committed_beside_the_ancient_history_repeats_no_of
         0,
         4096,
         16384,
-        |view, _, _| on_disk.push(view.offset),
+        |frame| {
+            if let Frame::Record { view, .. } = frame {
+                on_disk.push(view.offset);
+            }
+        },
     )
     .unwrap();
     assert_eq!(on_disk, offsets);
@@ -760,29 +769,51 @@ async fn producing_waits_only_when_compaction_is_more_than_one_threshold_behind(
     );
 }
 
+/// A strategy that fails every compaction.
+#[derive(Debug)]
+struct Failing;
+
+#[async_trait]
+impl CompactionStrategy for Failing {
+    type S = ();
+    type KS = ();
+
+    fn key_init(&self) -> Self::KS {}
+
+    fn key(_key_state: &mut Self::KS, r: &ConsumerRecord) -> Option<Key> {
+        Some(r.key)
+    }
+
+    async fn init(&self) -> Self::S {}
+
+    fn reduce(_state: &mut Self::S, _key: Key, _record: ConsumerRecord) -> MaxKeysReached {
+        panic!("this strategy fails every compaction (expected by the test)");
+    }
+
+    fn collect(_state: Self::S) -> CompactionMap {
+        CompactionMap::new()
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_compaction_neither_stops_producers_nor_loses_records() {
     let dir = tempfile::tempdir().unwrap();
-    // A history with a damaged record in its middle: compaction must refuse to rewrite it.
     let mut history = Vec::new();
     for i in 0..10u64 {
         crate::record::encode(&mut history, &[], None, i, &i.to_le_bytes(), i);
     }
-    let damaged_at = history.len() / 2;
-    history[damaged_at] ^= 0xff;
     fs::write(dir.path().join("t.history"), &history).unwrap();
 
     let threshold = 300;
     let mut log = FileLog::with_config(dir.path(), threshold, 1024, 1024, 1024, 1024);
-    log.register_compaction(Topic::from("t"), KeyBasedRetention::new(10))
+    log.register_compaction(Topic::from("t"), Failing)
         .await
         .unwrap();
-    // Writing resumes after the last readable record (offset 4).
     let produce_all = async {
         for i in 0..200u64 {
             assert_eq!(
                 log.produce(record("t", i % 3, i)).await.unwrap().offset,
-                5 + i
+                10 + i
             );
         }
     };
@@ -793,9 +824,64 @@ async fn a_failing_compaction_neither_stops_producers_nor_loses_records() {
     assert_eq!(stats.compactions, 0, "{stats:?}");
     let shared = log.inner.topic(&Topic::from("t")).unwrap();
     assert!(lock(&shared.compaction).retry_after.is_some());
-    // Readers get past the damage: everything from the active file arrives.
+    let records = read_all(&log, "t").await;
+    let offsets: Vec<u64> = records.iter().map(|r| r.offset).collect();
+    assert_eq!(offsets, (0..210).collect::<Vec<_>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn damage_in_a_history_file_costs_its_record_and_compaction_carries_it_over() {
+    let dir = tempfile::tempdir().unwrap();
+    // A history with a damaged record in its middle.
+    let mut history = Vec::new();
+    let mut starts = Vec::new();
+    for i in 0..10u64 {
+        starts.push(history.len());
+        crate::record::encode(&mut history, &[], None, 100 + i, &i.to_le_bytes(), i);
+    }
+    history[starts[5] + 4] ^= 0xff;
+    let damaged = history[starts[5]..starts[6]].to_vec();
+    fs::write(dir.path().join("t.history"), &history).unwrap();
+
+    let log = FileLog::with_config(dir.path(), 300, 1024, 1024, 1024, 1024);
+    let offsets: Vec<u64> = read_all(&log, "t").await.iter().map(|r| r.offset).collect();
+    assert_eq!(offsets, vec![0, 1, 2, 3, 4, 6, 7, 8, 9]);
+    assert_eq!(log.produce(record("t", 1, 0)).await.unwrap().offset, 10);
+
+    // Compaction goes past the damage, keeps every other record it must, and carries the
+    // damaged bytes over into the new history rather than destroying them.
+    let mut log = log;
+    log.register_compaction(Topic::from("t"), KeyBasedRetention::new(100))
+        .await
+        .unwrap();
+    let produce_all = async {
+        for i in 0..200u64 {
+            assert_eq!(
+                log.produce(record("t", i % 3, i)).await.unwrap().offset,
+                11 + i
+            );
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), produce_all)
+        .await
+        .expect("producing stalled");
+    compaction_idle(&log, "t").await;
+    let stats = log.compaction_stats(&Topic::from("t")).unwrap();
+    assert!(stats.compactions >= 1, "{stats:?}");
     let records = read_all(&log, "t").await;
     assert_strictly_rising(&records);
-    let offsets: Vec<u64> = records.iter().map(|r| r.offset).collect();
-    assert_eq!(offsets, (0..205).collect::<Vec<_>>());
+    // The history keys (100..110) are never superseded: all but the damaged one remain.
+    let kept: Vec<u64> = records
+        .iter()
+        .filter(|r| r.key >= 100)
+        .map(|r| r.offset)
+        .collect();
+    assert_eq!(kept, vec![0, 1, 2, 3, 4, 6, 7, 8, 9]);
+    assert_eq!(records.last().unwrap().offset, 210);
+    let new_history = fs::read(dir.path().join("t.history")).unwrap();
+    assert!(
+        new_history.windows(damaged.len()).any(|w| w == damaged),
+        "the damaged bytes were not carried over"
+    );
+    assert!(log.damage_stats(&Topic::from("t")).unwrap().regions >= 1);
 }

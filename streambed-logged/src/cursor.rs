@@ -1,18 +1,19 @@
 //! A subscriber's position in one topic: it reads the topic's files in order with a small
 //! fixed buffer, hands records over in batches, and sleeps until the writer (in this
-//! process) or the file watcher (for other processes) says the topic changed.
+//! process) or the file watcher (for other processes) says the topic changed. Records are
+//! framed by [`crate::frame`], which skips damage as every other reader does.
 
 use std::{collections::VecDeque, sync::Arc, time::Duration};
 
-use log::{error, warn};
+use log::warn;
 use streambed::commit_log::{ConsumerRecord, Offset};
 use tokio::sync::watch;
 
 use crate::{
     files::{self, FileKind, OpenFile},
-    index::{entry_matches, read_at, IndexReader},
-    record::{decode, Decoded},
-    Inner, TailState, TopicShared,
+    frame::{Frame, Framer, Tail},
+    index::{entry_matches, IndexReader},
+    shared::{Inner, TailState, TopicShared},
 };
 
 /// Records handed over per batch: enough to amortise the wake-up, small enough to bound
@@ -29,13 +30,8 @@ pub(crate) struct Cursor {
     rx: watch::Receiver<TailState>,
     last: Option<Offset>,
     files: VecDeque<OpenFile>,
-    buf: Vec<u8>,
-    start: usize,
-    end: usize,
-    /// File position of `buf[end]`.
-    pos: u64,
+    framer: Framer,
     ready: VecDeque<ConsumerRecord>,
-    corrupt_at: Option<u64>,
     since_yield: usize,
 }
 
@@ -47,19 +43,15 @@ enum Step {
 impl Cursor {
     pub(crate) fn new(inner: Arc<Inner>, shared: Arc<TopicShared>, last: Option<Offset>) -> Self {
         let rx = shared.tail.subscribe();
-        let buf = vec![0u8; inner.config.read_buffer_size.max(64)];
+        let config = inner.config;
         Self {
             inner,
             shared,
             rx,
             last,
             files: VecDeque::new(),
-            buf,
-            start: 0,
-            end: 0,
-            pos: 0,
+            framer: Framer::new(0, config.read_buffer_size, config.max_record_size),
             ready: VecDeque::new(),
-            corrupt_at: None,
             since_yield: 0,
         }
     }
@@ -95,17 +87,6 @@ impl Cursor {
         }
     }
 
-    fn reset_buffer(&mut self, pos: u64) {
-        self.start = 0;
-        self.end = 0;
-        self.pos = pos;
-        let size = self.inner.config.read_buffer_size.max(64);
-        if self.buf.len() > size {
-            self.buf.truncate(size);
-            self.buf.shrink_to_fit();
-        }
-    }
-
     /// Opens the topic's files afresh and positions on the first record after `last`.
     fn reopen(&mut self) -> bool {
         let paths = &self.shared.paths;
@@ -136,111 +117,80 @@ impl Cursor {
             }
         }
         self.files = opened;
-        self.reset_buffer(start);
+        self.framer.reset(start);
         !self.files.is_empty()
     }
 
-    /// Reads and decodes what is there; `Wait` when the topic has nothing more for now.
+    fn ready_or_wait(&self) -> Step {
+        if self.ready.is_empty() {
+            Step::Wait
+        } else {
+            Step::Ready
+        }
+    }
+
+    /// Reads and frames what is there; `Wait` when the topic has nothing more for now.
     fn fill(&mut self) -> Step {
         self.rx.borrow_and_update();
         if self.files.is_empty() && !self.reopen() {
             return Step::Wait;
         }
-        let limit = self.inner.config.max_record_size;
-        loop {
-            while self.ready.len() < BATCH {
-                match decode(&self.buf[self.start..self.end], limit) {
-                    Decoded::Record(view, len) => {
-                        self.start += len;
-                        if self.last < Some(view.offset) {
-                            self.last = Some(view.offset);
-                            self.ready
-                                .push_back(view.to_consumer_record(&self.shared.topic));
-                        }
-                    }
-                    Decoded::Incomplete => break,
-                    Decoded::Corrupt(c) => {
-                        let at = self.pos - (self.end - self.start) as u64;
-                        let kind = self.files.front().map(|f| f.kind);
-                        if kind != Some(FileKind::Active) {
-                            // Nothing will ever repair a history file: go on with the next.
-                            error!(
-                                "Topic {}: {kind:?} file damaged at byte {at} ({c:?}); skipping its rest",
-                                self.shared.topic
-                            );
-                            self.files.pop_front();
-                            self.reset_buffer(0);
-                            if self.files.is_empty() {
-                                return if self.ready.is_empty() {
-                                    Step::Wait
-                                } else {
-                                    Step::Ready
-                                };
-                            }
-                            break;
-                        }
-                        if self.corrupt_at != Some(at) {
-                            warn!(
-                                "Topic {}: unreadable record at byte {at} ({c:?}); waiting for the writer to repair it",
-                                self.shared.topic
-                            );
-                            self.corrupt_at = Some(at);
-                        }
-                        self.files.clear();
-                        return if self.ready.is_empty() {
-                            Step::Wait
-                        } else {
-                            Step::Ready
-                        };
-                    }
-                }
-            }
-            if self.ready.len() >= BATCH {
-                return Step::Ready;
-            }
-            // Keep the partial record and make room behind it.
-            self.buf.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
-            if self.end == self.buf.len() {
-                let grown = self.buf.len() * 2;
-                self.buf.resize(grown, 0);
-            }
+        while self.ready.len() < BATCH {
             let Some(current) = self.files.front() else {
-                return Step::Wait;
+                return self.ready_or_wait();
             };
-            let n = match read_at(&current.file, &mut self.buf[self.end..], self.pos) {
-                Ok(n) => n,
+            let frame = match self.framer.next(&current.file) {
+                Ok(frame) => frame,
                 Err(e) => {
                     warn!("Cannot read topic {}: {e}", self.shared.topic);
                     self.files.clear();
-                    return Step::Wait;
+                    return self.ready_or_wait();
                 }
             };
-            if n > 0 {
-                self.end += n;
-                self.pos += n as u64;
-                continue;
-            }
-            if !self.ready.is_empty() {
-                return Step::Ready;
-            }
-            if current.kind == FileKind::Active {
-                if files::is_active(&current.file, &self.shared.paths) {
-                    return Step::Wait;
+            let path = files::path_of(&self.shared.paths, current.kind);
+            match frame {
+                Frame::Record { view, .. } => {
+                    if self.last < Some(view.offset) {
+                        self.last = Some(view.offset);
+                        self.ready
+                            .push_back(view.to_consumer_record(&self.shared.topic));
+                    }
                 }
-                // Aged by a compaction: find what follows under the new names.
-                if !self.reopen() {
-                    return Step::Wait;
+                Frame::Damaged { from, to } => {
+                    self.shared.damage.report(path, &current.file, from, to);
                 }
-            } else {
-                self.files.pop_front();
-                self.reset_buffer(0);
-                if self.files.is_empty() {
-                    // The active file is being replaced; its writer will say when.
-                    return Step::Wait;
+                Frame::End(tail) => {
+                    if !self.ready.is_empty() {
+                        return Step::Ready;
+                    }
+                    if current.kind == FileKind::Active {
+                        if files::is_active(&current.file, &self.shared.paths) {
+                            // The writer appends (or repairs a torn tail) here next.
+                            return Step::Wait;
+                        }
+                        // Aged by a compaction: find what follows under the new names.
+                        if !self.reopen() {
+                            return Step::Wait;
+                        }
+                        continue;
+                    }
+                    // A history file is complete: whatever does not frame is damage.
+                    match tail {
+                        Tail::Clean { .. } => {}
+                        Tail::Torn { at: from } | Tail::Damaged { from, .. } => {
+                            let to = current.file.metadata().map_or(from, |m| m.len());
+                            self.shared.damage.report(path, &current.file, from, to);
+                        }
+                    }
+                    self.files.pop_front();
+                    self.framer.reset(0);
+                    if self.files.is_empty() {
+                        // The active file is being replaced; its writer will say when.
+                        return Step::Wait;
+                    }
                 }
             }
         }
+        Step::Ready
     }
 }

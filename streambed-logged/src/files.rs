@@ -3,20 +3,24 @@
 //!
 //! A topic is, in reading order, `<topic>.ancient_history` (only while a compaction is
 //! pending or under way), `<topic>.history` and `<topic>` (the active file, the only one
-//! appended to). Offsets rise strictly from one file to the next.
+//! appended to). Offsets rise strictly from one file to the next. Every read frames
+//! records through [`crate::frame`], so damage is skipped the same way everywhere.
 
 use std::{
-    fs::{self, File, OpenOptions},
+    fs::{self, File},
     io,
     path::Path,
 };
 
-use log::{info, warn};
+use log::warn;
 use streambed::commit_log::{Offset, PartitionOffsets};
 
 use crate::{
+    create::{self, Modes},
+    damage::DamageLog,
+    frame::{Frame, Framer, Tail, MIN_RECORD_LEN},
     index::{entry_matches, read_at, Entry, IndexReader, IndexWriter},
-    record::{decode, Corruption, Decoded, RecordView},
+    record::claimed_offset,
     topic_name::TopicPaths,
 };
 
@@ -35,7 +39,7 @@ pub(crate) struct OpenFile {
     pub(crate) file: File,
 }
 
-fn open_existing(path: &Path) -> io::Result<Option<File>> {
+pub(crate) fn open_existing(path: &Path) -> io::Result<Option<File>> {
     match File::open(path) {
         Ok(f) => Ok(Some(f)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
@@ -93,87 +97,44 @@ pub(crate) fn open_sequence(paths: &TopicPaths) -> io::Result<Vec<OpenFile>> {
     }
 }
 
-/// Why a scan stopped before the end of the file.
-#[derive(Clone, Copy, Debug, Eq, PartialEq)]
-pub(crate) enum Stop {
-    /// The file ends inside a record.
-    Torn,
-    /// The bytes at the end position are not a record.
-    Corrupt(Corruption),
+/// The path of a topic's file of `kind`, for messages.
+pub(crate) fn path_of(paths: &TopicPaths, kind: FileKind) -> &Path {
+    match kind {
+        FileKind::AncientHistory => &paths.ancient_history,
+        FileKind::History => &paths.history,
+        FileKind::Active => &paths.active,
+    }
 }
 
-/// The result of a scan: the position after the last intact record, and why it stopped
-/// there if that is not the end of the file.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Scan {
-    pub(crate) end: u64,
-    pub(crate) stopped: Option<Stop>,
-}
-
-/// Decodes every record of `file` from byte `from` on, calling `on_record` with each and
-/// its position.
+/// Frames every record of `file` from byte `from` on, calling `on_frame` with each record
+/// and damaged region, and answers how the file ends.
 pub(crate) fn scan(
     file: &File,
     from: u64,
     buf_size: usize,
     limit: usize,
-    mut on_record: impl FnMut(&RecordView<'_>, u64, &[u8]),
-) -> io::Result<Scan> {
-    let mut buf = vec![0u8; buf_size.max(64)];
-    let mut base = from; // file position of buf[0]
-    let mut filled = 0;
+    mut on_frame: impl FnMut(Frame<'_>),
+) -> io::Result<Tail> {
+    let mut framer = Framer::new(from, buf_size, limit);
     loop {
-        let space = buf.len() - filled;
-        let n = read_at(file, &mut buf[filled..], base + filled as u64)?;
-        filled += n;
-        let at_eof = n < space;
-        let mut consumed = 0;
-        loop {
-            match decode(&buf[consumed..filled], limit) {
-                Decoded::Record(view, len) => {
-                    on_record(
-                        &view,
-                        base + consumed as u64,
-                        &buf[consumed..consumed + len],
-                    );
-                    consumed += len;
-                }
-                Decoded::Incomplete => break,
-                Decoded::Corrupt(c) => {
-                    return Ok(Scan {
-                        end: base + consumed as u64,
-                        stopped: Some(Stop::Corrupt(c)),
-                    })
-                }
-            }
-        }
-        if at_eof {
-            return Ok(Scan {
-                end: base + consumed as u64,
-                stopped: (consumed < filled).then_some(Stop::Torn),
-            });
-        }
-        buf.copy_within(consumed..filled, 0);
-        base += consumed as u64;
-        filled -= consumed;
-        if filled == buf.len() {
-            // A record larger than the buffer (but within the limit): grow.
-            buf.resize(buf.len() * 2, 0);
+        match framer.next(file)? {
+            Frame::End(tail) => return Ok(tail),
+            frame => on_frame(frame),
         }
     }
 }
 
-/// The offset of the first record of a file.
+/// The offset of the first intact record of a file.
 pub(crate) fn first_offset(file: &File, limit: usize) -> io::Result<Option<Offset>> {
-    // Room for the largest record allowed, so a large first record is never mistaken for
-    // a damaged one (recovery decides what to keep from this).
-    let len = usize::try_from(file.metadata()?.len()).unwrap_or(usize::MAX);
-    let mut buf = vec![0u8; len.min(limit)];
-    let n = read_at(file, &mut buf, 0)?;
-    Ok(match decode(&buf[..n], limit) {
-        Decoded::Record(view, _) => Some(view.offset),
-        _ => None,
-    })
+    // Room for the largest record allowed, so a large first record is read at once.
+    let mut framer = Framer::new(0, limit, limit);
+    loop {
+        match framer.next(file)? {
+            Frame::Record { view, .. } => return Ok(Some(view.offset)),
+            Frame::Damaged { .. } => {}
+            Frame::End(_) => return Ok(None),
+        }
+    }
 }
 
 /// Where a scan for the end of the active file can start: the last index entry, if it
@@ -184,27 +145,100 @@ pub(crate) fn last_index_entry(paths: &TopicPaths, active: &File, limit: usize) 
         .filter(|entry| entry_matches(active, *entry, limit))
 }
 
-/// The offset of the last intact record of a file, using the index for the active file.
-pub(crate) fn last_offset(
+/// Offsets that damaged bytes `from..to` at the end of `file` may have held, beyond the
+/// last intact one: as many as the bytes have room for, or up to the offset the damaged
+/// record still claims if that is further (a compacted history has gaps between offsets).
+fn reserved_by(file: &File, from: u64, to: u64, last: Option<Offset>, limit: usize) -> u64 {
+    let by_size = (to - from).div_ceil(MIN_RECORD_LEN);
+    let mut head = vec![0u8; usize::try_from(to - from).unwrap_or(limit).min(limit)];
+    let claimed = read_at(file, &mut head, from)
+        .ok()
+        .and_then(|n| claimed_offset(&head[..n], limit));
+    let first = last.map_or(0, |l| l.saturating_add(1));
+    let by_claim = claimed
+        .filter(|c| *c >= first && c - first <= MAX_CLAIMED_JUMP)
+        .map_or(0, |c| c - first + 1);
+    by_size.max(by_claim)
+}
+
+/// The furthest a damaged record's claimed offset is believed: further than this, the
+/// claim is more likely damage than a record.
+const MAX_CLAIMED_JUMP: u64 = 1 << 32;
+
+/// What a scan for the end of a file found.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct FileEnd {
+    /// The offset of the last intact record.
+    pub(crate) last: Option<Offset>,
+    /// Offsets after `last` that damage at the end of the file may have held: never to be
+    /// given out again.
+    pub(crate) reserved: u64,
+}
+
+/// Frames `file` from the index entry `start` (or its beginning) to its end, reporting
+/// damage: the last intact offset, and how the file ends. `on_record` sees the offset and
+/// position of each record.
+fn scan_to_end(
+    path: &Path,
+    file: &File,
+    start: Option<Entry>,
+    buf_size: usize,
+    limit: usize,
+    damage: &DamageLog,
+    mut on_record: impl FnMut(Offset, u64),
+) -> io::Result<(Option<Offset>, Tail)> {
+    let mut last = start.map(|e| e.offset);
+    let tail = scan(
+        file,
+        start.map_or(0, |e| e.pos),
+        buf_size,
+        limit,
+        |frame| match frame {
+            Frame::Record { view, pos, .. } => {
+                last = last.max(Some(view.offset));
+                on_record(view.offset, pos);
+            }
+            Frame::Damaged { from, to } => damage.report(path, file, from, to),
+            Frame::End(_) => {}
+        },
+    )?;
+    if let Tail::Damaged { from, to } = tail {
+        damage.report(path, file, from, to);
+    }
+    Ok((last, tail))
+}
+
+/// How a file ends, using the index for the active file. Damage is reported to `damage`.
+pub(crate) fn file_end(
     paths: &TopicPaths,
     file: &OpenFile,
     buf_size: usize,
     limit: usize,
-) -> io::Result<Option<Offset>> {
+    damage: &DamageLog,
+) -> io::Result<FileEnd> {
     let start = if file.kind == FileKind::Active {
         last_index_entry(paths, &file.file, limit)
     } else {
         None
     };
-    let mut last = start.map(|e| e.offset);
-    scan(
-        &file.file,
-        start.map_or(0, |e| e.pos),
-        buf_size,
-        limit,
-        |r, _, _| last = Some(r.offset),
-    )?;
-    Ok(last)
+    let path = path_of(paths, file.kind);
+    let (last, tail) = scan_to_end(path, &file.file, start, buf_size, limit, damage, |_, _| {})?;
+    let reserved = match tail {
+        Tail::Damaged { from, to } => reserved_by(&file.file, from, to, last, limit),
+        Tail::Clean { .. } | Tail::Torn { .. } => 0,
+    };
+    Ok(FileEnd { last, reserved })
+}
+
+/// The offset of the last intact record of a file.
+pub(crate) fn last_offset(
+    paths: &TopicPaths,
+    file: &OpenFile,
+    buf_size: usize,
+    limit: usize,
+    damage: &DamageLog,
+) -> io::Result<Option<Offset>> {
+    Ok(file_end(paths, file, buf_size, limit, damage)?.last)
 }
 
 /// Answers `offsets()` from the files alone, for topics this process does not write.
@@ -212,6 +246,7 @@ pub(crate) fn offsets_from_disk(
     paths: &TopicPaths,
     buf_size: usize,
     limit: usize,
+    damage: &DamageLog,
 ) -> io::Result<Option<PartitionOffsets>> {
     let files = open_sequence(paths)?;
     let mut beginning = None;
@@ -225,7 +260,7 @@ pub(crate) fn offsets_from_disk(
         return Ok(None);
     };
     for f in files.iter().rev() {
-        if let Some(end_offset) = last_offset(paths, f, buf_size, limit)? {
+        if let Some(end_offset) = last_offset(paths, f, buf_size, limit, damage)? {
             return Ok(Some(PartitionOffsets {
                 beginning_offset,
                 end_offset,
@@ -247,116 +282,33 @@ pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     }
 }
 
-/// Brings the history files to a state that reads correctly after a compaction was
-/// interrupted at any step (see [`crate::compaction`] for the steps):
-/// * a work file is unfinished or unused: it goes, and the compaction runs again;
-/// * an ancient history beside a history that starts after it: aged, not yet compacted;
-///   both stay and read in order, and the compaction runs again;
-/// * a history that starts inside the ancient history but ends after it: the history is
-///   the compacted result, which begins with what the ancient history kept; the ancient
-///   history goes;
-/// * an ancient history that reaches the end of the history: it is the compacted result
-///   (a compaction always keeps the last record of its input) as earlier versions
-///   committed it, and replaces the history.
-pub(crate) fn recover_history(paths: &TopicPaths, buf_size: usize, limit: usize) -> io::Result<()> {
-    let mut changed = false;
-    match fs::remove_file(&paths.work) {
-        Ok(()) => {
-            info!("Removed the unfinished compaction file {:?}", paths.work);
-            changed = true;
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
-    }
-    if let Some(ancient) = open_existing(&paths.ancient_history)? {
-        let ancient = OpenFile {
-            kind: FileKind::AncientHistory,
-            file: ancient,
-        };
-        let ancient_last = last_offset(paths, &ancient, buf_size, limit)?;
-        let history = open_existing(&paths.history)?.map(|file| OpenFile {
-            kind: FileKind::History,
-            file,
-        });
-        let (history_first, history_last) = match &history {
-            Some(history) => (
-                first_offset(&history.file, limit)?,
-                last_offset(paths, history, buf_size, limit)?,
-            ),
-            None => (None, None),
-        };
-        match (ancient_last, history_first) {
-            (None, _) => {
-                fs::remove_file(&paths.ancient_history)?;
-                changed = true;
-            }
-            (Some(a), Some(h)) if a < h => {
-                info!(
-                    "Topic files {:?}: aged, compaction pending",
-                    paths.ancient_history
-                );
-            }
-            (Some(a), Some(_)) if history_last > Some(a) => {
-                info!(
-                    "Topic files {:?}: removing the ancient history a committed compaction \
-                     replaced",
-                    paths.ancient_history
-                );
-                fs::remove_file(&paths.ancient_history)?;
-                changed = true;
-            }
-            (Some(a), _) if history_last.is_none_or(|h| h <= a) => {
-                info!(
-                    "Topic files {:?}: completing a committed compaction",
-                    paths.history
-                );
-                fs::rename(&paths.ancient_history, &paths.history)?;
-                changed = true;
-            }
-            _ => {
-                // The history holds records beyond the ancient history but its start
-                // cannot be read: keep both rather than guess. Readers skip offsets they
-                // have already seen, so nothing is read twice.
-                warn!(
-                    "Topic files {:?}: cannot read the start of the history; keeping it and \
-                     the ancient history",
-                    paths.history
-                );
-            }
-        }
-    }
-    if changed {
-        sync_dir(&paths.root)?;
-    }
-    Ok(())
-}
-
 /// The active file, ready to append to after recovery.
 pub(crate) struct Recovered {
     pub(crate) file: File,
     pub(crate) len: u64,
     pub(crate) index: IndexWriter,
-    /// The offset of the last record of the topic.
+    /// The offset of the last intact record of the topic.
     pub(crate) last: Option<Offset>,
-    /// The offset of the first record of the topic.
+    /// The offset the next record gets: after `last` and any offset damage at the end of
+    /// the topic may have held.
+    pub(crate) next: Offset,
+    /// The offset of the first intact record of the topic.
     pub(crate) beginning: Option<Offset>,
 }
 
-/// Opens the active file for appending, cutting off a torn or corrupt tail first, and
-/// brings the index up to date with the log.
+/// Opens the active file for appending, cutting off a torn tail first (damage elsewhere
+/// stays where it is, to be skipped), and brings the index up to date with the log.
 pub(crate) fn recover_for_writing(
     paths: &TopicPaths,
     buf_size: usize,
     limit: usize,
     durable: bool,
-    repair_history: bool,
+    modes: Modes,
+    damage: &DamageLog,
 ) -> io::Result<Recovered> {
-    fs::create_dir_all(&paths.root)?;
-    if repair_history {
-        recover_history(paths, buf_size, limit)?;
-    }
+    create::dir_all(&paths.root, modes)?;
     let created = !paths.active.exists();
-    let file = OpenOptions::new()
+    let file = create::options(modes)
         .read(true)
         .append(true)
         .create(true)
@@ -366,37 +318,46 @@ pub(crate) fn recover_for_writing(
     }
     let start = last_index_entry(paths, &file, limit);
     let mut index = match start {
-        Some(entry) => IndexWriter::append_to(&paths.index, entry)?,
-        None => IndexWriter::create(&paths.index)?,
+        Some(entry) => IndexWriter::append_to(&paths.index, entry, modes)?,
+        None => IndexWriter::create(&paths.index, modes)?,
     };
-    let mut last = start.map(|e| e.offset);
-    let scanned = scan(
+    let (mut last, tail) = scan_to_end(
+        &paths.active,
         &file,
-        start.map_or(0, |e| e.pos),
+        start,
         buf_size,
         limit,
-        |r, pos, _| {
-            last = Some(r.offset);
-            index.note(r.offset, pos);
-        },
+        damage,
+        |offset, pos| index.note(offset, pos),
     )?;
-    let len = file.metadata()?.len();
-    if len > scanned.end {
-        warn!(
-            "Topic file {:?}: cutting off {} bytes after byte {} ({:?})",
-            paths.active,
-            len - scanned.end,
-            scanned.end,
-            scanned.stopped
-        );
-        file.set_len(scanned.end)?;
-        file.sync_data()?;
-    }
+    let mut reserved = 0;
+    let len = match tail {
+        Tail::Clean { at } => at,
+        Tail::Torn { at } => {
+            let len = file.metadata()?.len();
+            warn!(
+                "Topic file {:?}: cutting off a torn record of {} bytes at byte {at}",
+                paths.active,
+                len - at,
+            );
+            file.set_len(at)?;
+            file.sync_data()?;
+            at
+        }
+        Tail::Damaged { from, to } => {
+            // Kept for inspection; readers skip it, and its offsets are never given out
+            // again: readers may have seen them before the damage.
+            reserved = reserved_by(&file, from, to, last, limit);
+            to
+        }
+    };
     index.flush()?;
     let history = open_sequence(paths)?;
     if last.is_none() {
         for f in history.iter().rev().filter(|f| f.kind != FileKind::Active) {
-            last = last_offset(paths, f, buf_size, limit)?;
+            let end = file_end(paths, f, buf_size, limit, damage)?;
+            reserved = reserved.saturating_add(end.reserved);
+            last = end.last;
             if last.is_some() {
                 break;
             }
@@ -409,11 +370,15 @@ pub(crate) fn recover_for_writing(
             break;
         }
     }
+    let next = last
+        .map_or(0, |l| l.saturating_add(1))
+        .saturating_add(reserved);
     Ok(Recovered {
         file,
-        len: scanned.end,
+        len,
         index,
         last,
+        next,
         beginning,
     })
 }

@@ -9,14 +9,17 @@
 //! back to scanning. Upstream's implementation ignores the file.
 
 use std::{
-    fs::{File, OpenOptions},
+    fs::File,
     io::{self, Write},
     path::Path,
 };
 
 use streambed::commit_log::Offset;
 
-use crate::record::{decode, Decoded};
+use crate::{
+    create::{self, Modes},
+    record::{decode, Decoded},
+};
 
 /// Bytes of log between two index entries.
 pub(crate) const INDEX_INTERVAL: u64 = 4096;
@@ -131,8 +134,8 @@ pub(crate) struct IndexWriter {
 
 impl IndexWriter {
     /// Starts a new, empty index, replacing any file at `path`.
-    pub(crate) fn create(path: &Path) -> io::Result<Self> {
-        let mut file = OpenOptions::new()
+    pub(crate) fn create(path: &Path, modes: Modes) -> io::Result<Self> {
+        let mut file = create::options(modes)
             .write(true)
             .create(true)
             .truncate(true)
@@ -146,8 +149,8 @@ impl IndexWriter {
     }
 
     /// Continues an index whose last entry is `last`.
-    pub(crate) fn append_to(path: &Path, last: Entry) -> io::Result<Self> {
-        let file = OpenOptions::new().append(true).open(path)?;
+    pub(crate) fn append_to(path: &Path, last: Entry, modes: Modes) -> io::Result<Self> {
+        let file = create::options(modes).append(true).open(path)?;
         // A torn entry at the end would shift every later one.
         let len = file.metadata()?.len();
         let whole = 8 + (len.saturating_sub(8) / ENTRY_LEN) * ENTRY_LEN;
@@ -193,7 +196,7 @@ mod tests {
     fn floor_finds_the_greatest_entry_not_above_the_target() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.index");
-        let mut writer = IndexWriter::create(&path).unwrap();
+        let mut writer = IndexWriter::create(&path, Modes::default()).unwrap();
         for i in 0..100u64 {
             writer.note(i * 10, i * INDEX_INTERVAL);
         }
@@ -215,7 +218,7 @@ mod tests {
     fn entries_closer_than_the_interval_are_not_kept() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.index");
-        let mut writer = IndexWriter::create(&path).unwrap();
+        let mut writer = IndexWriter::create(&path, Modes::default()).unwrap();
         writer.note(0, 0);
         writer.note(1, 100);
         writer.note(2, INDEX_INTERVAL);

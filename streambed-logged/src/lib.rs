@@ -2,12 +2,18 @@
 #![warn(missing_docs)]
 
 pub mod args;
+mod commit_log_impl;
 pub mod compaction;
+mod config;
+mod create;
 mod cursor;
+mod damage;
 mod error;
 mod files;
+mod frame;
 mod index;
 mod record;
+mod shared;
 mod topic_name;
 mod watcher;
 mod writer;
@@ -15,174 +21,24 @@ mod writer;
 use std::{
     collections::HashMap,
     path::PathBuf,
-    pin::Pin,
-    sync::{Arc, Mutex, MutexGuard, PoisonError},
-    time::Duration,
+    sync::{Arc, Mutex},
 };
 
-use async_trait::async_trait;
-use futures_util::{stream, StreamExt};
-use log::warn;
-use streambed::commit_log::{
-    CommitLog, ConsumerOffset, ConsumerRecord, Offset, Partition, PartitionOffsets, ProducedOffset,
-    ProducerError, ProducerRecord, Subscription, Topic,
-};
-use tokio::sync::{mpsc, oneshot, watch};
-use tokio_stream::Stream;
+use streambed::commit_log::{ProducedOffset, ProducerRecord, Topic};
+use tokio::sync::oneshot;
 
+pub use config::Durability;
+pub use damage::DamageStats;
 pub use error::{CompactionRegistrationError, ProduceError, TopicNameError};
 pub use topic_name::{validate_topic_name, MAX_TOPIC_NAME_LEN};
 
-use crate::{cursor::Cursor, topic_name::TopicPaths, watcher::Watcher, writer::WriterMsg};
-
-/// Requests queued per topic writer before producers wait. Larger queues let more
-/// concurrent producers share one write (and one fsync).
-const PRODUCER_QUEUE_SIZE: usize = 256;
-
-/// What `produce` has done with a record by the time it answers.
-///
-/// | mode | process crash | power loss |
-/// |------|---------------|------------|
-/// | [`Buffered`](Durability::Buffered) | every acknowledged record survives | recent acknowledged records may be lost (what the OS had not written back) |
-/// | [`Fsync`](Durability::Fsync) | every acknowledged record survives | every acknowledged record survives |
-///
-/// In both modes a torn or corrupt tail left by a crash is cut off when the topic is next
-/// written, so the log always reopens.
-#[derive(Clone, Copy, Debug, Default, Eq, PartialEq)]
-pub enum Durability {
-    /// The default, as upstream: the writer batches queued records into one `write` when it
-    /// runs out of requests and answers once the bytes are in the operating system's page
-    /// cache. Fast; visible at once to every reader.
-    #[default]
-    Buffered,
-    /// `produce` answers only after `fdatasync` returned for the record's batch. Concurrent
-    /// producers share one sync (group commit), so throughput grows with concurrency.
-    Fsync,
-}
-
-/// The sizes and modes a [`FileLog`] works with.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Config {
-    pub(crate) compaction_threshold_size: u64,
-    pub(crate) read_buffer_size: usize,
-    pub(crate) compaction_write_buffer_size: usize,
-    pub(crate) write_buffer_size: usize,
-    pub(crate) max_record_size: usize,
-    pub(crate) durability: Durability,
-}
-
-/// What subscribers and `offsets()` learn from the topic's writer in this process.
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct TailState {
-    /// Changes whenever the topic's files change.
-    pub(crate) version: u64,
-    /// Whether this process writes the topic (and so notifies of every append).
-    pub(crate) local_writer: bool,
-    /// The first and last offsets, known while the writer is local.
-    pub(crate) ends: Option<(Offset, Offset)>,
-}
-
-/// The shared state of one topic in this process. It lives as long as the `FileLog`, so
-/// every subscriber of a topic hears the same writer, even across `close_topic`.
-pub(crate) struct TopicShared {
-    pub(crate) topic: Topic,
-    pub(crate) paths: TopicPaths,
-    pub(crate) tail: watch::Sender<TailState>,
-    writer: Mutex<Option<mpsc::Sender<WriterMsg>>>,
-    pub(crate) writer_lock: Arc<tokio::sync::Mutex<()>>,
-    pub(crate) compaction: Mutex<compaction::CompactionState>,
-    /// Signalled when a compaction finishes or is unregistered (the writer may be waiting).
-    pub(crate) compaction_idle: tokio::sync::Notify,
-    /// Held while a compaction runs, so a replaced compactor never overlaps its successor.
-    pub(crate) compaction_lock: Arc<tokio::sync::Mutex<()>>,
-}
-
-impl TopicShared {
-    pub(crate) fn bump(&self) {
-        self.tail
-            .send_modify(|tail| tail.version = tail.version.wrapping_add(1));
-    }
-}
-
-/// State shared by the clones of a [`FileLog`].
-pub(crate) struct Inner {
-    pub(crate) root: PathBuf,
-    pub(crate) config: Config,
-    topics: Mutex<HashMap<Topic, Arc<TopicShared>>>,
-    watcher: Mutex<Watcher>,
-}
-
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // The guarded data stays consistent even if a holder panicked.
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-impl Inner {
-    pub(crate) fn lock_watcher(&self) -> MutexGuard<'_, Watcher> {
-        lock(&self.watcher)
-    }
-
-    pub(crate) fn watcher_live(&self) -> bool {
-        self.lock_watcher().is_live()
-    }
-
-    /// Wakes the readers of `topic` after another process changed its files.
-    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
-    pub(crate) fn wake_remote(&self, topic: &str) {
-        let shared = lock(&self.topics).get(topic).cloned();
-        if let Some(shared) = shared {
-            // A local writer already notifies of its own appends.
-            if !shared.tail.borrow().local_writer {
-                shared.bump();
-            }
-        }
-    }
-
-    pub(crate) fn wake_all(&self) {
-        let topics: Vec<_> = lock(&self.topics).values().cloned().collect();
-        for shared in topics {
-            shared.bump();
-        }
-    }
-
-    pub(crate) fn topic(&self, topic: &Topic) -> Result<Arc<TopicShared>, TopicNameError> {
-        let mut topics = lock(&self.topics);
-        if let Some(shared) = topics.get(topic) {
-            return Ok(shared.clone());
-        }
-        let paths = TopicPaths::new(&self.root, topic)?;
-        let shared = Arc::new(TopicShared {
-            topic: topic.clone(),
-            paths,
-            tail: watch::Sender::new(TailState::default()),
-            writer: Mutex::new(None),
-            writer_lock: Arc::new(tokio::sync::Mutex::new(())),
-            compaction: Mutex::new(compaction::CompactionState::default()),
-            compaction_idle: tokio::sync::Notify::new(),
-            compaction_lock: Arc::new(tokio::sync::Mutex::new(())),
-        });
-        topics.insert(topic.clone(), shared.clone());
-        Ok(shared)
-    }
-
-    /// The sender to the topic's writer task, starting the task if none runs.
-    pub(crate) fn writer(&self, shared: &Arc<TopicShared>) -> mpsc::Sender<WriterMsg> {
-        let mut slot = lock(&shared.writer);
-        if let Some(tx) = slot.as_ref().filter(|tx| !tx.is_closed()) {
-            return tx.clone();
-        }
-        let (tx, rx) = mpsc::channel(PRODUCER_QUEUE_SIZE);
-        tokio::spawn(writer::run(shared.clone(), self.config, rx));
-        *slot = Some(tx.clone());
-        tx
-    }
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        lock(&self.watcher).stop();
-    }
-}
+use crate::{
+    config::Config,
+    create::Modes,
+    shared::{lock, Inner},
+    watcher::Watcher,
+    writer::WriterMsg,
+};
 
 /// A commit log kept in files under one root folder: one appended file per topic (plus
 /// history files once compaction is registered), readable by upstream's implementation.
@@ -274,6 +130,7 @@ impl FileLog {
             write_buffer_size: write_buffer_size.max(64),
             max_record_size: max_record_size.max(16),
             durability: Durability::Buffered,
+            modes: Modes::default(),
         };
         Self {
             inner: Arc::new(Inner {
@@ -297,6 +154,10 @@ impl FileLog {
     pub fn with_durability(self, durability: Durability) -> Self {
         let mut config = self.inner.config;
         config.durability = durability;
+        self.with_config_of(config)
+    }
+
+    fn with_config_of(self, config: Config) -> Self {
         Self {
             inner: Arc::new(Inner {
                 root: self.inner.root.clone(),
@@ -305,6 +166,31 @@ impl FileLog {
                 watcher: Mutex::new(Watcher::NotStarted),
             }),
         }
+    }
+
+    /// The same log creating files with mode `file_mode` and folders with `dir_mode` (Unix
+    /// permission bits, before the process umask) instead of the default `0o600` and
+    /// `0o700`, which keep other users out. Widen them when readers run as other users
+    /// (`0o640` and `0o750` for a shared group, say). Files that exist keep their mode.
+    /// Elsewhere than on Unix the modes are ignored. Call it before the log is used or
+    /// cloned, as [`with_durability`](Self::with_durability).
+    ///
+    /// Whatever the modes, a topic's files are never written through a symbolic link: one
+    /// found at a topic file's path makes producing to the topic fail.
+    ///
+    /// ```
+    /// use streambed_logged::FileLog;
+    ///
+    /// let log = FileLog::new("/var/lib/logged").with_permissions(0o640, 0o750);
+    /// # let _ = log;
+    /// ```
+    pub fn with_permissions(self, file_mode: u32, dir_mode: u32) -> Self {
+        let mut config = self.inner.config;
+        config.modes = Modes {
+            file: file_mode,
+            dir: dir_mode,
+        };
+        self.with_config_of(config)
     }
 
     /// The root folder of the log.
@@ -391,7 +277,54 @@ impl FileLog {
         Some(stats)
     }
 
-    /// Appends a record like [`CommitLog::produce`], but says why it could not.
+    /// The damage this process came across in `topic`'s files so far (see [`DamageStats`]);
+    /// `None` for a topic this log has not touched.
+    ///
+    /// Damage costs only the records it touches: readers, recovery and compaction skip a
+    /// region whose bytes do not frame as intact records (CRC32C) and go on with the next
+    /// intact record that has a greater offset. Such a region stays where it is, for
+    /// inspection, and is logged (`log::warn!`, with the file and byte range) once; only a
+    /// torn record at the very end of the active file (a write cut short) is cut off. The
+    /// offsets damage at the end of a topic may have held are never given out again.
+    ///
+    /// ```
+    /// use streambed::commit_log::{CommitLog, ProducerRecord, Topic};
+    /// use streambed_logged::FileLog;
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let topic = Topic::from("readings");
+    /// let log = FileLog::new(dir.path());
+    /// for value in [b"first", b"other"] {
+    ///     let record = ProducerRecord {
+    ///         topic: topic.clone(), headers: vec![], timestamp: None,
+    ///         key: 1, value: value.to_vec(), partition: 0,
+    ///     };
+    ///     log.produce(record).await.unwrap();
+    /// }
+    /// drop(log);
+    /// // Damage the first record on disk.
+    /// let path = dir.path().join("readings");
+    /// let mut bytes = std::fs::read(&path).unwrap();
+    /// bytes[6] ^= 0xff;
+    /// std::fs::write(&path, bytes).unwrap();
+    ///
+    /// let log = FileLog::new(dir.path());
+    /// let offsets = log.offsets(topic.clone(), 0).await.unwrap();
+    /// assert_eq!((offsets.beginning_offset, offsets.end_offset), (1, 1));
+    /// let stats = log.damage_stats(&topic).unwrap();
+    /// assert_eq!(stats.regions, 1);
+    /// # });
+    /// ```
+    pub fn damage_stats(&self, topic: &Topic) -> Option<DamageStats> {
+        let shared = lock(&self.inner.topics).get(topic).cloned()?;
+        let stats = shared.damage.stats();
+        Some(stats)
+    }
+
+    /// Appends a record like
+    /// [`CommitLog::produce`](streambed::commit_log::CommitLog::produce), but says why it
+    /// could not.
     ///
     /// Dropping the returned future after it started may still leave the record written.
     ///
@@ -436,101 +369,6 @@ impl FileLog {
         let offset = reply_rx.await.map_err(|_| stopped())??;
         Ok(ProducedOffset { offset })
     }
-
-    fn subscribe_topic(
-        &self,
-        subscription: &Subscription,
-        offsets: &[ConsumerOffset],
-    ) -> Option<Pin<Box<dyn Stream<Item = ConsumerRecord> + Send>>> {
-        let shared = match self.inner.topic(&subscription.topic) {
-            Ok(shared) => shared,
-            Err(e) => {
-                warn!("Subscription ignored: {e}");
-                return None;
-            }
-        };
-        let last = offsets
-            .iter()
-            .filter(|o| o.topic == subscription.topic)
-            .find(|o| {
-                if o.partition != 0 {
-                    warn!(
-                        "Offset for partition {} of {} ignored: only partition 0 exists",
-                        o.partition, o.topic
-                    );
-                }
-                o.partition == 0
-            })
-            .map(|o| o.offset);
-        let cursor = Cursor::new(self.inner.clone(), shared, last);
-        Some(Box::pin(stream::unfold(cursor, |mut cursor| async move {
-            let record = cursor.next().await;
-            Some((record, cursor))
-        })))
-    }
-}
-
-#[async_trait]
-impl CommitLog for FileLog {
-    async fn offsets(&self, topic: Topic, partition: Partition) -> Option<PartitionOffsets> {
-        if partition != 0 {
-            return None;
-        }
-        let shared = match self.inner.topic(&topic) {
-            Ok(shared) => shared,
-            Err(e) => {
-                warn!("Offsets of an invalid topic asked for: {e}");
-                return None;
-            }
-        };
-        if let Some((beginning_offset, end_offset)) = shared.tail.borrow().ends {
-            return Some(PartitionOffsets {
-                beginning_offset,
-                end_offset,
-            });
-        }
-        let config = &self.inner.config;
-        files::offsets_from_disk(
-            &shared.paths,
-            config.read_buffer_size,
-            config.max_record_size,
-        )
-        .unwrap_or_else(|e| {
-            warn!("Cannot read the offsets of topic {topic}: {e}");
-            None
-        })
-    }
-
-    async fn produce(&self, record: ProducerRecord) -> Result<ProducedOffset, ProducerError> {
-        self.produce_with_cause(record).await.map_err(|e| {
-            warn!("Cannot produce: {e}");
-            ProducerError::CannotProduce
-        })
-    }
-
-    fn scoped_subscribe<'a>(
-        &'a self,
-        _consumer_group_name: &str,
-        offsets: Vec<ConsumerOffset>,
-        subscriptions: Vec<Subscription>,
-        idle_timeout: Option<Duration>,
-    ) -> Pin<Box<dyn Stream<Item = ConsumerRecord> + Send + 'a>> {
-        watcher::ensure_started(&self.inner);
-        let streams: Vec<_> = subscriptions
-            .iter()
-            .filter_map(|s| self.subscribe_topic(s, &offsets))
-            .collect();
-        let merged = stream::select_all(streams);
-        match idle_timeout {
-            None => Box::pin(merged),
-            Some(idle) => Box::pin(stream::unfold(merged, move |mut merged| async move {
-                match tokio::time::timeout(idle, merged.next()).await {
-                    Ok(Some(record)) => Some((record, merged)),
-                    _ => None,
-                }
-            })),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -538,3 +376,6 @@ mod tests;
 
 #[cfg(test)]
 mod compaction_tests;
+
+#[cfg(test)]
+mod damage_tests;

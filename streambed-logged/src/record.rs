@@ -195,14 +195,29 @@ impl<'a> Cursor<'a> {
 /// `limit` bytes is corrupt rather than incomplete, so a damaged length cannot make a
 /// reader wait or buffer forever.
 pub(crate) fn decode(bytes: &[u8], limit: usize) -> Decoded<'_> {
-    match decode_inner(bytes, limit) {
+    match decode_inner(bytes, limit, true) {
         Ok((view, len)) => Decoded::Record(view, len),
         Err(Fail::Incomplete) => Decoded::Incomplete,
         Err(Fail::Corrupt(c)) => Decoded::Corrupt(c),
     }
 }
 
-fn decode_inner(bytes: &[u8], limit: usize) -> Result<(RecordView<'_>, usize), Fail> {
+/// Decodes a record [`decode`] has already found intact, without computing its checksum
+/// again.
+pub(crate) fn decode_checked(bytes: &[u8], limit: usize) -> Option<RecordView<'_>> {
+    decode_inner(bytes, limit, false).ok().map(|(view, _)| view)
+}
+
+/// The offset a damaged record claims, when its fields still parse (only the checksum
+/// fails): a hint, never trusted alone, for how far offsets had gone.
+pub(crate) fn claimed_offset(bytes: &[u8], limit: usize) -> Option<Offset> {
+    match decode_inner(bytes, limit, false) {
+        Ok((view, _)) => Some(view.offset),
+        Err(_) => None,
+    }
+}
+
+fn decode_inner(bytes: &[u8], limit: usize, verify: bool) -> Result<(RecordView<'_>, usize), Fail> {
     let mut c = Cursor { bytes, pos: 0 };
     let check = |c: &Cursor, extra: u64| {
         if (c.pos as u64).saturating_add(extra) > limit as u64 {
@@ -242,7 +257,7 @@ fn decode_inner(bytes: &[u8], limit: usize) -> Result<(RecordView<'_>, usize), F
     check(&c, CRC_LEN as u64)?;
     let trailer = c.take(CRC_LEN)?;
     let stored = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
-    if crc32c::crc32c(&bytes[..body_len]) != stored {
+    if verify && crc32c::crc32c(&bytes[..body_len]) != stored {
         return Err(Fail::Corrupt(Corruption::BadChecksum));
     }
     Ok((

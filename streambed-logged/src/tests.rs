@@ -274,13 +274,54 @@ async fn a_torn_tail_is_cut_at_every_byte_and_writing_resumes_at_the_next_offset
     }
 }
 
+/// A flipped byte in the last record leaves either a record that looks torn (a length now
+/// claims more bytes than the file has: cut, as a torn tail is) or a complete-looking
+/// damaged record: kept in place, skipped, and its offset never given out again.
 #[tokio::test]
-async fn a_corrupt_last_record_is_cut_off() {
+async fn a_corrupt_last_record_is_kept_and_its_offset_not_reused() {
     let (whole, record_len) = three_record_topic().await;
     for i in 2 * record_len..whole.len() {
         let mut bytes = whole.clone();
         bytes[i] ^= 0x40;
-        assert_damaged_third_record_is_cut(&bytes, &format!("flip {i}")).await;
+        let case = format!("flip {i}");
+        let looks_torn = matches!(
+            crate::record::decode(&bytes[2 * record_len..], 1 << 14),
+            crate::record::Decoded::Incomplete
+        );
+        if looks_torn {
+            assert_damaged_third_record_is_cut(&bytes, &case).await;
+            continue;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("t"), &bytes).unwrap();
+        let log = FileLog::new(dir.path());
+        assert_eq!(
+            log.offsets(Topic::from("t"), 0).await.unwrap().end_offset,
+            1,
+            "{case}"
+        );
+        let next = log.produce(record("t", 9, b"new")).await.unwrap().offset;
+        assert!(next > 2, "{case}: offset {next} may have been seen before");
+        assert_eq!(
+            log.offsets(Topic::from("t"), 0).await.unwrap().end_offset,
+            next,
+            "{case}"
+        );
+        let read = read_n(&log, "t", 3).await;
+        let offsets: Vec<u64> = read.iter().map(|r| r.offset).collect();
+        assert_eq!(offsets, vec![0, 1, next], "{case}");
+        assert_eq!(read[2].value, b"new", "{case}");
+        let on_disk = fs::read(dir.path().join("t")).unwrap();
+        assert_eq!(
+            &on_disk[..bytes.len()],
+            &bytes[..],
+            "{case}: damage destroyed"
+        );
+        assert_eq!(
+            log.damage_stats(&Topic::from("t")).unwrap().regions,
+            1,
+            "{case}"
+        );
     }
 }
 
@@ -495,4 +536,53 @@ async fn files_appended_by_another_writer_are_read_in_full() {
         read.iter().map(|r| r.offset).collect::<Vec<_>>(),
         (2996..3010).collect::<Vec<_>>()
     );
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_symlink_planted_at_a_topic_file_is_an_error_never_a_write_through_it() {
+    for planted in ["t", "t.index"] {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("outside");
+        fs::write(&outside, b"precious").unwrap();
+        let root = dir.path().join("root");
+        fs::create_dir(&root).unwrap();
+        std::os::unix::fs::symlink(&outside, root.join(planted)).unwrap();
+        let log = FileLog::new(&root);
+        let error = log
+            .produce_with_cause(record("t", 1, b"value"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, ProduceError::Io { .. }),
+            "{planted}: {error}"
+        );
+        assert_eq!(fs::read(&outside).unwrap(), b"precious", "{planted}");
+    }
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn files_and_folders_keep_other_users_out_unless_configured_otherwise() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("private");
+    let log = FileLog::new(&root);
+    log.produce(record("t", 1, b"value")).await.unwrap();
+    assert_eq!(mode(&root) & 0o077, 0);
+    for file in ["t", "t.index"] {
+        assert_eq!(mode(&root.join(file)) & 0o077, 0, "{file}");
+        assert_eq!(mode(&root.join(file)) & 0o600, 0o600, "{file}");
+    }
+
+    let root = dir.path().join("shared");
+    let log = FileLog::new(&root).with_permissions(0o640, 0o750);
+    log.produce(record("t", 1, b"value")).await.unwrap();
+    // Group read survives any usual umask (022, 027); nothing beyond the asked bits.
+    assert_eq!(mode(&root) & !0o750, 0);
+    assert_ne!(mode(&root) & 0o050, 0);
+    assert_eq!(mode(&root.join("t")) & !0o640, 0);
+    assert_ne!(mode(&root.join("t")) & 0o040, 0);
 }

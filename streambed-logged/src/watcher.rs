@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use crate::Inner;
+use crate::shared::Inner;
 
 /// How long the watcher lets events accumulate between two reads.
 #[cfg(target_os = "linux")]
@@ -57,7 +57,7 @@ fn start(inner: &Arc<Inner>) -> Watcher {
     use inotify::{EventMask, Inotify, WatchMask};
     use log::warn;
 
-    let _ = std::fs::create_dir_all(&inner.root);
+    let _ = crate::create::dir_all(&inner.root, inner.config.modes);
     let started = Inotify::init().and_then(|inotify| {
         let mut watches = inotify.watches();
         let wd = watches.add(

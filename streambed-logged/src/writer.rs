@@ -3,7 +3,7 @@
 //! publishes the new end of the topic to subscribers once the bytes are in the file.
 
 use std::{
-    fs::{self, File, OpenOptions},
+    fs::{self, File},
     io::{self, Write},
     sync::Arc,
     time::Duration,
@@ -14,10 +14,14 @@ use streambed::commit_log::{Offset, ProducerRecord};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{
+    compaction,
+    config::{Config, Durability},
+    create,
     error::ProduceError,
     files::{self, Recovered},
     index::IndexWriter,
-    lock, record, Config, Durability, TopicShared,
+    record,
+    shared::{lock, TopicShared},
 };
 
 /// How long the writer waits for a compaction before checking its registration again.
@@ -39,6 +43,8 @@ struct Writer {
     len: u64,
     index: IndexWriter,
     next_offset: Offset,
+    /// The offset of the last intact record: what `offsets()` answers as the end.
+    last: Option<Offset>,
     beginning: Option<Offset>,
     buf: Vec<u8>,
     replies: Vec<(oneshot::Sender<Result<Offset, ProduceError>>, Offset)>,
@@ -53,12 +59,17 @@ pub(crate) async fn run(
     // A writer that was closed may still be finishing; never let two append at once.
     let _exclusive = shared.writer_lock.clone().lock_owned().await;
     let durable = config.durability == Durability::Fsync;
-    let paths = shared.paths.clone();
+    let for_recovery = shared.clone();
+    let modes = config.modes;
     let (read_buffer_size, limit) = (config.read_buffer_size, config.max_record_size);
     // Files a compaction is working on are the compactor's to resolve.
     let repair_history = !lock(&shared.compaction).busy;
     let recovered = tokio::task::spawn_blocking(move || {
-        files::recover_for_writing(&paths, read_buffer_size, limit, durable, repair_history)
+        let (paths, damage) = (&for_recovery.paths, &for_recovery.damage);
+        if repair_history {
+            compaction::recover_history(paths, read_buffer_size, limit, damage)?;
+        }
+        files::recover_for_writing(paths, read_buffer_size, limit, durable, modes, damage)
     })
     .await
     .unwrap_or_else(|e| Err(io::Error::other(e.to_string())));
@@ -67,6 +78,7 @@ pub(crate) async fn run(
         len,
         index,
         last,
+        next,
         beginning,
     } = match recovered {
         Ok(r) => r,
@@ -87,7 +99,8 @@ pub(crate) async fn run(
         file: Arc::new(file),
         len,
         index,
-        next_offset: last.map_or(0, |o| o.wrapping_add(1)),
+        next_offset: next,
+        last,
         beginning,
         replies: Vec::new(),
     };
@@ -178,6 +191,9 @@ impl Writer {
         if self.beginning.is_none() {
             self.beginning = self.replies.first().map(|(_, o)| *o);
         }
+        if let Some((_, o)) = self.replies.last() {
+            self.last = Some(*o);
+        }
         self.publish(true);
         for (reply, offset) in self.replies.drain(..) {
             let _ = reply.send(Ok(offset));
@@ -187,7 +203,7 @@ impl Writer {
 
     /// Tells subscribers and `offsets()` where the topic ends now.
     fn publish(&self, local_writer: bool) {
-        let last = self.next_offset.checked_sub(1).filter(|_| local_writer);
+        let last = self.last.filter(|_| local_writer);
         self.shared.tail.send_modify(|tail| {
             tail.version = tail.version.wrapping_add(1);
             tail.local_writer = local_writer;
@@ -262,14 +278,14 @@ impl Writer {
         if let Ok(dir) = File::open(&paths.root) {
             let _ = dir.sync_all();
         }
-        let file = OpenOptions::new()
+        let file = create::options(self.config.modes)
             .read(true)
             .append(true)
             .create(true)
             .open(&paths.active)?;
         let aged = self.len;
         self.file = Arc::new(file);
-        self.index = IndexWriter::create(&paths.index)?;
+        self.index = IndexWriter::create(&paths.index, self.config.modes)?;
         self.len = 0;
         self.publish(true);
         Ok(aged)

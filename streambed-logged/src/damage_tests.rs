@@ -1,0 +1,360 @@
+//! Damage anywhere in a topic's files costs at most the records it touches: every other
+//! record stays readable in order, offsets never repeat, and what was skipped is counted.
+
+use std::{fs, io::Write, path::Path, time::Duration};
+
+use streambed::commit_log::{
+    CommitLog, ConsumerOffset, ConsumerRecord, ProducerRecord, Subscription, Topic,
+};
+use tokio_stream::StreamExt;
+
+use crate::{record, FileLog};
+
+const RECORDS: u64 = 1000;
+
+fn produced(key: u64) -> ProducerRecord {
+    ProducerRecord {
+        topic: Topic::from("t"),
+        headers: vec![],
+        timestamp: None,
+        key,
+        // About 100 bytes encoded.
+        value: vec![b'v'; 90],
+        partition: 0,
+    }
+}
+
+/// The bytes of 1,000 records of about 100 bytes (offsets 0..1000) and where each starts.
+fn thousand_records() -> (Vec<u8>, Vec<usize>) {
+    let mut bytes = Vec::new();
+    let mut starts = Vec::new();
+    for i in 0..RECORDS {
+        starts.push(bytes.len());
+        record::encode(&mut bytes, &[], None, i, &[b'v'; 90], i);
+    }
+    (bytes, starts)
+}
+
+fn subscription() -> Vec<Subscription> {
+    vec![Subscription {
+        topic: Topic::from("t"),
+    }]
+}
+
+/// What a fresh subscriber reads until the topic stays quiet.
+async fn read_all(log: &FileLog, offsets: Vec<ConsumerOffset>) -> Vec<u64> {
+    log.scoped_subscribe(
+        "test",
+        offsets,
+        subscription(),
+        Some(Duration::from_millis(300)),
+    )
+    .map(|r: ConsumerRecord| r.offset)
+    .collect()
+    .await
+}
+
+fn except(missing: &[u64]) -> Vec<u64> {
+    (0..RECORDS).filter(|o| !missing.contains(o)).collect()
+}
+
+/// Opens `bytes` as topic `t` and checks every intact record reads in order, that
+/// `offsets()` agrees before and after a produce, that the new record gets an offset
+/// above every one on disk and reads back (by a fresh and a live subscriber), and that
+/// the damage is counted. Returns the new record's offset.
+async fn assert_damage_costs_only(dir: &Path, bytes: &[u8], missing: &[u64], case: &str) -> u64 {
+    fs::write(dir.join("t"), bytes).unwrap();
+    let _ = fs::remove_file(dir.join("t.index"));
+    let log = FileLog::new(dir);
+    let topic = Topic::from("t");
+    let expected = except(missing);
+    assert_eq!(read_all(&log, vec![]).await, expected, "{case}");
+    let offsets = log.offsets(topic.clone(), 0).await.unwrap();
+    assert_eq!(
+        (offsets.beginning_offset, offsets.end_offset),
+        (expected[0], *expected.last().unwrap()),
+        "{case}"
+    );
+    let stats = log.damage_stats(&topic).unwrap();
+    assert!(stats.regions >= 1 && stats.bytes >= 1, "{case}: {stats:?}");
+
+    let mut live = log.scoped_subscribe("live", vec![], subscription(), None);
+    for o in &expected {
+        assert_eq!(live.next().await.unwrap().offset, *o, "{case}");
+    }
+    let next = log.produce(produced(7)).await.unwrap().offset;
+    assert!(
+        next >= RECORDS,
+        "{case}: offset {next} may have been seen before"
+    );
+    let from_live = tokio::time::timeout(Duration::from_secs(10), live.next())
+        .await
+        .expect("the live subscriber never got the new record")
+        .unwrap();
+    assert_eq!(from_live.offset, next, "{case}");
+    assert_eq!(
+        log.offsets(topic.clone(), 0).await.unwrap().end_offset,
+        next,
+        "{case}"
+    );
+    let mut with_new = expected.clone();
+    with_new.push(next);
+    assert_eq!(read_all(&log, vec![]).await, with_new, "{case}");
+    drop(live);
+    drop(log);
+
+    // Another log on the same files (recovery again, no writer yet) agrees.
+    let reopened = FileLog::new(dir);
+    assert_eq!(
+        reopened.offsets(topic.clone(), 0).await.unwrap().end_offset,
+        next,
+        "{case}"
+    );
+    assert_eq!(read_all(&reopened, vec![]).await, with_new, "{case}");
+    let after = reopened.produce(produced(8)).await.unwrap().offset;
+    assert_eq!(after, next + 1, "{case}");
+    next
+}
+
+#[tokio::test]
+async fn one_byte_flipped_in_the_first_record_costs_only_that_record() {
+    let (bytes, starts) = thousand_records();
+    // The version, the header count, the key, the value, the offset and the CRC.
+    for at in [0, 1, 3, 4, 50, starts[1] - 5, starts[1] - 1] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut damaged = bytes.clone();
+        damaged[at] ^= 0x5a;
+        let next =
+            assert_damage_costs_only(dir.path(), &damaged, &[0], &format!("byte {at}")).await;
+        assert_eq!(next, RECORDS);
+    }
+}
+
+#[tokio::test]
+async fn one_byte_flipped_in_a_middle_record_costs_only_that_record() {
+    let (bytes, starts) = thousand_records();
+    for at in [0, 1, 3, 4, 50, 100, 101] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut damaged = bytes.clone();
+        let pos = (starts[500] + at).min(starts[501] - 1);
+        damaged[pos] ^= 0x5a;
+        let next =
+            assert_damage_costs_only(dir.path(), &damaged, &[500], &format!("byte {at}")).await;
+        assert_eq!(next, RECORDS);
+    }
+}
+
+#[tokio::test]
+async fn one_byte_flipped_in_the_last_record_costs_only_that_record_and_never_its_offset() {
+    let (bytes, starts) = thousand_records();
+    let last = starts[999];
+    // Bytes whose damage leaves a complete-looking record: version, key, value, CRC.
+    for at in [last, last + 3, last + 50, bytes.len() - 1] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut damaged = bytes.clone();
+        damaged[at] ^= 0x5a;
+        let next =
+            assert_damage_costs_only(dir.path(), &damaged, &[999], &format!("byte {at}")).await;
+        // Offset 999 may have been read before the damage: the next record comes after
+        // every offset the damaged bytes could have held.
+        assert!(next > 999);
+        let on_disk = fs::read(dir.path().join("t")).unwrap();
+        assert_eq!(&on_disk[..damaged.len()], &damaged[..], "damage destroyed");
+    }
+}
+
+#[tokio::test]
+async fn damage_over_several_records_costs_only_those_records() {
+    let (bytes, starts) = thousand_records();
+    let dir = tempfile::tempdir().unwrap();
+    let mut damaged = bytes.clone();
+    // From inside record 300 to inside record 303.
+    for b in &mut damaged[starts[300] + 20..starts[303] + 20] {
+        *b = 0xaa;
+    }
+    assert_damage_costs_only(dir.path(), &damaged, &[300, 301, 302, 303], "garbage").await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut damaged = bytes.clone();
+    // Zeroes over the last three records: the next offset is past all they could hold.
+    for b in &mut damaged[starts[997]..] {
+        *b = 0;
+    }
+    let next = assert_damage_costs_only(dir.path(), &damaged, &[997, 998, 999], "zeroes").await;
+    assert!(next > 999);
+}
+
+#[tokio::test]
+async fn a_record_inside_a_damaged_value_is_not_taken_for_one_of_the_log() {
+    // Record 10 carries, as its value, an encoded record with a far higher offset; with the
+    // start of record 10 damaged, that inner record must not become part of the log.
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = Vec::new();
+    let mut inner = Vec::new();
+    record::encode(&mut inner, &[], None, 1, b"inner", 5000);
+    let mut starts = Vec::new();
+    for i in 0..20u64 {
+        starts.push(bytes.len());
+        let value: &[u8] = if i == 10 || i == 19 { &inner } else { b"plain" };
+        record::encode(&mut bytes, &[], None, i, value, i);
+    }
+    bytes[starts[10]] ^= 0xff;
+    bytes[starts[19]] ^= 0xff;
+    fs::write(dir.path().join("t"), &bytes).unwrap();
+    let log = FileLog::new(dir.path());
+    let expected: Vec<u64> = (0..19).filter(|o| *o != 10).collect();
+    assert_eq!(read_all(&log, vec![]).await, expected);
+    let next = log.produce(produced(1)).await.unwrap().offset;
+    assert!(next > 19 && next < 5000, "next offset {next}");
+    let mut with_new = expected;
+    with_new.push(next);
+    assert_eq!(read_all(&log, vec![]).await, with_new);
+}
+
+#[tokio::test]
+async fn garbage_in_the_index_costs_time_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = FileLog::new(dir.path());
+    for i in 0..RECORDS {
+        log.produce(produced(i)).await.unwrap();
+    }
+    drop(log);
+    let index = dir.path().join("t.index");
+    let good = fs::read(&index).unwrap();
+    let mut garbage = good[..8].to_vec();
+    let mut x = 0x1234_5678_9abc_def0u64;
+    for _ in 0..200 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        garbage.extend_from_slice(&x.to_le_bytes()[..7]);
+    }
+    let mut end = RECORDS - 1;
+    for (case, content) in [("entries", garbage), ("no magic", vec![0x55; 77])] {
+        fs::write(&index, &content).unwrap();
+        let log = FileLog::new(dir.path());
+        assert_eq!(
+            log.offsets(Topic::from("t"), 0).await.unwrap().end_offset,
+            end,
+            "{case}"
+        );
+        let after_500 = vec![ConsumerOffset {
+            topic: Topic::from("t"),
+            partition: 0,
+            offset: 500,
+        }];
+        assert_eq!(
+            read_all(&log, after_500).await,
+            (501..=end).collect::<Vec<_>>(),
+            "{case}"
+        );
+        assert_eq!(read_all(&log, vec![]).await.len() as u64, end + 1);
+        let next = log.produce(produced(0)).await.unwrap().offset;
+        assert_eq!(next, end + 1, "{case}");
+        end = next;
+        assert_eq!(
+            read_all(&log, vec![]).await.last().copied(),
+            Some(next),
+            "{case}"
+        );
+        assert_eq!(log.damage_stats(&Topic::from("t")).unwrap().regions, 0);
+    }
+}
+
+#[tokio::test]
+async fn a_live_subscriber_of_another_log_skips_damage_appended_by_another_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = FileLog::new(dir.path());
+    for i in 0..10 {
+        writer.produce(produced(i)).await.unwrap();
+    }
+    drop(writer);
+    let reader = FileLog::new(dir.path());
+    let mut live = reader.scoped_subscribe("live", vec![], subscription(), None);
+    for o in 0..10 {
+        assert_eq!(live.next().await.unwrap().offset, o);
+    }
+    // Another writer leaves garbage, then intact records.
+    let mut appended = vec![0x00, 0x07, 0xaa, 0xbb, 0xcc, 0x00, 0x00, 0x31];
+    for i in 10..13u64 {
+        record::encode(&mut appended, &[], None, i, b"after", i);
+    }
+    fs::OpenOptions::new()
+        .append(true)
+        .open(dir.path().join("t"))
+        .unwrap()
+        .write_all(&appended)
+        .unwrap();
+    for o in 10..13 {
+        let r = tokio::time::timeout(Duration::from_secs(10), live.next())
+            .await
+            .expect("the live subscriber stopped at the damage")
+            .unwrap();
+        assert_eq!(r.offset, o);
+    }
+    assert_eq!(reader.damage_stats(&Topic::from("t")).unwrap().regions, 1);
+}
+
+#[tokio::test]
+async fn damage_at_the_end_of_a_compacted_history_never_makes_offsets_repeat() {
+    // A compacted history has gaps between offsets; its last record (offset 900) is
+    // damaged, and no record was produced since the aging.
+    let dir = tempfile::tempdir().unwrap();
+    let mut history = Vec::new();
+    let mut last_start = 0;
+    for o in [3u64, 40, 41, 500, 900] {
+        last_start = history.len();
+        record::encode(&mut history, &[], None, o, b"kept value", o);
+    }
+    history[last_start + 6] ^= 0x10;
+    fs::write(dir.path().join("t.history"), &history).unwrap();
+    let log = FileLog::new(dir.path());
+    assert_eq!(read_all(&log, vec![]).await, vec![3, 40, 41, 500]);
+    let next = log.produce(produced(1)).await.unwrap().offset;
+    assert!(next > 900, "offset {next} may have been seen before");
+    assert_eq!(read_all(&log, vec![]).await, vec![3, 40, 41, 500, next]);
+    assert_eq!(log.damage_stats(&Topic::from("t")).unwrap().regions, 1);
+}
+
+#[tokio::test]
+async fn damage_in_an_ancient_history_costs_only_its_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ancient = Vec::new();
+    let mut starts = Vec::new();
+    for o in 0..10u64 {
+        starts.push(ancient.len());
+        record::encode(&mut ancient, &[], None, o, b"ancient", o);
+    }
+    ancient[starts[3] + 8] ^= 0x01;
+    let mut history = Vec::new();
+    for o in 10..20u64 {
+        record::encode(&mut history, &[], None, o, b"history", o);
+    }
+    fs::write(dir.path().join("t.ancient_history"), &ancient).unwrap();
+    fs::write(dir.path().join("t.history"), &history).unwrap();
+    let log = FileLog::new(dir.path());
+    let expected: Vec<u64> = (0..20).filter(|o| *o != 3).collect();
+    assert_eq!(read_all(&log, vec![]).await, expected);
+    assert_eq!(log.produce(produced(1)).await.unwrap().offset, 20);
+    let mut with_new = expected;
+    with_new.push(20);
+    assert_eq!(read_all(&log, vec![]).await, with_new);
+    assert_eq!(log.damage_stats(&Topic::from("t")).unwrap().regions, 1);
+}
+
+#[tokio::test]
+async fn a_long_run_of_zeroes_or_garbage_is_skipped() {
+    let (bytes, starts) = thousand_records();
+    for fill in [0x00u8, 0xff] {
+        let mut damaged = bytes[..starts[500]].to_vec();
+        damaged.extend(std::iter::repeat_n(fill, 256 * 1024));
+        damaged.extend_from_slice(&bytes[starts[500]..]);
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("t"), &damaged).unwrap();
+        let log = FileLog::new(dir.path());
+        assert_eq!(read_all(&log, vec![]).await, except(&[]), "fill {fill:#x}");
+        assert_eq!(log.produce(produced(1)).await.unwrap().offset, RECORDS);
+        let stats = log.damage_stats(&Topic::from("t")).unwrap();
+        assert_eq!(stats.bytes, 256 * 1024, "fill {fill:#x}");
+    }
+}
