@@ -45,8 +45,16 @@ impl SecretStore for FileSecretStore {
         written.map_err(unauthorized)
     }
 
+    /// Reads the secret, from the cache when fresh. A path the store can never hold
+    /// (see [`streambed::secret_path`]) is absent, `Ok(None)`, as with the Vault store.
     async fn get_secret(&self, secret_path: &str) -> Result<Option<GetSecretReply>, Error> {
-        self.try_get_secret(secret_path).await.map_err(unauthorized)
+        match self.try_get_secret(secret_path).await {
+            Err(ConfidantError::InvalidName(e)) => {
+                log::debug!("secret store read of an impossible path: {e}");
+                Ok(None)
+            }
+            read => read.map_err(unauthorized),
+        }
     }
 
     /// Accepts a token issued by [`userpass_auth`](SecretStore::userpass_auth) of any
@@ -70,8 +78,7 @@ impl SecretStore for FileSecretStore {
         login.map_err(unauthorized)
     }
 
-    /// Stores the user's salted password hash, renaming the user when the names differ;
-    /// see [`try_userpass_create_update_user`](FileSecretStore::try_userpass_create_update_user).
+    /// Stores `username`'s salted password hash, as the original does; see [`try_userpass_create_update_user`](FileSecretStore::try_userpass_create_update_user).
     async fn userpass_create_update_user(
         &self,
         current_username: &str,

@@ -90,9 +90,10 @@ impl FileSecretStore {
 
     /// Stores a user's salted password hash like
     /// [`userpass_create_update_user`](streambed::secret_store::SecretStore::userpass_create_update_user),
-    /// saying why when it fails. When `current_username` differs from `username`, the
-    /// user is renamed: the old name is removed once the new one is stored, so it no
-    /// longer logs in. Both names must follow the rules of [`streambed::secret_path`].
+    /// saying why when it fails. As the original does, the user written is `username`;
+    /// `current_username` (the caller's own name, say) is only checked, and no other user
+    /// is touched. [`rename_user`](Self::rename_user) renames. Both names must follow the
+    /// rules of [`streambed::secret_path`].
     ///
     /// ```
     /// # use std::{os::unix::fs::PermissionsExt, time::Duration};
@@ -102,9 +103,10 @@ impl FileSecretStore {
     /// let root = tempfile::tempdir().unwrap();
     /// std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
     /// let ss = FileSecretStore::new(root.path(), &[0; 16], Duration::from_secs(60), 100, None);
-    /// ss.try_userpass_create_update_user("ann", "anne", "pw").await.unwrap();
+    /// ss.try_userpass_create_update_user("admin", "anne", "pw").await.unwrap();
+    /// assert!(ss.try_userpass_auth("anne", "pw").await.is_ok());
     /// assert!(matches!(
-    ///     ss.try_userpass_create_update_user("ann", "../anne", "pw").await,
+    ///     ss.try_userpass_create_update_user("admin", "../anne", "pw").await,
     ///     Err(ConfidantError::InvalidName(_))
     /// ));
     /// # });
@@ -115,18 +117,56 @@ impl FileSecretStore {
         username: &str,
         password: &str,
     ) -> Result<(), ConfidantError> {
+        UserName::parse(current_username)?;
+        self.store_password(UserName::parse(username)?, password)
+            .await
+    }
+
+    /// Renames the user `current_username` to `username` with the password `password`:
+    /// the new name is stored first, then the old one removed, so it no longer logs in.
+    /// With equal names, only sets the password. A crash between the two steps leaves
+    /// both names able to log in, never neither.
+    ///
+    /// ```
+    /// # use std::{os::unix::fs::PermissionsExt, time::Duration};
+    /// use streambed_confidant::FileSecretStore;
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let root = tempfile::tempdir().unwrap();
+    /// std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    /// let ss = FileSecretStore::new(root.path(), &[0; 16], Duration::from_secs(60), 100, None);
+    /// ss.try_userpass_create_update_user("ann", "ann", "pw").await.unwrap();
+    /// ss.rename_user("ann", "anne", "new-pw").await.unwrap();
+    /// assert!(ss.try_userpass_auth("anne", "new-pw").await.is_ok());
+    /// assert!(ss.try_userpass_auth("ann", "pw").await.is_err());
+    /// # });
+    /// ```
+    pub async fn rename_user(
+        &self,
+        current_username: &str,
+        username: &str,
+        password: &str,
+    ) -> Result<(), ConfidantError> {
         let current = UserName::parse(current_username)?;
         let user = UserName::parse(username)?;
-        let salt = crypto::salt(&mut rand::thread_rng());
-        let hash = crypto::hash(password.as_bytes(), &salt);
-        let data = HashMap::from([(PASSWORD_FIELD.to_string(), hex::encode(hash))]);
-        self.try_create_secret(&names::user_record(user), SecretData { data })
-            .await?;
+        self.store_password(user, password).await?;
         if current != user {
-            // A rename: the old name must no longer log in.
             let record = names::user_record(current);
             self.remove_secret(SecretPath::parse(&record)?).await?;
         }
         Ok(())
+    }
+
+    /// Stores `user`'s password as the hex of a freshly salted hash.
+    async fn store_password(
+        &self,
+        user: UserName<'_>,
+        password: &str,
+    ) -> Result<(), ConfidantError> {
+        let salt = crypto::salt(&mut rand::thread_rng());
+        let hash = crypto::hash(password.as_bytes(), &salt);
+        let data = HashMap::from([(PASSWORD_FIELD.to_string(), hex::encode(hash))]);
+        self.try_create_secret(&names::user_record(user), SecretData { data })
+            .await
     }
 }

@@ -275,12 +275,39 @@ async fn a_password_change_and_a_rename_apply_at_once() {
         .unwrap();
     assert!(ss.userpass_auth("ann", "one").await.is_err());
     assert!(ss.userpass_auth("ann", "two").await.is_ok());
-    ss.userpass_create_update_user("ann", "anne", "three")
-        .await
-        .unwrap();
+    ss.rename_user("ann", "anne", "three").await.unwrap();
     assert!(ss.userpass_auth("ann", "two").await.is_err());
     assert!(ss.userpass_auth("anne", "three").await.is_ok());
     assert!(!root.path().join("auth/userpass/users/ann").exists());
+}
+
+#[tokio::test]
+async fn create_update_writes_the_named_user_and_leaves_the_current_one_as_the_original_does() {
+    let root = private_root();
+    let ss = store(root.path(), 10);
+    ss.userpass_create_update_user("admin", "admin", "admin-pw")
+        .await
+        .unwrap();
+    ss.userpass_create_update_user("admin", "ann", "ann-pw")
+        .await
+        .unwrap();
+    assert!(ss.userpass_auth("admin", "admin-pw").await.is_ok());
+    assert!(ss.userpass_auth("ann", "ann-pw").await.is_ok());
+    assert_eq!(
+        ss.userpass_create_update_user("../admin", "ann", "x").await,
+        Err(Error::Unauthorized),
+        "the current name is checked too"
+    );
+    assert!(ss.userpass_auth("ann", "ann-pw").await.is_ok());
+}
+
+#[tokio::test]
+async fn reading_a_path_the_store_can_never_hold_is_absent_not_refused() {
+    let root = private_root();
+    let ss = store(root.path(), 10);
+    for path in ["../escape", "a//b", "a\nb", ""] {
+        assert_eq!(ss.get_secret(path).await, Ok(None), "{path:?}");
+    }
 }
 
 #[tokio::test]
@@ -445,11 +472,7 @@ async fn paths_and_user_names_that_would_leave_the_root_are_refused() {
             Err(Error::Unauthorized),
             "{path:?}"
         );
-        assert_eq!(
-            ss.get_secret(path).await,
-            Err(Error::Unauthorized),
-            "{path:?}"
-        );
+        assert_eq!(ss.get_secret(path).await, Ok(None), "{path:?}");
         assert!(matches!(
             ss.try_get_secret(path).await,
             Err(ConfidantError::InvalidName { .. })

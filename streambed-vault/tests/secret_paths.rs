@@ -16,7 +16,7 @@ use std::{
 use reqwest::Url;
 use streambed::{
     secret_path::{Problem, MAX_COMPONENT_LEN},
-    secret_store::SecretData,
+    secret_store::{Error, GetSecretReply, SecretData, SecretStore},
 };
 use streambed_confidant::{ConfidantError, FileSecretStore};
 use streambed_test::server::{self, Method, Request, Response, StatusCode};
@@ -207,4 +207,44 @@ async fn a_refused_user_name_logs_in_to_neither_store_and_sends_nothing() {
         );
     }
     assert_eq!(requests.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn both_stores_answer_a_refused_path_alike_through_the_trait() {
+    let (server, requests) = vault_server();
+    let vault = vault_store(&server);
+    let (_root, confidant) = confidant_store();
+    for (path, expected) in secret_paths() {
+        if expected.is_ok() {
+            continue;
+        }
+        let shown = format!("{:?}", path.chars().take(40).collect::<String>());
+        for (store, answers) in [
+            ("vault", trait_answers(&vault, &path).await),
+            ("confidant", trait_answers(&confidant, &path).await),
+        ] {
+            assert_eq!(
+                answers,
+                (Ok(None), Err(Error::Unauthorized)),
+                "{store}, {shown}"
+            );
+        }
+    }
+    assert_eq!(
+        requests.load(Ordering::SeqCst),
+        0,
+        "no refused path reaches Vault"
+    );
+}
+
+/// What the trait answers for a read and a write of `path`: a path no store can hold is
+/// absent when read and refused when written.
+async fn trait_answers(
+    store: &impl SecretStore,
+    path: &str,
+) -> (Result<Option<GetSecretReply>, Error>, Result<(), Error>) {
+    (
+        store.get_secret(path).await,
+        store.create_secret(path, data()).await,
+    )
 }
