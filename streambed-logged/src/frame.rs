@@ -10,7 +10,8 @@
 //! log rather than a record-shaped value inside damaged bytes (a record stored in another
 //! record's value, say): its offset is within reach of the last one (no more records than
 //! the skipped bytes can hold, [`MIN_RECORD_LEN`] each), or the next bytes after it are an
-//! intact record with a greater offset, or the end of the file.
+//! intact record with a greater offset, or the end of the file (or a torn record that ends
+//! it).
 //!
 //! Cost: a record starts with its version, a 0 byte, so only 0 bytes are tried; each try
 //! decodes at most `max_record_size` bytes. Memory stays within a few records.
@@ -116,6 +117,18 @@ impl Framer {
         self.rechecked = None;
     }
 
+    /// Tells the framer that `last` is the greatest offset of the files before this one (or
+    /// of what was read before `from`): offsets rise strictly across files, so a record
+    /// found after damage must be above it, and is within reach when near it.
+    pub(crate) fn after(&mut self, last: Option<Offset>) {
+        self.last = self.last.max(last);
+    }
+
+    /// The greatest offset framed so far (or given to [`Framer::after`]).
+    pub(crate) fn last(&self) -> Option<Offset> {
+        self.last
+    }
+
     /// The next record, damaged region or end of `file`.
     pub(crate) fn next(&mut self, file: &File) -> io::Result<Frame<'_>> {
         let mut at_eof = false;
@@ -132,7 +145,14 @@ impl Framer {
                     return Ok(Frame::Record { view, pos, raw });
                 }
                 Step::Damaged { from, to } => return Ok(Frame::Damaged { from, to }),
-                Step::End(tail) => return Ok(Frame::End(tail)),
+                Step::End(tail) => {
+                    // What is undecided at the end is read again next time: a writer may
+                    // cut a torn tail and write a shorter record over it.
+                    self.base = self.pos_of(self.start);
+                    self.start = 0;
+                    self.end = 0;
+                    return Ok(Frame::End(tail));
+                }
                 Step::Read => at_eof = self.read(file)? == 0,
             }
         }
@@ -145,7 +165,7 @@ impl Framer {
     fn step(&mut self, at_eof: bool) -> Step {
         loop {
             if let Some(from) = self.damage {
-                return match self.resync(from, at_eof) {
+                return match self.resync(from, at_eof, true) {
                     Some(i) => {
                         self.damage = None;
                         self.start = i;
@@ -177,7 +197,7 @@ impl Framer {
                     // record in the middle claim more bytes than the file has.
                     let at = self.start;
                     self.start += 1;
-                    if let Some(i) = self.resync(self.pos_of(at), true) {
+                    if let Some(i) = self.resync(self.pos_of(at), true, false) {
                         self.start = i;
                         return Step::Damaged {
                             from: self.pos_of(at),
@@ -210,7 +230,8 @@ impl Framer {
 
     /// The buffer index where an acceptable record starts, if one is in the buffer; leaves
     /// `start` at the first position that more bytes could still make a record.
-    fn resync(&mut self, from: u64, at_eof: bool) -> Option<usize> {
+    /// `after_damage`: the bytes from `from` are damage, not possibly a torn record.
+    fn resync(&mut self, from: u64, at_eof: bool, after_damage: bool) -> Option<usize> {
         let mut pending = None;
         let mut i = self.start;
         while i < self.end {
@@ -228,7 +249,12 @@ impl Framer {
                     match decode(&self.buf[after..self.end], self.limit) {
                         Decoded::Record(next, _) if next.offset > offset => return Some(i),
                         // It ends the file.
+                        // It ends the file.
                         Decoded::Incomplete if at_eof && after == self.end => return Some(i),
+                        // After damage, only a torn record follows it: the writer cuts
+                        // that, and this record must not become damage then. (Inside a
+                        // torn record, it is more likely part of that record's value.)
+                        Decoded::Incomplete if at_eof && after_damage => return Some(i),
                         Decoded::Incomplete if !at_eof => {
                             self.start = i;
                             return None;
