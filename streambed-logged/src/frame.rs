@@ -249,7 +249,6 @@ impl Framer {
                     match decode(&self.buf[after..self.end], self.limit) {
                         Decoded::Record(next, _) if next.offset > offset => return Some(i),
                         // It ends the file.
-                        // It ends the file.
                         Decoded::Incomplete if at_eof && after == self.end => return Some(i),
                         // After damage, only a torn record follows it: the writer cuts
                         // that, and this record must not become damage then. (Inside a
