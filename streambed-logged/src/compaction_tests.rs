@@ -885,3 +885,43 @@ async fn damage_in_a_history_file_costs_its_record_and_compaction_carries_it_ove
     );
     assert!(log.damage_stats(&Topic::from("t")).unwrap().regions >= 1);
 }
+
+/// Recovery after an interrupted compaction must not delete or replace a history file it
+/// cannot read: damaged bytes, or records over a since lowered `max_record_size`.
+#[tokio::test]
+async fn compaction_recovery_keeps_history_files_it_cannot_read() {
+    let mut damaged = encoded(&[(0, 1)]);
+    damaged[3] ^= 0x5a;
+    let mut large = Vec::new();
+    crate::record::encode(&mut large, &[], None, 1, &[7u8; 2048], 0);
+    for unreadable in [damaged, large] {
+        // An ancient history with nothing readable beside a history after it.
+        let dir = tempfile::tempdir().unwrap();
+        let ancient = dir.path().join("t.ancient_history");
+        fs::write(&ancient, &unreadable).unwrap();
+        fs::write(dir.path().join("t.history"), encoded(&[(5, 1), (6, 2)])).unwrap();
+        let log = FileLog::with_config(dir.path(), 1024 * 1024, 8192, 8192, 8192, 1024);
+        assert_eq!(log.produce(record("t", 3, 7)).await.unwrap().offset, 7);
+        assert_eq!(
+            fs::read(&ancient).unwrap(),
+            unreadable,
+            "ancient history kept"
+        );
+
+        // An ancient history beside a history with nothing readable.
+        let dir = tempfile::tempdir().unwrap();
+        let history = dir.path().join("t.history");
+        fs::write(dir.path().join("t.ancient_history"), encoded(&[(0, 1)])).unwrap();
+        fs::write(&history, &unreadable).unwrap();
+        let log = FileLog::with_config(dir.path(), 1024 * 1024, 8192, 8192, 8192, 1024);
+        log.produce(record("t", 3, 7)).await.unwrap();
+        assert_eq!(fs::read(&history).unwrap(), unreadable, "history kept");
+    }
+    // Empty leftovers still go.
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("t.ancient_history"), b"").unwrap();
+    fs::write(dir.path().join("t.history"), encoded(&[(5, 1)])).unwrap();
+    let log = FileLog::new(dir.path());
+    assert_eq!(log.produce(record("t", 3, 7)).await.unwrap().offset, 6);
+    assert!(!dir.path().join("t.ancient_history").exists());
+}

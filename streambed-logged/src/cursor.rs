@@ -183,7 +183,10 @@ impl Cursor {
                         }
                     }
                     self.files.pop_front();
+                    // Offsets rise across files: the next one is framed after this one.
+                    let before = self.framer.last();
                     self.framer.reset(0);
+                    self.framer.after(before);
                     if self.files.is_empty() {
                         // The active file is being replaced; its writer will say when.
                         return Step::Wait;

@@ -358,3 +358,82 @@ async fn a_long_run_of_zeroes_or_garbage_is_skipped() {
         assert_eq!(stats.bytes, 256 * 1024, "fill {fill:#x}");
     }
 }
+
+/// An active file as a compaction leaves it (offsets from 1,000 on, after a history of
+/// 0..1000) whose first record is damaged and whose last record was torn by a crash.
+#[tokio::test]
+async fn a_damaged_first_record_before_a_torn_tail_costs_only_those_two_records() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("t.history"), thousand_records().0).unwrap();
+    let mut active = Vec::new();
+    record::encode(&mut active, &[], None, 1000, &[b'v'; 90], 1000);
+    active[50] ^= 0x5a;
+    record::encode(&mut active, &[], None, 1001, &[b'v'; 90], 1001);
+    let mut torn = Vec::new();
+    record::encode(&mut torn, &[], None, 1002, &[b'v'; 90], 1002);
+    active.extend_from_slice(&torn[..torn.len() / 2]);
+    fs::write(dir.path().join("t"), &active).unwrap();
+
+    let mut expected: Vec<u64> = (0..RECORDS).chain([1001]).collect();
+    let log = FileLog::new(dir.path());
+    assert_eq!(read_all(&log, vec![]).await, expected, "before recovery");
+    let next = log.produce(produced(7)).await.unwrap().offset;
+    assert_eq!(next, 1002, "the torn record was never read");
+    expected.push(next);
+    assert_eq!(read_all(&log, vec![]).await, expected, "after recovery");
+    drop(log);
+    let reopened = FileLog::new(dir.path());
+    assert_eq!(
+        read_all(&reopened, vec![]).await,
+        expected,
+        "after a restart"
+    );
+    assert_eq!(
+        reopened.produce(produced(8)).await.unwrap().offset,
+        next + 1
+    );
+}
+
+#[tokio::test]
+async fn a_damaged_active_file_after_a_history_reserves_only_the_offsets_it_can_hold() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("t.history"), thousand_records().0).unwrap();
+    let mut active = Vec::new();
+    record::encode(&mut active, &[], None, 1000, &[b'v'; 90], 1000);
+    active[50] ^= 0x5a;
+    let room = (active.len() as u64).div_ceil(10);
+    fs::write(dir.path().join("t"), &active).unwrap();
+
+    let log = FileLog::new(dir.path());
+    let next = log.produce(produced(7)).await.unwrap().offset;
+    assert!(
+        (RECORDS + 1..=RECORDS + room).contains(&next),
+        "offset {next}: 1000 may have been seen, nothing after {}",
+        RECORDS + room
+    );
+}
+
+/// A subscriber that read up to a torn tail before the writer cut it and wrote a shorter
+/// record in its place (the usual restart: subscribe, then produce).
+#[tokio::test]
+async fn a_subscriber_at_a_torn_tail_reads_the_shorter_record_written_over_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = Vec::new();
+    record::encode(&mut bytes, &[], None, 0, &[b'v'; 90], 0);
+    let mut torn = Vec::new();
+    record::encode(&mut torn, &[], None, 1, &[b'w'; 2000], 1);
+    bytes.extend_from_slice(&torn[..1500]);
+    fs::write(dir.path().join("t"), &bytes).unwrap();
+
+    let log = FileLog::new(dir.path());
+    let mut live = log.scoped_subscribe("live", vec![], subscription(), None);
+    // Handed over once the framer reached the end of the file, torn tail included.
+    assert_eq!(live.next().await.unwrap().offset, 0);
+    let next = log.produce(produced(7)).await.unwrap().offset;
+    assert_eq!(next, 1);
+    let got = tokio::time::timeout(Duration::from_secs(5), live.next())
+        .await
+        .expect("the subscriber stalled on the stale torn bytes")
+        .unwrap();
+    assert_eq!(got.offset, next);
+}

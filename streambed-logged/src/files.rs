@@ -13,7 +13,10 @@ use std::{
 };
 
 use log::warn;
-use streambed::commit_log::{Offset, PartitionOffsets};
+use streambed::{
+    atomic_file,
+    commit_log::{Offset, PartitionOffsets},
+};
 
 use crate::{
     create::{self, Modes},
@@ -145,19 +148,34 @@ pub(crate) fn last_index_entry(paths: &TopicPaths, active: &File, limit: usize) 
         .filter(|entry| entry_matches(active, *entry, limit))
 }
 
-/// Offsets that damaged bytes `from..to` at the end of `file` may have held, beyond the
-/// last intact one: as many as the bytes have room for, or up to the offset the damaged
-/// record still claims if that is further (a compacted history has gaps between offsets).
-fn reserved_by(file: &File, from: u64, to: u64, last: Option<Offset>, limit: usize) -> u64 {
-    let by_size = (to - from).div_ceil(MIN_RECORD_LEN);
-    let mut head = vec![0u8; usize::try_from(to - from).unwrap_or(limit).min(limit)];
-    let claimed = read_at(file, &mut head, from)
-        .ok()
-        .and_then(|n| claimed_offset(&head[..n], limit));
+/// A run of damaged bytes `from..to` at the end of `file`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct DamagedEnd<'a> {
+    pub(crate) file: &'a File,
+    pub(crate) from: u64,
+    pub(crate) to: u64,
+}
+
+/// Offsets that damaged ends of files after the last intact record `last` may have held:
+/// as many as their bytes have room for, or up to the offset a damaged record still claims
+/// if that is further (a compacted history has gaps between offsets). Counted from the
+/// topic's `last`, once known, never from a file's own: a file with no intact record does
+/// not start its offsets at 0.
+fn reserved_by(ends: &[DamagedEnd<'_>], last: Option<Offset>, limit: usize) -> u64 {
     let first = last.map_or(0, |l| l.saturating_add(1));
-    let by_claim = claimed
-        .filter(|c| *c >= first && c - first <= MAX_CLAIMED_JUMP)
-        .map_or(0, |c| c - first + 1);
+    let mut by_size = 0u64;
+    let mut by_claim = 0;
+    for &DamagedEnd { file, from, to } in ends {
+        by_size = by_size.saturating_add((to - from).div_ceil(MIN_RECORD_LEN));
+        let mut head = vec![0u8; usize::try_from(to - from).unwrap_or(limit).min(limit)];
+        let claimed = read_at(file, &mut head, from)
+            .ok()
+            .and_then(|n| claimed_offset(&head[..n], limit));
+        let claim = claimed
+            .filter(|c| *c >= first && c - first <= MAX_CLAIMED_JUMP)
+            .map_or(0, |c| c - first + 1);
+        by_claim = by_claim.max(claim);
+    }
     by_size.max(by_claim)
 }
 
@@ -166,42 +184,41 @@ fn reserved_by(file: &File, from: u64, to: u64, last: Option<Offset>, limit: usi
 const MAX_CLAIMED_JUMP: u64 = 1 << 32;
 
 /// What a scan for the end of a file found.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub(crate) struct FileEnd {
     /// The offset of the last intact record.
     pub(crate) last: Option<Offset>,
-    /// Offsets after `last` that damage at the end of the file may have held: never to be
-    /// given out again.
-    pub(crate) reserved: u64,
+    /// How the file ends after it.
+    pub(crate) tail: Tail,
 }
 
 /// Frames `file` from the index entry `start` (or its beginning) to its end, reporting
-/// damage: the last intact offset, and how the file ends. `on_record` sees the offset and
-/// position of each record.
+/// damage: the last intact offset, and how the file ends. `before` is the last offset of
+/// the files before this one. `on_record` sees the offset and position of each record.
+#[allow(clippy::too_many_arguments)]
 fn scan_to_end(
     path: &Path,
     file: &File,
     start: Option<Entry>,
+    before: Option<Offset>,
     buf_size: usize,
     limit: usize,
     damage: &DamageLog,
     mut on_record: impl FnMut(Offset, u64),
 ) -> io::Result<(Option<Offset>, Tail)> {
     let mut last = start.map(|e| e.offset);
-    let tail = scan(
-        file,
-        start.map_or(0, |e| e.pos),
-        buf_size,
-        limit,
-        |frame| match frame {
+    let mut framer = Framer::new(start.map_or(0, |e| e.pos), buf_size, limit);
+    framer.after(before);
+    let tail = loop {
+        match framer.next(file)? {
             Frame::Record { view, pos, .. } => {
                 last = last.max(Some(view.offset));
                 on_record(view.offset, pos);
             }
             Frame::Damaged { from, to } => damage.report(path, file, from, to),
-            Frame::End(_) => {}
-        },
-    )?;
+            Frame::End(tail) => break tail,
+        }
+    };
     if let Tail::Damaged { from, to } = tail {
         damage.report(path, file, from, to);
     }
@@ -222,12 +239,17 @@ pub(crate) fn file_end(
         None
     };
     let path = path_of(paths, file.kind);
-    let (last, tail) = scan_to_end(path, &file.file, start, buf_size, limit, damage, |_, _| {})?;
-    let reserved = match tail {
-        Tail::Damaged { from, to } => reserved_by(&file.file, from, to, last, limit),
-        Tail::Clean { .. } | Tail::Torn { .. } => 0,
-    };
-    Ok(FileEnd { last, reserved })
+    let (last, tail) = scan_to_end(
+        path,
+        &file.file,
+        start,
+        None,
+        buf_size,
+        limit,
+        damage,
+        |_, _| {},
+    )?;
+    Ok(FileEnd { last, tail })
 }
 
 /// The offset of the last intact record of a file.
@@ -270,18 +292,6 @@ pub(crate) fn offsets_from_disk(
     Ok(None)
 }
 
-pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
-    #[cfg(unix)]
-    {
-        File::open(dir)?.sync_all()
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = dir;
-        Ok(())
-    }
-}
-
 /// The active file, ready to append to after recovery.
 pub(crate) struct Recovered {
     pub(crate) file: File,
@@ -294,6 +304,32 @@ pub(crate) struct Recovered {
     pub(crate) next: Offset,
     /// The offset of the first intact record of the topic.
     pub(crate) beginning: Option<Offset>,
+}
+
+/// The last intact offset of the files before the active one (the newest that has one),
+/// and the damaged ends of those passed on the way: they come after that offset.
+fn history_end<'a>(
+    paths: &TopicPaths,
+    files: &'a [OpenFile],
+    buf_size: usize,
+    limit: usize,
+    damage: &DamageLog,
+) -> io::Result<(Option<Offset>, Vec<DamagedEnd<'a>>)> {
+    let mut ends = Vec::new();
+    for f in files.iter().rev().filter(|f| f.kind != FileKind::Active) {
+        let end = file_end(paths, f, buf_size, limit, damage)?;
+        if let Tail::Damaged { from, to } = end.tail {
+            ends.push(DamagedEnd {
+                file: &f.file,
+                from,
+                to,
+            });
+        }
+        if end.last.is_some() {
+            return Ok((end.last, ends));
+        }
+    }
+    Ok((None, ends))
 }
 
 /// Opens the active file for appending, cutting off a torn tail first (damage elsewhere
@@ -314,9 +350,17 @@ pub(crate) fn recover_for_writing(
         .create(true)
         .open(&paths.active)?;
     if created && durable {
-        sync_dir(&paths.root)?;
+        atomic_file::sync_dir(&paths.root)?;
     }
+    let files = open_sequence(paths)?;
     let start = last_index_entry(paths, &file, limit);
+    // Without an index entry to start from, the active file may begin with damage: the
+    // offsets before it say which records after the damage belong to the log.
+    let mut history = if start.is_none() && file.metadata()?.len() > 0 {
+        Some(history_end(paths, &files, buf_size, limit, damage)?)
+    } else {
+        None
+    };
     let mut index = match start {
         Some(entry) => IndexWriter::append_to(&paths.index, entry, modes)?,
         None => IndexWriter::create(&paths.index, modes)?,
@@ -325,12 +369,13 @@ pub(crate) fn recover_for_writing(
         &paths.active,
         &file,
         start,
+        history.as_ref().and_then(|h| h.0),
         buf_size,
         limit,
         damage,
         |offset, pos| index.note(offset, pos),
     )?;
-    let mut reserved = 0;
+    let mut damaged_ends = Vec::new();
     let len = match tail {
         Tail::Clean { at } => at,
         Tail::Torn { at } => {
@@ -347,24 +392,26 @@ pub(crate) fn recover_for_writing(
         Tail::Damaged { from, to } => {
             // Kept for inspection; readers skip it, and its offsets are never given out
             // again: readers may have seen them before the damage.
-            reserved = reserved_by(&file, from, to, last, limit);
+            damaged_ends.push(DamagedEnd {
+                file: &file,
+                from,
+                to,
+            });
             to
         }
     };
     index.flush()?;
-    let history = open_sequence(paths)?;
     if last.is_none() {
-        for f in history.iter().rev().filter(|f| f.kind != FileKind::Active) {
-            let end = file_end(paths, f, buf_size, limit, damage)?;
-            reserved = reserved.saturating_add(end.reserved);
-            last = end.last;
-            if last.is_some() {
-                break;
-            }
-        }
+        let (history_last, ends) = match history.take() {
+            Some(found) => found,
+            None => history_end(paths, &files, buf_size, limit, damage)?,
+        };
+        last = history_last;
+        damaged_ends.extend(ends);
     }
+    let reserved = reserved_by(&damaged_ends, last, limit);
     let mut beginning = None;
-    for f in &history {
+    for f in &files {
         beginning = first_offset(&f.file, limit)?;
         if beginning.is_some() {
             break;
@@ -373,6 +420,7 @@ pub(crate) fn recover_for_writing(
     let next = last
         .map_or(0, |l| l.saturating_add(1))
         .saturating_add(reserved);
+    drop(damaged_ends);
     Ok(Recovered {
         file,
         len,

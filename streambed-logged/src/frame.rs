@@ -10,7 +10,8 @@
 //! log rather than a record-shaped value inside damaged bytes (a record stored in another
 //! record's value, say): its offset is within reach of the last one (no more records than
 //! the skipped bytes can hold, [`MIN_RECORD_LEN`] each), or the next bytes after it are an
-//! intact record with a greater offset, or the end of the file.
+//! intact record with a greater offset, or the end of the file (or a torn record that ends
+//! it).
 //!
 //! Cost: a record starts with its version, a 0 byte, so only 0 bytes are tried; each try
 //! decodes at most `max_record_size` bytes. Memory stays within a few records.
@@ -116,6 +117,18 @@ impl Framer {
         self.rechecked = None;
     }
 
+    /// Tells the framer that `last` is the greatest offset of the files before this one (or
+    /// of what was read before `from`): offsets rise strictly across files, so a record
+    /// found after damage must be above it, and is within reach when near it.
+    pub(crate) fn after(&mut self, last: Option<Offset>) {
+        self.last = self.last.max(last);
+    }
+
+    /// The greatest offset framed so far (or given to [`Framer::after`]).
+    pub(crate) fn last(&self) -> Option<Offset> {
+        self.last
+    }
+
     /// The next record, damaged region or end of `file`.
     pub(crate) fn next(&mut self, file: &File) -> io::Result<Frame<'_>> {
         let mut at_eof = false;
@@ -132,7 +145,14 @@ impl Framer {
                     return Ok(Frame::Record { view, pos, raw });
                 }
                 Step::Damaged { from, to } => return Ok(Frame::Damaged { from, to }),
-                Step::End(tail) => return Ok(Frame::End(tail)),
+                Step::End(tail) => {
+                    // What is undecided at the end is read again next time: a writer may
+                    // cut a torn tail and write a shorter record over it.
+                    self.base = self.pos_of(self.start);
+                    self.start = 0;
+                    self.end = 0;
+                    return Ok(Frame::End(tail));
+                }
                 Step::Read => at_eof = self.read(file)? == 0,
             }
         }
@@ -145,7 +165,7 @@ impl Framer {
     fn step(&mut self, at_eof: bool) -> Step {
         loop {
             if let Some(from) = self.damage {
-                return match self.resync(from, at_eof) {
+                return match self.resync(from, at_eof, true) {
                     Some(i) => {
                         self.damage = None;
                         self.start = i;
@@ -177,7 +197,7 @@ impl Framer {
                     // record in the middle claim more bytes than the file has.
                     let at = self.start;
                     self.start += 1;
-                    if let Some(i) = self.resync(self.pos_of(at), true) {
+                    if let Some(i) = self.resync(self.pos_of(at), true, false) {
                         self.start = i;
                         return Step::Damaged {
                             from: self.pos_of(at),
@@ -210,7 +230,8 @@ impl Framer {
 
     /// The buffer index where an acceptable record starts, if one is in the buffer; leaves
     /// `start` at the first position that more bytes could still make a record.
-    fn resync(&mut self, from: u64, at_eof: bool) -> Option<usize> {
+    /// `after_damage`: the bytes from `from` are damage, not possibly a torn record.
+    fn resync(&mut self, from: u64, at_eof: bool, after_damage: bool) -> Option<usize> {
         let mut pending = None;
         let mut i = self.start;
         while i < self.end {
@@ -229,6 +250,10 @@ impl Framer {
                         Decoded::Record(next, _) if next.offset > offset => return Some(i),
                         // It ends the file.
                         Decoded::Incomplete if at_eof && after == self.end => return Some(i),
+                        // After damage, only a torn record follows it: the writer cuts
+                        // that, and this record must not become damage then. (Inside a
+                        // torn record, it is more likely part of that record's value.)
+                        Decoded::Incomplete if at_eof && after_damage => return Some(i),
                         Decoded::Incomplete if !at_eof => {
                             self.start = i;
                             return None;
@@ -284,5 +309,111 @@ impl Framer {
         let n = read_at(file, &mut self.buf[self.end..], at)?;
         self.end += n;
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{fs::OpenOptions, io::Write};
+
+    use super::*;
+    use crate::record::encode;
+
+    fn record(offset: Offset, value_len: usize) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        encode(
+            &mut bytes,
+            &[],
+            None,
+            offset,
+            &vec![b'v'; value_len],
+            offset,
+        );
+        bytes
+    }
+
+    /// Positions of records, damage and the end, as the framer reports them.
+    fn frames(framer: &mut Framer, file: &File) -> Vec<String> {
+        let mut seen = Vec::new();
+        loop {
+            match framer.next(file).unwrap() {
+                Frame::Record { view, pos, .. } => seen.push(format!("{} at {pos}", view.offset)),
+                Frame::Damaged { from, to } => seen.push(format!("damage {from}..{to}")),
+                Frame::End(tail) => {
+                    seen.push(format!("{tail:?}"));
+                    return seen;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_record_between_damage_and_a_torn_tail_is_a_record_and_the_tail_torn() {
+        let mut first = record(1000, 90);
+        first[50] ^= 0x5a;
+        let second = record(1001, 90);
+        let torn = record(1002, 90);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t");
+        let mut bytes = [first.clone(), second.clone()].concat();
+        bytes.extend_from_slice(&torn[..torn.len() / 2]);
+        std::fs::write(&path, &bytes).unwrap();
+        let file = File::open(&path).unwrap();
+        let (a, b) = (first.len() as u64, (first.len() + second.len()) as u64);
+        // Far from offset 0, with nothing known before: not within reach of anything.
+        assert_eq!(
+            frames(&mut Framer::new(0, 64, 4096), &file),
+            [
+                format!("damage 0..{a}"),
+                format!("1001 at {a}"),
+                format!("Torn {{ at: {b} }}")
+            ]
+        );
+    }
+
+    #[test]
+    fn a_record_after_damage_is_within_reach_of_the_offsets_before_the_file() {
+        let mut first = record(1000, 90);
+        first[50] ^= 0x5a;
+        let second = record(1001, 90);
+        let mut third = record(1002, 90);
+        third[50] ^= 0x5a;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t");
+        std::fs::write(&path, [first.clone(), second, third].concat()).unwrap();
+        let file = File::open(&path).unwrap();
+        let a = first.len();
+        let mut framer = Framer::new(0, 64, 4096);
+        assert!(!frames(&mut framer, &file).contains(&format!("1001 at {a}")));
+        framer.reset(0);
+        framer.after(Some(999));
+        assert!(frames(&mut framer, &file).contains(&format!("1001 at {a}")));
+    }
+
+    #[test]
+    fn a_torn_tail_cut_and_written_over_with_a_shorter_record_is_read_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t");
+        let first = record(0, 10);
+        let torn = record(1, 2000);
+        std::fs::write(&path, [&first[..], &torn[..1500]].concat()).unwrap();
+        let file = File::open(&path).unwrap();
+        let mut framer = Framer::new(0, 4096, 4096);
+        let at = first.len() as u64;
+        assert_eq!(
+            frames(&mut framer, &file),
+            ["0 at 0".to_string(), format!("Torn {{ at: {at} }}")]
+        );
+        // What a writer does on recovery: cut the torn record, append a shorter one.
+        let writer = OpenOptions::new().append(true).open(&path).unwrap();
+        writer.set_len(at).unwrap();
+        (&writer).write_all(&record(1, 10)).unwrap();
+        assert_eq!(
+            frames(&mut framer, &file),
+            [
+                format!("1 at {at}"),
+                "Clean { at: 44 }".replace("44", &(2 * at).to_string())
+            ]
+        );
     }
 }

@@ -10,7 +10,10 @@ use std::{
 };
 
 use log::warn;
-use streambed::commit_log::{Offset, ProducerRecord};
+use streambed::{
+    atomic_file,
+    commit_log::{Offset, ProducerRecord},
+};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{
@@ -275,8 +278,10 @@ impl Writer {
         }
         fs::rename(&paths.active, &paths.history)?;
         let _ = fs::remove_file(&paths.index);
-        if let Ok(dir) = File::open(&paths.root) {
-            let _ = dir.sync_all();
+        if let Err(e) = atomic_file::sync_dir(&paths.root) {
+            // The renames are made; only their durability is in doubt, and the writer
+            // must move on to the new active file either way.
+            warn!("Topic {}: {e}", self.shared.topic);
         }
         let file = create::options(self.config.modes)
             .read(true)

@@ -139,17 +139,38 @@ fn directory_of(path: &Path) -> &Path {
     }
 }
 
-#[cfg(unix)]
 fn sync_directory_of(path: &Path) -> Result<(), AtomicFileError> {
-    fs::File::open(directory_of(path))
-        .and_then(|directory| directory.sync_all())
-        .map_err(|e| AtomicFileError::new(Step::SyncDirectory, path, e))
+    sync_dir(directory_of(path)).map_err(|e| AtomicFileError::new(e.step, path, e.source))
 }
 
-#[cfg(not(unix))]
-fn sync_directory_of(_path: &Path) -> Result<(), AtomicFileError> {
-    // Directories cannot be opened for flushing here; the rename is still atomic.
-    Ok(())
+/// Flushes the directory `dir` to disk, so that files created, renamed or removed in it
+/// stay so after a crash (the files' own content is flushed separately). Does nothing
+/// where directories cannot be opened for flushing; renames there are still atomic.
+///
+/// ```
+/// use streambed::atomic_file::{self, Step};
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// std::fs::write(dir.path().join("a"), b"x").unwrap();
+/// std::fs::rename(dir.path().join("a"), dir.path().join("b")).unwrap();
+/// atomic_file::sync_dir(dir.path()).unwrap();
+///
+/// let error = atomic_file::sync_dir(&dir.path().join("absent")).unwrap_err();
+/// assert_eq!(error.step, Step::SyncDirectory);
+/// assert_eq!(error.path, dir.path().join("absent"));
+/// ```
+pub fn sync_dir(dir: &Path) -> Result<(), AtomicFileError> {
+    #[cfg(unix)]
+    {
+        fs::File::open(dir)
+            .and_then(|directory| directory.sync_all())
+            .map_err(|e| AtomicFileError::new(Step::SyncDirectory, dir, e))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        Ok(())
+    }
 }
 
 /// A file could not be written, replaced or removed; the file at [`path`](Self::path)
@@ -171,10 +192,28 @@ fn sync_directory_of(_path: &Path) -> Result<(), AtomicFileError> {
 pub struct AtomicFileError {
     /// What was being done.
     pub step: Step,
-    /// The file being written or removed (not the temporary file).
+    /// The file being written or removed (not the temporary file); for [`sync_dir`], the
+    /// directory.
     pub path: PathBuf,
     /// The operating system's error.
     pub source: io::Error,
+}
+
+/// For callers that report I/O errors: the kind stays the operating system's, the message
+/// names the path and the step.
+///
+/// ```
+/// use streambed::atomic_file;
+///
+/// let error = atomic_file::sync_dir(std::path::Path::new("/absent/dir")).unwrap_err();
+/// let io: std::io::Error = error.into();
+/// assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
+/// assert!(io.to_string().contains("/absent/dir"));
+/// ```
+impl From<AtomicFileError> for io::Error {
+    fn from(error: AtomicFileError) -> Self {
+        io::Error::new(error.source.kind(), error)
+    }
 }
 
 impl AtomicFileError {

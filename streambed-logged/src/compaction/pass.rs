@@ -9,7 +9,10 @@ use std::{
 };
 
 use log::info;
-use streambed::commit_log::{ConsumerRecord, Key, Offset};
+use streambed::{
+    atomic_file,
+    commit_log::{ConsumerRecord, Key, Offset},
+};
 
 use super::{CompactionMap, CompactionStrategy};
 use crate::{
@@ -272,7 +275,7 @@ fn rewrite<CS: CompactionStrategy>(
                 // that superseded the deleted ones.
                 let removed = File::open(&paths.history)
                     .and_then(|history| history.sync_all())
-                    .and_then(|()| files::sync_dir(&paths.root))
+                    .and_then(|()| atomic_file::sync_dir(&paths.root).map_err(io::Error::from))
                     .and_then(|()| fs::remove_file(&paths.ancient_history));
                 if let Err(e) = removed {
                     failure = Some(e);
@@ -293,7 +296,7 @@ fn rewrite<CS: CompactionStrategy>(
     // One rename commits: readers that still find the ancient history read it, then skip
     // the copies of its kept records at the start of the new history.
     fs::rename(&paths.work, &paths.history)?;
-    files::sync_dir(&paths.root)?;
+    atomic_file::sync_dir(&paths.root)?;
     // Covered by the history now (recovery removes it too, should this not last).
     match fs::remove_file(&paths.ancient_history) {
         Ok(()) => {}

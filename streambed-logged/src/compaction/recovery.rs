@@ -5,10 +5,12 @@
 use std::{fs, io};
 
 use log::{info, warn};
+use streambed::atomic_file;
 
 use crate::{
     damage::DamageLog,
-    files::{first_offset, last_offset, open_existing, sync_dir, FileKind, OpenFile},
+    files::{file_end, first_offset, last_offset, open_existing, FileKind, OpenFile},
+    frame::Tail,
     topic_name::TopicPaths,
 };
 
@@ -22,7 +24,10 @@ use crate::{
 ///   history goes;
 /// * an ancient history that reaches the end of the history: it is the compacted result
 ///   (a compaction always keeps the last record of its input) as earlier versions
-///   committed it, and replaces the history.
+///   committed it, and replaces the history;
+/// * a file that is not empty but holds no intact record (damage, or records over a since
+///   lowered `max_record_size`) is never deleted or replaced: nothing proves its offsets
+///   covered.
 pub(crate) fn recover_history(
     paths: &TopicPaths,
     buf_size: usize,
@@ -43,22 +48,44 @@ pub(crate) fn recover_history(
             kind: FileKind::AncientHistory,
             file: ancient,
         };
+        let ancient_empty = ancient.file.metadata()?.len() == 0;
         let ancient_last = last_offset(paths, &ancient, buf_size, limit, damage)?;
         let history = open_existing(&paths.history)?.map(|file| OpenFile {
             kind: FileKind::History,
             file,
         });
-        let (history_first, history_last) = match &history {
+        let (history_first, history_end) = match &history {
             Some(history) => (
                 first_offset(&history.file, limit)?,
-                last_offset(paths, history, buf_size, limit, damage)?,
+                Some(file_end(paths, history, buf_size, limit, damage)?),
             ),
             None => (None, None),
         };
+        let history_last = history_end.and_then(|end| end.last);
+        let history_empty = match &history {
+            Some(history) => history.file.metadata()?.len() == 0,
+            None => true,
+        };
+        // Replaceable by the ancient history: empty, or every offset it may hold is at
+        // most `a` (no bytes after its last record that could hold more).
+        let history_covered = |a| {
+            history_empty
+                || history_end.is_some_and(|end| {
+                    end.last.is_some_and(|h| h <= a) && matches!(end.tail, Tail::Clean { .. })
+                })
+        };
         match (ancient_last, history_first) {
-            (None, _) => {
+            (None, _) if ancient_empty => {
                 fs::remove_file(&paths.ancient_history)?;
                 changed = true;
+            }
+            (None, _) => {
+                // Damaged bytes, or records over a since lowered `max_record_size`: nothing
+                // proves them covered, so they stay, read (or skipped) before the history.
+                warn!(
+                    "Topic files {:?}: no intact record in the ancient history; keeping it",
+                    paths.ancient_history
+                );
             }
             (Some(a), Some(h)) if a < h => {
                 info!(
@@ -75,7 +102,7 @@ pub(crate) fn recover_history(
                 fs::remove_file(&paths.ancient_history)?;
                 changed = true;
             }
-            (Some(a), _) if history_last.is_none_or(|h| h <= a) => {
+            (Some(a), _) if history_covered(a) => {
                 info!(
                     "Topic files {:?}: completing a committed compaction",
                     paths.history
@@ -84,11 +111,11 @@ pub(crate) fn recover_history(
                 changed = true;
             }
             _ => {
-                // The history holds records beyond the ancient history but its start
+                // The history holds records beyond the ancient history, or bytes that
                 // cannot be read: keep both rather than guess. Readers skip offsets they
                 // have already seen, so nothing is read twice.
                 warn!(
-                    "Topic files {:?}: cannot read the start of the history; keeping it and \
+                    "Topic files {:?}: cannot tell what the history holds; keeping it and \
                      the ancient history",
                     paths.history
                 );
@@ -96,7 +123,7 @@ pub(crate) fn recover_history(
         }
     }
     if changed {
-        sync_dir(&paths.root)?;
+        atomic_file::sync_dir(&paths.root)?;
     }
     Ok(())
 }
