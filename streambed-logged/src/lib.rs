@@ -9,6 +9,7 @@ mod files;
 mod index;
 mod record;
 mod topic_name;
+mod topic_pruning;
 mod watcher;
 mod writer;
 
@@ -82,8 +83,9 @@ pub(crate) struct TailState {
     pub(crate) ends: Option<(Offset, Offset)>,
 }
 
-/// The shared state of one topic in this process. It lives as long as the `FileLog`, so
-/// every subscriber of a topic hears the same writer, even across `close_topic`.
+/// The shared state of one topic in this process. It lives as long as anything uses it
+/// (`topic_pruning` drops it after), so every subscriber of a topic hears the same writer,
+/// even across `close_topic`.
 pub(crate) struct TopicShared {
     pub(crate) topic: Topic,
     pub(crate) paths: TopicPaths,
@@ -151,6 +153,9 @@ impl Inner {
             return Ok(shared.clone());
         }
         let paths = TopicPaths::new(&self.root, topic)?;
+        if topic_pruning::due(topics.len()) {
+            topic_pruning::prune_unused(&mut topics);
+        }
         let shared = Arc::new(TopicShared {
             topic: topic.clone(),
             paths,
