@@ -516,6 +516,68 @@ async fn asking_for_100000_distinct_topics_leaves_the_server_memory_bounded() {
     );
 }
 
+/// Opens one consumer stream per batch of 50 names (`sub-<i>`), reads its response
+/// headers and leaves.
+async fn subscribe_and_leave(address: SocketAddr, names: std::ops::Range<usize>) {
+    let names: Vec<usize> = names.collect();
+    let mut buffer = vec![0; 4096];
+    for batch in names.chunks(50) {
+        let subscriptions: Vec<Value> = batch
+            .iter()
+            .map(|i| json!({"topic": format!("sub-{i}")}))
+            .collect();
+        let body = json!({ "subscriptions": subscriptions }).to_string();
+        let request = format!(
+            "POST /consumers/g HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let mut stream = TcpStream::connect(address).await.unwrap();
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut head = Vec::new();
+        while find(&head, b"\r\n\r\n").is_none() {
+            let read = stream.read(&mut buffer).await.unwrap();
+            assert_ne!(read, 0, "the server closed the stream");
+            head.extend_from_slice(&buffer[..read]);
+        }
+        assert_eq!(status_of(&head), 200);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribing_to_100000_distinct_topics_then_leaving_leaves_the_server_memory_bounded() {
+    let server = ServerProcess::start(&[]);
+    let pid = server.pid();
+    let sweep = |from: usize, to: usize| {
+        let address = server.address;
+        async move {
+            let per_connection = (to - from) / 4;
+            let mut clients = JoinSet::new();
+            for c in 0..4 {
+                let start = from + c * per_connection;
+                clients.spawn(subscribe_and_leave(address, start..start + per_connection));
+            }
+            while let Some(done) = clients.join_next().await {
+                done.unwrap();
+            }
+        }
+    };
+    sweep(0, 10_000).await;
+    let before = memory_kib(&pid, "VmRSS:");
+    let started = Instant::now();
+    sweep(10_000, 110_000).await;
+    let elapsed = started.elapsed();
+    let after = memory_kib(&pid, "VmRSS:");
+    eprintln!(
+        "100,000 distinct topics subscribed to (2,000 consumers of 50) in {elapsed:?}; server \
+         RSS {before} KiB before, {after} KiB after"
+    );
+    assert!(
+        after < before + 16 * 1024,
+        "the server grew from {before} KiB to {after} KiB"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_live_consumers_each_receive_every_record() {
     raise_open_file_limit();
