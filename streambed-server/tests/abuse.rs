@@ -682,7 +682,7 @@ async fn a_consumer_that_stops_reading_is_disconnected_and_its_slot_freed() {
         ..ServerConfig::default()
     };
     let server = TestServer::start(log, config).await;
-    let mut stalled = vec![
+    let mut stalled = [
         stalled_consumer(server.address).await,
         stalled_consumer(server.address).await,
     ];
