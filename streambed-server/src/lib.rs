@@ -78,6 +78,11 @@ impl Default for ServerConfig {
     }
 }
 
+/// The most a connection buffers of its response (and of its request's head, which is
+/// therefore limited to it). hyper's default, about 400 KiB, is what every consumer that
+/// stops reading would hold until the write timeout, on each of `max_connections`.
+const CONNECTION_BUFFER_SIZE: usize = 64 * 1024;
+
 /// Serves the Kafka HTTP API over `log` on `listener` until `shutdown` completes.
 ///
 /// On shutdown the server stops accepting connections, ends every consumer stream (their
@@ -118,6 +123,7 @@ where
     let mut connections = JoinSet::new();
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
+        .max_buf_size(CONNECTION_BUFFER_SIZE)
         .header_read_timeout(config.header_read_timeout)
         .keep_alive(true);
     tokio::pin!(shutdown);
