@@ -55,7 +55,7 @@ pub struct ServerConfig {
     /// How long a write to a client may stay blocked (the client reading nothing) before
     /// its connection is closed. Frees what a consumer that stopped reading holds: its
     /// connection, its subscription and the records buffered for it. A client that reads,
-    /// however slowly, is never cut off. Default 30 s.
+    /// however slowly, is never cut off; zero means never. Default 30 s.
     pub write_timeout: Duration,
     /// The most subscriptions, and the most offsets, one consumer request may name; more
     /// (or a topic subscribed to twice) get 400 before the log sees the request. Default 64.

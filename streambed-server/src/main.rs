@@ -56,7 +56,7 @@ struct Args {
     max_connections: usize,
 
     /// Close a connection whose client has read nothing of its response for this long
-    /// (a consumer that stopped reading), freeing its subscription and buffers
+    /// (a consumer that stopped reading), freeing its subscription and buffers; 0s: never
     #[arg(long, env = "STREAMBED_WRITE_TIMEOUT", default_value = "30s")]
     write_timeout: humantime::Duration,
 

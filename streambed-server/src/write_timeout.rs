@@ -24,18 +24,21 @@ use tokio::{
 #[derive(Debug)]
 pub(crate) struct WriteTimeout<S> {
     inner: S,
-    limit: Duration,
-    /// Armed when a write is first blocked; disarmed as soon as one makes progress.
-    stalled: Pin<Box<Sleep>>,
+    /// `None`: writes may stay blocked for ever.
+    limit: Option<Duration>,
+    /// Made at the first blocked write, re-armed at each next one; only connections that
+    /// ever block pay for it.
+    stalled: Option<Pin<Box<Sleep>>>,
     armed: bool,
 }
 
 impl<S> WriteTimeout<S> {
+    /// Wraps `inner`; a `limit` of zero means none.
     pub(crate) fn new(inner: S, limit: Duration) -> Self {
         Self {
             inner,
-            limit,
-            stalled: Box::pin(tokio::time::sleep(limit)),
+            limit: Some(limit).filter(|limit| !limit.is_zero()),
+            stalled: None,
             armed: false,
         }
     }
@@ -47,18 +50,25 @@ impl<S> WriteTimeout<S> {
         cx: &mut Context<'_>,
         outcome: Poll<io::Result<T>>,
     ) -> Poll<io::Result<T>> {
+        let Some(limit) = self.limit else {
+            return outcome;
+        };
         if outcome.is_ready() {
             self.armed = false;
             return outcome;
         }
+        let deadline = Instant::now() + limit;
+        let stalled = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
         if !self.armed {
             self.armed = true;
-            self.stalled.as_mut().reset(Instant::now() + self.limit);
+            stalled.as_mut().reset(deadline);
         }
-        match self.stalled.as_mut().poll(cx) {
+        match stalled.as_mut().poll(cx) {
             Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::TimedOut,
-                format!("the client read nothing for {:?}", self.limit),
+                format!("the client read nothing for {limit:?}"),
             ))),
             Poll::Pending => Poll::Pending,
         }
@@ -126,6 +136,14 @@ mod tests {
         let error = stream.write_all(&[0; 1024]).await.unwrap_err();
         assert_eq!(error.kind(), io::ErrorKind::TimedOut);
         assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[tokio::test]
+    async fn a_limit_of_zero_lets_a_write_wait_for_ever() {
+        let (near, _far) = tokio::io::duplex(64);
+        let mut stream = WriteTimeout::new(near, Duration::ZERO);
+        let write = tokio::time::timeout(Duration::from_millis(300), stream.write_all(&[0; 1024]));
+        assert!(write.await.is_err(), "the write ended before the peer read");
     }
 
     #[tokio::test]
