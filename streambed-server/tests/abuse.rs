@@ -475,7 +475,9 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn asking_for_100000_distinct_topics_leaves_the_server_memory_bounded() {
+async fn asking_the_offsets_of_30000_distinct_topics_leaves_the_server_memory_bounded() {
+    // 30,000 requests (one per name) keep this test short in debug builds; kept for ever,
+    // their state would be about 40 MB. The subscription test below names 100,000.
     let server = ServerProcess::start(&[]);
     let pid = server.pid();
     let sweep = |from: usize, to: usize| {
@@ -499,16 +501,16 @@ async fn asking_for_100000_distinct_topics_leaves_the_server_memory_bounded() {
         }
     };
     // A first sweep lets allocator arenas and buffers reach their working size.
-    assert_eq!(sweep(0, 10_000).await, 10_000);
+    assert_eq!(sweep(0, 4_000).await, 4_000);
     let before = memory_kib(&pid, "VmRSS:");
     let started = Instant::now();
-    assert_eq!(sweep(10_000, 110_000).await, 100_000);
+    assert_eq!(sweep(4_000, 34_000).await, 30_000);
     let elapsed = started.elapsed();
     let after = memory_kib(&pid, "VmRSS:");
     eprintln!(
-        "100,000 distinct topics asked for in {elapsed:?} ({:.0} requests/s); server RSS \
+        "30,000 distinct topics asked for in {elapsed:?} ({:.0} requests/s); server RSS \
          {before} KiB before, {after} KiB after",
-        100_000.0 / elapsed.as_secs_f64()
+        30_000.0 / elapsed.as_secs_f64()
     );
     assert!(
         after < before + 8 * 1024,
@@ -600,7 +602,7 @@ async fn a_thousand_live_consumers_each_receive_every_record() {
         assert_eq!(response.status(), StatusCode::OK);
         responses.push(response);
     }
-    const RECORDS: u64 = 50;
+    const RECORDS: u64 = 20;
     let started = Instant::now();
     let mut consumers = JoinSet::new();
     for response in responses {
