@@ -15,6 +15,7 @@ mod index;
 mod record;
 mod shared;
 mod topic_name;
+mod topic_pruning;
 mod watcher;
 mod writer;
 

@@ -15,6 +15,7 @@ use crate::{
     compaction,
     config::Config,
     damage::DamageLog,
+    topic_pruning,
     error::TopicNameError,
     topic_name::TopicPaths,
     watcher::Watcher,
@@ -36,8 +37,9 @@ pub(crate) struct TailState {
     pub(crate) ends: Option<(Offset, Offset)>,
 }
 
-/// The shared state of one topic in this process. It lives as long as the `FileLog`, so
-/// every subscriber of a topic hears the same writer, even across `close_topic`.
+/// The shared state of one topic in this process. It lives as long as anything uses it
+/// (`topic_pruning` drops it after), so every subscriber of a topic hears the same writer,
+/// even across `close_topic`.
 pub(crate) struct TopicShared {
     pub(crate) topic: Topic,
     pub(crate) paths: TopicPaths,
@@ -107,6 +109,9 @@ impl Inner {
             return Ok(shared.clone());
         }
         let paths = TopicPaths::new(&self.root, topic)?;
+        if topic_pruning::due(topics.len()) {
+            topic_pruning::prune_unused(&mut topics);
+        }
         let shared = Arc::new(TopicShared {
             topic: topic.clone(),
             paths,

@@ -23,7 +23,7 @@ use streambed::{
 use tokio::sync::{mpsc, watch};
 use tokio_stream::{wrappers::ReceiverStream, StreamExt};
 
-use crate::{topic::validate_topic, ServerConfig};
+use crate::{consumer_limits::check_consumer, topic::validate_topic, ServerConfig};
 
 /// A refusal: its status and the [`ErrorReply`] sent as its JSON body.
 #[derive(Debug)]
@@ -67,6 +67,7 @@ struct AppState<CL> {
     body_read_timeout: Duration,
     consumer_chunk_size: usize,
     consumer_heartbeat: Option<Duration>,
+    max_subscriptions: usize,
     stopping: watch::Receiver<bool>,
 }
 
@@ -82,6 +83,7 @@ where
         body_read_timeout: config.body_read_timeout,
         consumer_chunk_size: config.consumer_chunk_size.max(1),
         consumer_heartbeat: config.consumer_heartbeat.filter(|d| !d.is_zero()),
+        max_subscriptions: config.max_subscriptions,
         stopping,
     };
     Router::new()
@@ -193,6 +195,8 @@ async fn consume<CL: CommitLog + 'static>(
             "a consumer needs at least one subscription",
         ));
     }
+    check_consumer(&consumer, state.max_subscriptions)
+        .map_err(|refused| ApiError::new(StatusCode::BAD_REQUEST, refused.to_string()))?;
     for topic in consumer
         .subscriptions
         .iter()

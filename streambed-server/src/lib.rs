@@ -2,8 +2,10 @@
 #![warn(missing_docs)]
 
 mod api;
+mod consumer_limits;
 pub mod memory;
 pub mod topic;
+mod write_timeout;
 
 use std::{future::Future, io, time::Duration};
 
@@ -14,6 +16,7 @@ use hyper_util::{
 };
 use streambed::commit_log::CommitLog;
 use tokio::{net::TcpListener, sync::watch, task::JoinSet};
+use write_timeout::WriteTimeout;
 
 /// How a server treats its clients.
 ///
@@ -49,6 +52,14 @@ pub struct ServerConfig {
     /// The most connections served at once (each open consumer stream holds one); more
     /// wait to be accepted. Bounds the memory clients can make the server use. Default 512.
     pub max_connections: usize,
+    /// How long a write to a client may stay blocked (the client reading nothing) before
+    /// its connection is closed. Frees what a consumer that stopped reading holds: its
+    /// connection, its subscription and the records buffered for it. A client that reads,
+    /// however slowly, is never cut off; zero means never. Default 30 s.
+    pub write_timeout: Duration,
+    /// The most subscriptions, and the most offsets, one consumer request may name; more
+    /// (or a topic subscribed to twice) get 400 before the log sees the request. Default 64.
+    pub max_subscriptions: usize,
 }
 
 impl Default for ServerConfig {
@@ -61,9 +72,16 @@ impl Default for ServerConfig {
             consumer_chunk_size: 16 * 1024,
             consumer_heartbeat: Some(Duration::from_secs(30)),
             max_connections: 512,
+            write_timeout: Duration::from_secs(30),
+            max_subscriptions: 64,
         }
     }
 }
+
+/// The most a connection buffers of its response (and of its request's head, which is
+/// therefore limited to it). hyper's default, about 400 KiB, is what every consumer that
+/// stops reading would hold until the write timeout, on each of `max_connections`.
+const CONNECTION_BUFFER_SIZE: usize = 64 * 1024;
 
 /// Serves the Kafka HTTP API over `log` on `listener` until `shutdown` completes.
 ///
@@ -105,6 +123,7 @@ where
     let mut connections = JoinSet::new();
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
+        .max_buf_size(CONNECTION_BUFFER_SIZE)
         .header_read_timeout(config.header_read_timeout)
         .keep_alive(true);
     tokio::pin!(shutdown);
@@ -116,7 +135,7 @@ where
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
                     let connection = http.serve_connection(
-                        TokioIo::new(stream),
+                        TokioIo::new(WriteTimeout::new(stream, config.write_timeout)),
                         TowerToHyperService::new(router.clone()),
                     );
                     let mut stopping = stopping.clone();

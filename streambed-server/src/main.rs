@@ -55,6 +55,16 @@ struct Args {
     #[arg(long, env = "STREAMBED_MAX_CONNECTIONS", default_value_t = 512)]
     max_connections: usize,
 
+    /// Close a connection whose client has read nothing of its response for this long
+    /// (a consumer that stopped reading), freeing its subscription and buffers; 0s: never
+    #[arg(long, env = "STREAMBED_WRITE_TIMEOUT", default_value = "30s")]
+    write_timeout: humantime::Duration,
+
+    /// The most subscriptions, and the most offsets, one consumer request may name; more
+    /// get 400
+    #[arg(long, env = "STREAMBED_MAX_SUBSCRIPTIONS", default_value_t = 64)]
+    max_subscriptions: usize,
+
     /// Threads serving requests; 0 means one per CPU
     #[arg(long, env = "STREAMBED_WORKER_THREADS", default_value_t = 0)]
     worker_threads: usize,
@@ -113,6 +123,8 @@ async fn run(args: Args) -> Result<(), String> {
         shutdown_grace_period: *args.shutdown_grace_period,
         consumer_heartbeat: Some(*args.consumer_heartbeat).filter(|d| !d.is_zero()),
         max_connections: args.max_connections.max(1),
+        write_timeout: *args.write_timeout,
+        max_subscriptions: args.max_subscriptions,
         ..ServerConfig::default()
     };
     match args.backend {

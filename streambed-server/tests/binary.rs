@@ -27,6 +27,8 @@ fn help_documents_every_flag() {
         "--shutdown-grace-period",
         "--consumer-heartbeat",
         "--max-connections",
+        "--write-timeout",
+        "--max-subscriptions",
         "--worker-threads",
         "--log-level",
         "--help",
