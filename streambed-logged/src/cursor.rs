@@ -42,6 +42,8 @@ pub(crate) struct Cursor {
 enum Step {
     Ready,
     Wait,
+    /// The bytes read last were cut off the file (a failed write): read again at once.
+    Again,
 }
 
 impl Cursor {
@@ -81,6 +83,7 @@ impl Cursor {
                     }
                 }
                 Step::Wait => self.wait().await,
+                Step::Again => tokio::task::yield_now().await,
             }
         }
     }
@@ -179,7 +182,8 @@ impl Cursor {
                             }
                             break;
                         }
-                        if self.corrupt_at != Some(at) {
+                        let first_sight = self.corrupt_at != Some(at);
+                        if first_sight {
                             warn!(
                                 "Topic {}: unreadable record at byte {at} ({c:?}); waiting for the writer to repair it",
                                 self.shared.topic
@@ -187,10 +191,14 @@ impl Cursor {
                             self.corrupt_at = Some(at);
                         }
                         self.files.clear();
-                        return if self.ready.is_empty() {
-                            Step::Wait
-                        } else {
+                        return if !self.ready.is_empty() {
                             Step::Ready
+                        } else if first_sight {
+                            // Perhaps read across a failed write that was cut off and
+                            // written over: read once more from the last record handed out.
+                            Step::Again
+                        } else {
+                            Step::Wait
                         };
                     }
                 }
@@ -227,6 +235,12 @@ impl Cursor {
             }
             if current.kind == FileKind::Active {
                 if files::is_active(&current.file, &self.shared.paths) {
+                    if self.end > self.start && cut_below(&current.file, self.pos) {
+                        // The partial record held was cut off by a failed write: read
+                        // again from the last record handed out.
+                        self.files.clear();
+                        return Step::Again;
+                    }
                     return Step::Wait;
                 }
                 // Aged by a compaction: find what follows under the new names.
@@ -243,4 +257,9 @@ impl Cursor {
             }
         }
     }
+}
+
+/// Whether `file` is now shorter than `pos`: a writer cut off bytes read before.
+fn cut_below(file: &std::fs::File, pos: u64) -> bool {
+    file.metadata().is_ok_and(|m| m.len() < pos)
 }

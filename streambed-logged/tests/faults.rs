@@ -28,6 +28,8 @@ const CHILD_ROOT: &str = "LOGGED_FAULT_ROOT";
 const PRODUCERS: u64 = 4;
 /// The key of the record produced once the fault is gone.
 const AFTER_KEY: u64 = u64::MAX;
+/// Times the file size limit is lowered and lifted again.
+const ROUNDS: u64 = 20;
 /// How long the descriptor exhaustion lasts while producers keep retrying.
 const FAILING_FOR: Duration = Duration::from_secs(2);
 
@@ -36,6 +38,7 @@ const TESTS: &[&str] = &[
     "a_read_only_folder_fails_produce_until_it_is_writable_again",
     "a_full_file_system_fails_produce_and_loses_nothing_acknowledged",
     "running_out_of_descriptors_fails_produce_without_spinning_and_recovers",
+    "a_subscriber_that_read_part_of_a_cut_off_tail_reads_what_replaced_it",
 ];
 
 fn main() {
@@ -53,8 +56,16 @@ fn main() {
             }
         }
         _ => {
+            // Free arguments select the tests whose names hold one of them.
+            let filters: Vec<String> = std::env::args()
+                .skip(1)
+                .filter(|a| !a.starts_with('-'))
+                .collect();
             let run =
                 |name: &str, test: std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>| {
+                    if !filters.is_empty() && !filters.iter().any(|f| name.contains(f.as_str())) {
+                        return;
+                    }
                     let started = Instant::now();
                     runtime.block_on(test);
                     println!("test {name} ... ok ({:?})", started.elapsed());
@@ -70,6 +81,10 @@ fn main() {
             run(
                 TESTS[2],
                 Box::pin(a_full_file_system_fails_produce_and_loses_nothing_acknowledged()),
+            );
+            run(
+                TESTS[4],
+                Box::pin(a_subscriber_that_read_part_of_a_cut_off_tail_reads_what_replaced_it()),
             );
             run(
                 TESTS[3],
@@ -100,8 +115,9 @@ fn record(topic: &str, key: u64) -> ProducerRecord {
     }
 }
 
-/// Produces from [`PRODUCERS`] tasks until each has had one failure; answers the
-/// acknowledged `(offset, key)` pairs.
+/// Produces from [`PRODUCERS`] tasks until each has had one failure, then one record at a
+/// time until one fails (the room a failed batch left may still hold a single record);
+/// answers the acknowledged `(offset, key)` pairs.
 async fn produce_until_failure(log: &FileLog, topic: &str) -> Vec<(u64, u64)> {
     let mut tasks = Vec::new();
     for task in 0..PRODUCERS {
@@ -123,6 +139,13 @@ async fn produce_until_failure(log: &FileLog, topic: &str) -> Vec<(u64, u64)> {
     let mut acked = Vec::new();
     for task in tasks {
         acked.extend(task.await.unwrap());
+    }
+    for key in PRODUCERS * 1_000_000.. {
+        match log.produce_with_cause(record(topic, key)).await {
+            Ok(o) => acked.push((o.offset, key)),
+            Err(_) => break,
+        }
+        assert!(key < PRODUCERS * 1_000_000 + 100, "the fault went away");
     }
     acked.sort_unstable();
     acked
@@ -179,6 +202,49 @@ async fn assert_holds_exactly(root: &Path, topic: &str, acked: &[(u64, u64)]) {
     );
 }
 
+/// A subscriber that follows `topic` while it is produced to, until the record with
+/// [`AFTER_KEY`]; answers the `(offset, key)` of every record it saw.
+fn watch_live(log: &FileLog, topic: &str) -> tokio::task::JoinHandle<Vec<(u64, u64)>> {
+    let log = log.clone();
+    let subscriptions = vec![Subscription {
+        topic: Topic::from(topic),
+    }];
+    tokio::spawn(async move {
+        let mut records = log.scoped_subscribe("live", vec![], subscriptions, None);
+        let mut seen = Vec::new();
+        while let Ok(Some(r)) = tokio::time::timeout(Duration::from_secs(5), records.next()).await {
+            seen.push((r.offset, r.key));
+            if r.key == AFTER_KEY {
+                break;
+            }
+        }
+        seen
+    })
+}
+
+/// Checks that a live subscriber saw acknowledged records only, in order: a failed write
+/// that was momentarily in the file must not have reached it (its offset is reused).
+fn assert_seen_only_acknowledged(seen: &[(u64, u64)], acked: &[(u64, u64)]) {
+    assert_eq!(
+        seen.last().map(|(_, k)| *k),
+        Some(AFTER_KEY),
+        "the live subscriber stopped early; it saw {} records, the last {:?}",
+        seen.len(),
+        &seen[seen.len().saturating_sub(5)..]
+    );
+    let acked: BTreeSet<(u64, u64)> = acked.iter().copied().collect();
+    let unacknowledged: Vec<_> = seen.iter().filter(|r| !acked.contains(r)).collect();
+    assert!(
+        unacknowledged.is_empty(),
+        "a live subscriber saw records that were never acknowledged: {unacknowledged:?}"
+    );
+    assert_eq!(
+        seen.iter().map(|(o, _)| *o).collect::<Vec<_>>(),
+        (0..seen.len() as u64).collect::<Vec<_>>(),
+        "a live subscriber saw a gap or a repeat"
+    );
+}
+
 // ---- RLIMIT_FSIZE ----
 
 /// The child: produces under a 64 KiB file size limit until every producer failed, checks
@@ -198,6 +264,22 @@ async fn child_file_size_limit() {
     match log.produce_with_cause(record("t", AFTER_KEY)).await {
         Ok(o) => println!("after {} {AFTER_KEY}", o.offset),
         Err(e) => println!("not-recovered {e}"),
+    }
+    // Again and again: the first produce after the fault clears must never meet the
+    // writer that failed.
+    let file = Path::new(&std::env::var(CHILD_ROOT).unwrap()).join("t");
+    for round in 0..ROUNDS {
+        let len = fs::metadata(&file).unwrap().len();
+        faults::set_soft_limit(Limit::FileSize, Some(len)).unwrap();
+        if let Ok(o) = log.produce_with_cause(record("t", AFTER_KEY - 1)).await {
+            println!("unexpectedly-produced {}", o.offset);
+        }
+        faults::set_soft_limit(Limit::FileSize, None).unwrap();
+        let key = 10_000_000 + round;
+        match log.produce_with_cause(record("t", key)).await {
+            Ok(o) => println!("after {} {key}", o.offset),
+            Err(e) => println!("not-recovered {e}"),
+        }
     }
 }
 
@@ -238,16 +320,20 @@ async fn a_file_size_limit_fails_produce_and_loses_nothing_acknowledged() {
         lines.iter().any(|l| l.starts_with("still-failing")),
         "{lines:?}"
     );
+    assert!(
+        !lines.iter().any(|l| l.starts_with("unexpectedly-produced")),
+        "{lines:?}"
+    );
     let after = pairs(&lines, "after ");
     assert_eq!(
         after.len(),
-        1,
-        "no produce after the limit was lifted: {lines:?}"
+        1 + ROUNDS as usize,
+        "a produce failed after the limit was lifted: {lines:?}"
     );
     let last_acked = acked.iter().map(|(o, _)| *o).max().unwrap();
     assert_eq!(
-        after[0].0,
-        last_acked + 1,
+        after.iter().map(|(o, _)| *o).collect::<Vec<_>>(),
+        (last_acked + 1..=last_acked + 1 + ROUNDS).collect::<Vec<_>>(),
         "an offset repeats or was skipped"
     );
     println!(
@@ -318,7 +404,7 @@ async fn a_read_only_folder_fails_produce_until_it_is_writable_again() {
         drop(log);
         dir.set_read_only(true);
 
-        let log = FileLog::new(dir.path());
+        let mut log = FileLog::new(dir.path());
         for key in 10..13 {
             let produced = log.produce_with_cause(record("t", key)).await;
             assert!(produced.is_err(), "produced into a read-only folder");
@@ -332,6 +418,9 @@ async fn a_read_only_folder_fails_produce_until_it_is_writable_again() {
         assert_eq!(after, 10, "an offset repeats or was skipped");
         acked.push((after, AFTER_KEY));
         assert_eq!(log.produce(record("new", 0)).await.unwrap().offset, 0);
+        // Writers hold their files until closed, and the folder is unmounted at the end.
+        log.close_topic(&Topic::from("t"));
+        log.close_topic(&Topic::from("new"));
         drop(log);
         assert_holds_exactly(&dir.path(), "t", &acked).await;
     }
@@ -350,7 +439,8 @@ async fn a_full_file_system_fails_produce_and_loses_nothing_acknowledged() {
         let filler = fs.path().join("filler");
         fs::write(&filler, vec![0u8; 256 * 1024]).unwrap();
         {
-            let log = FileLog::new(&root).with_durability(durability);
+            let mut log = FileLog::new(&root).with_durability(durability);
+            let live = watch_live(&log, "t");
             let mut acked = produce_until_failure(&log, "t").await;
             assert!(acked.len() > 1000, "too few acknowledged: {}", acked.len());
             let error = log
@@ -369,11 +459,15 @@ async fn a_full_file_system_fails_produce_and_loses_nothing_acknowledged() {
             let after = log.produce(record("t", AFTER_KEY)).await.unwrap().offset;
             assert_eq!(after, last_acked + 1, "an offset repeats or was skipped");
             acked.push((after, AFTER_KEY));
+            let seen = live.await.unwrap();
+            assert_seen_only_acknowledged(&seen, &acked);
+            log.close_topic(&Topic::from("t"));
             drop(log);
-            let reopened = FileLog::new(&root).with_durability(durability);
+            let mut reopened = FileLog::new(&root).with_durability(durability);
             let again = reopened.produce(record("t", 7)).await.unwrap().offset;
             assert_eq!(again, after + 1, "an offset repeats after reopening");
             acked.push((again, 7));
+            reopened.close_topic(&Topic::from("t"));
             drop(reopened);
             println!(
                 "  full file system ({durability:?}): {} records acknowledged, all read back; \
@@ -484,4 +578,54 @@ async fn running_out_of_descriptors_fails_produce_without_spinning_and_recovers(
             .map(|r| (r.offset, r.key)),
     );
     assert_eq!(read, BTreeSet::from([(0, AFTER_KEY)]));
+}
+
+// ---- a tail cut off under a reader ----
+
+/// A failed write (or a crashed writer) leaves part of a record at the end of the file; a
+/// subscriber reads that part and waits for the rest. The next writer cuts it off and
+/// writes a different, longer record there: the subscriber must read the new record, not
+/// the old part joined to the new bytes.
+async fn a_subscriber_that_read_part_of_a_cut_off_tail_reads_what_replaced_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("t");
+    let mut log = FileLog::new(dir.path());
+    log.produce(record("t", 0)).await.unwrap();
+    let start = fs::metadata(&file).unwrap().len();
+    log.produce(record("t", 1)).await.unwrap();
+    let part = fs::read(&file).unwrap()[start as usize..start as usize + 20].to_vec();
+    log.close_topic(&Topic::from("t"));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut f = fs::OpenOptions::new().append(true).open(&file).unwrap();
+    std::io::Write::write_all(&mut f, &part).unwrap();
+    drop(f);
+
+    let subscriber = log.clone();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let reading = tokio::spawn(async move {
+        let subscriptions = vec![Subscription {
+            topic: Topic::from("t"),
+        }];
+        let mut records = subscriber.scoped_subscribe("reader", vec![], subscriptions, None);
+        while let Some(r) = records.next().await {
+            if tx.send((r.offset, r.key)).is_err() {
+                break;
+            }
+        }
+    });
+    for expected in [(0, 0), (1, 1)] {
+        assert_eq!(rx.recv().await, Some(expected));
+    }
+    // Let the subscriber read the part and wait for the rest of it.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // A longer key makes the new record longer than the one the part began.
+    let offset = log.produce(record("t", AFTER_KEY)).await.unwrap().offset;
+    assert_eq!(offset, 2);
+    let next = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
+    assert_eq!(
+        next.ok().flatten(),
+        Some((2, AFTER_KEY)),
+        "the subscriber did not read the record that replaced the cut-off tail"
+    );
+    reading.abort();
 }

@@ -142,13 +142,16 @@ impl Tmpfs {
 impl Drop for Tmpfs {
     fn drop(&mut self) {
         let path = self.dir.path().as_os_str();
-        if let Err(e) = run("umount", [path]) {
-            // Something still holds a file open: detach now, freed once it lets go.
-            eprintln!(
-                "umount {:?} failed ({e}); detaching lazily",
-                self.dir.path()
-            );
-            let _ = run("umount", [OsStr::new("-l"), path]);
+        // Tasks of a dropped log or store may close their files a moment later.
+        for _ in 0..50 {
+            if run("umount", [path]).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // Something still holds a file open: detach now, freed once it lets go.
+        if let Err(e) = run("umount", [OsStr::new("-l"), path]) {
+            eprintln!("cannot unmount {:?}: {e}", self.dir.path());
         }
     }
 }
