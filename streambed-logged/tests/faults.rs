@@ -375,8 +375,17 @@ impl ReadOnlyDir {
         match self {
             Self::Bits(_) => {
                 use std::os::unix::fs::PermissionsExt;
-                let mode = if read_only { 0o555 } else { 0o755 };
-                fs::set_permissions(self.path(), fs::Permissions::from_mode(mode)).unwrap();
+                // The files too: a folder's bits stop only creating and removing.
+                let (dir_mode, file_mode) = if read_only {
+                    (0o555, 0o444)
+                } else {
+                    (0o755, 0o644)
+                };
+                for entry in fs::read_dir(self.path()).unwrap() {
+                    let file = entry.unwrap().path();
+                    fs::set_permissions(file, fs::Permissions::from_mode(file_mode)).unwrap();
+                }
+                fs::set_permissions(self.path(), fs::Permissions::from_mode(dir_mode)).unwrap();
             }
             Self::Mount(fs) => {
                 // The closed writer lets go of its file a moment later: busy till then.
