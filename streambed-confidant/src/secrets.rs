@@ -27,8 +27,9 @@ const DEFAULT_SECRET_TTL: Duration = Duration::from_secs(5 * 60);
 impl FileSecretStore {
     /// Reads a secret like
     /// [`get_secret`](streambed::secret_store::SecretStore::get_secret), saying why when it
-    /// fails. Failed reads are remembered (and answered from the cache) for the
-    /// unauthorized timeout.
+    /// fails. An absent or undecodable secret is remembered (and answered from the cache)
+    /// for the unauthorized timeout; a read the system refused (an I/O error such as no
+    /// descriptor left) is not, so the next call reads the file again.
     ///
     /// ```
     /// # use std::{os::unix::fs::PermissionsExt, time::Duration};
@@ -59,6 +60,9 @@ impl FileSecretStore {
             async move {
                 let unauthorized_timeout = shared.unauthorized_timeout;
                 match tokio::task::spawn_blocking(move || shared.load(&file)).await {
+                    // The system refused the read (no descriptor left, say): the file may
+                    // be readable a moment from now, so remember nothing.
+                    Ok(Err(error @ ConfidantError::Io { .. })) => Loaded::uncached(Err(error)),
                     Ok(answer) => {
                         let lease = match &answer {
                             Ok(Some(reply)) => Duration::from_secs(reply.lease_duration),

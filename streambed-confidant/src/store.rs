@@ -74,8 +74,9 @@ impl FileSecretStore {
     ///
     /// Up to `max_secrets_cached` answers are cached. A secret is cached for the
     /// humantime duration in its `ttl_field` data field (e.g. `"60m"`), else 5 minutes;
-    /// an absent secret, or one that could not be read, is remembered for
-    /// `unauthorized_timeout`. Nothing is touched until the first call.
+    /// an absent secret, or one that does not decode, is remembered for
+    /// `unauthorized_timeout` (an I/O error is not remembered). Nothing is touched until
+    /// the first call.
     ///
     /// ```
     /// use std::time::Duration;

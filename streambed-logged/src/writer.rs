@@ -117,7 +117,16 @@ pub(crate) async fn run(
                 next = rx.try_recv().ok();
             }
         }
-        if writer.commit().await.is_err() {
+        if let Err(error) = writer.commit().await {
+            // Refuse new requests before answering: a producer told of this failure that
+            // produces again must reach a new writer, which recovers the file, not this one.
+            rx.close();
+            for (reply, _) in writer.replies.drain(..) {
+                let _ = reply.send(Err(error.clone()));
+            }
+            while let Some(msg) = rx.recv().await {
+                fail(msg, &error);
+            }
             break;
         }
         writer.age_when_due().await;
@@ -161,7 +170,9 @@ impl Writer {
     }
 
     /// Writes the batch, syncs it in fsync mode, publishes it, then answers its producers.
-    async fn commit(&mut self) -> io::Result<()> {
+    /// On failure the batch is cut off again and its producers are left for the caller to
+    /// answer.
+    async fn commit(&mut self) -> Result<(), ProduceError> {
         if self.buf.is_empty() {
             return Ok(());
         }
@@ -177,11 +188,8 @@ impl Writer {
             let _ = self.file.set_len(self.len);
             let error = ProduceError::io(&self.shared.topic, "appending to the topic file", e);
             warn!("{error}");
-            for (reply, _) in self.replies.drain(..) {
-                let _ = reply.send(Err(error.clone()));
-            }
             self.buf.clear();
-            return Err(io::Error::other(error.to_string()));
+            return Err(error);
         }
         if let Err(e) = self.index.flush() {
             warn!(

@@ -1,9 +1,10 @@
-//! Test support for streambed's HTTP clients.
+//! Test support for streambed's HTTP clients and file-system backends.
 //!
 //! [`server`] runs a loopback HTTP or HTTPS server whose every answer the test scripts:
 //! status, headers, body, how the body is split into chunks, and whether the connection
 //! is cut. The Vault and Kafka clients' tests use it to stand in for servers that are slow,
-//! down, restarting or misbehaving.
+//! down, restarting or misbehaving. [`faults`] makes writes fail for the file log's and the
+//! secret store's fault tests: a full or read-only tmpfs, lowered resource limits.
 //!
 //! ```
 //! use streambed_test::server::{self, Response, StatusCode};
@@ -14,4 +15,5 @@
 
 #![warn(missing_docs)]
 
+pub mod faults;
 pub mod server;
