@@ -114,21 +114,21 @@ pub fn refused_certificate(error: &reqwest::Error) -> Option<String> {
 }
 
 /// The rustls certificate error in `error`'s chain of causes. rustls's error reaches
-/// reqwest inside an `io::Error`, whose `source()` skips the error it wraps, so that one
-/// is looked into as well.
+/// reqwest inside `io::Error`s (tokio-rustls wraps it, hyper-rustls wraps that again),
+/// whose `source()` skips the error they wrap, so the chain goes through their insides.
 fn certificate_error<'a>(error: &'a (dyn Error + 'static)) -> Option<&'a rustls::Error> {
     let mut link = Some(error);
     while let Some(current) = link {
-        let tls = current.downcast_ref::<rustls::Error>().or_else(|| {
-            current
-                .downcast_ref::<std::io::Error>()?
-                .get_ref()?
-                .downcast_ref::<rustls::Error>()
-        });
-        if let Some(tls @ rustls::Error::InvalidCertificate(_)) = tls {
+        if let Some(tls @ rustls::Error::InvalidCertificate(_)) = current.downcast_ref() {
             return Some(tls);
         }
-        link = current.source();
+        link = match current
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+        {
+            Some(wrapped) => Some(wrapped),
+            None => current.source(),
+        };
     }
     None
 }
