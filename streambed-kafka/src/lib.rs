@@ -405,9 +405,8 @@ impl CommitLog for KafkaRestCommitLog {
     /// stream (the connection cut, no answer in time, or "try later"): 31.3 s of back-off
     /// between them (eight waits from 0.1 s growing to 10 s, 20.6 s, then seven more from
     /// 0.1 s), plus the requests' own time, enough to ride out a server restarting behind a
-    /// load balancer.
-    /// An unreachable server is waited for. A group name that is empty, `.` or `..` ends
-    /// the stream before any request.
+    /// load balancer. An unreachable server is waited for. A group name that is empty, `.`
+    /// or `..` ends the stream before any request.
     fn scoped_subscribe<'a>(
         &'a self,
         consumer_group_name: &str,
