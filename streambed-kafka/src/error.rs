@@ -31,6 +31,20 @@ pub enum ClientError {
     /// The server URL cannot have a path appended (it is not an `http(s)://` URL).
     #[error("server URL {0} cannot be a base for API paths")]
     BadServerUrl(Url),
+    /// A topic or consumer group name is empty, `.` or `..`, which cannot be one segment
+    /// of an API path (it would name another path); nothing was sent.
+    #[error("{0:?} cannot be an API path segment: empty, \".\" and \"..\" are refused")]
+    BadPathSegment(String),
+    /// TLS refused the server's certificate (not trusted, expired, for another name...):
+    /// no retry cures that, so the call fails at once. Trust the server's certificate
+    /// with `server_cert`.
+    #[error("the TLS certificate of {url} was refused: {reason}")]
+    Certificate {
+        /// The URL requested.
+        url: Url,
+        /// Why the certificate was refused.
+        reason: String,
+    },
     /// A batch to produce holds records of several topics; one request serves one topic.
     #[error("records of topics {first:?} and {other:?} cannot be produced in one request")]
     MixedTopics {
@@ -69,7 +83,8 @@ pub enum ClientError {
         /// How many offsets the server answered.
         offsets: usize,
     },
-    /// The server's answer is not what the API promises.
+    /// The server's answer is not what the API promises, or larger than the client
+    /// reads.
     #[error("unexpected answer from {url}: {reason}")]
     BadReply {
         /// The URL requested.

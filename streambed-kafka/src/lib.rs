@@ -16,7 +16,9 @@ use streambed::{
         CommitLog, ConsumerOffset, ConsumerRecord, Partition, PartitionOffsets, ProducedOffset,
         ProducerError, ProducerRecord, Subscription, Topic,
     },
-    http::{self, ClientOptions, Idempotence, RetryPolicy, TryError, TryFailure},
+    http::{
+        self, ApiUrlError, BodyError, ClientOptions, Idempotence, RetryPolicy, TryError, TryFailure,
+    },
     kafka_api::{ErrorReply, ProduceReply, ProduceRequest},
 };
 use tokio_stream::Stream;
@@ -30,8 +32,10 @@ pub use error::ClientError;
 /// server is unreachable, so a service can start before its server does; wrap a call in
 /// [`tokio::time::timeout`] to bound the wait (calls are cancel-safe). A request that may
 /// have reached the server is tried at most 5 times (a produce request only when the
-/// server answered 502, 503 or 504, so that no record is appended twice): see
-/// [`streambed::http`].
+/// server answered 503, so that no record is appended twice): see [`streambed::http`].
+/// A server certificate that TLS refuses fails the call at once
+/// ([`ClientError::Certificate`]), and no answer larger than the client expects is read
+/// into memory ([`ClientError::BadReply`]).
 ///
 /// ```no_run
 /// use streambed::commit_log::{CommitLog, ProducerRecord, Topic};
@@ -63,6 +67,15 @@ pub struct KafkaRestCommitLog {
 
 /// How long one request (other than a consumer stream) may take once connected.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The largest answer read, but for a produce reply's offsets: offsets and error answers
+/// are a few hundred bytes.
+const MAX_REPLY: usize = 1024 * 1024;
+
+/// Room for each offset of a produce reply beyond [`MAX_REPLY`] (`{"offset":<u64>},` is
+/// at most 32 bytes), so that a large batch's reply is never refused after its records
+/// were appended.
+const MAX_REPLY_PER_OFFSET: usize = 64;
 
 impl KafkaRestCommitLog {
     /// Creates a client of the server at `server` (for example `http://localhost:8082`).
@@ -144,7 +157,7 @@ impl KafkaRestCommitLog {
             return Ok(None);
         }
         let response = success(response, &url).await?;
-        read_json(response, &url).await.map(Some)
+        read_json(response, &url, MAX_REPLY).await.map(Some)
     }
 
     /// Appends a record, answering its offset or why it could not be appended.
@@ -231,7 +244,8 @@ impl KafkaRestCommitLog {
         })
         .await?;
         let response = success(response, &url).await?;
-        let reply: ProduceReply = read_json(response, &url).await?;
+        let limit = MAX_REPLY.saturating_add(records.len().saturating_mul(MAX_REPLY_PER_OFFSET));
+        let reply: ProduceReply = read_json(response, &url, limit).await?;
         let mut offsets = reply.offsets;
         if offsets.len() < records.len() {
             return Err(ClientError::MissingOffsets {
@@ -250,10 +264,13 @@ impl KafkaRestCommitLog {
             .map_err(|error| ClientError::Build(Arc::clone(error)))
     }
 
-    /// The server URL with `segments` appended, each percent-encoded as needed.
+    /// The server URL with `segments` appended, each percent-encoded as needed; a
+    /// segment (a topic or group name) that is empty, `.` or `..` is refused.
     fn url(&self, segments: &[&str]) -> Result<Url, ClientError> {
-        http::api_url(&self.server, segments.iter().copied())
-            .map_err(|error| ClientError::BadServerUrl(error.0))
+        http::api_url(&self.server, segments.iter().copied()).map_err(|error| match error {
+            ApiUrlError::NotABase(server) => ClientError::BadServerUrl(server),
+            ApiUrlError::Segment(segment) => ClientError::BadPathSegment(segment),
+        })
     }
 }
 
@@ -285,6 +302,12 @@ async fn send(
                         None => Ok(response),
                     },
                     Err(error) => {
+                        if let Some(reason) = http::refused_certificate(&error) {
+                            return Err(TryError::Final(ClientError::Certificate {
+                                url: url.clone(),
+                                reason,
+                            }));
+                        }
                         let failure = TryFailure::of_error(&error);
                         let error = ClientError::Transport {
                             url: url.clone(),
@@ -311,13 +334,15 @@ async fn success(response: Response, url: &Url) -> Result<Response, ClientError>
 }
 
 /// The [`ClientError::Status`] of an answer that is not a success, with the server's
-/// explanation.
+/// explanation (or why it could not be read).
 async fn refusal(response: Response, url: &Url) -> ClientError {
     let status = response.status();
-    let body = response.bytes().await.unwrap_or_default();
-    let message = serde_json::from_slice::<ErrorReply>(&body)
-        .map(|reply| reply.message)
-        .unwrap_or_else(|_| String::from_utf8_lossy(&body).into_owned());
+    let message = match http::read_body(response, MAX_REPLY).await {
+        Ok(body) => serde_json::from_slice::<ErrorReply>(&body)
+            .map(|reply| reply.message)
+            .unwrap_or_else(|_| String::from_utf8_lossy(&body).into_owned()),
+        Err(error) => format!("({error})"),
+    };
     ClientError::Status {
         url: url.clone(),
         status: status.as_u16(),
@@ -325,16 +350,23 @@ async fn refusal(response: Response, url: &Url) -> ClientError {
     }
 }
 
+/// The JSON body of `response`, read up to `limit` bytes.
 async fn read_json<T: for<'de> Deserialize<'de>>(
     response: Response,
     url: &Url,
+    limit: usize,
 ) -> Result<T, ClientError> {
-    let body = response
-        .bytes()
+    let body = http::read_body(response, limit)
         .await
-        .map_err(|error| ClientError::Transport {
-            url: url.clone(),
-            source: Arc::new(error),
+        .map_err(|error| match error {
+            BodyError::Transport(source) => ClientError::Transport {
+                url: url.clone(),
+                source: Arc::new(source),
+            },
+            too_large @ BodyError::TooLarge { .. } => ClientError::BadReply {
+                url: url.clone(),
+                reason: too_large.to_string(),
+            },
         })?;
     serde_json::from_slice(&body).map_err(|error| ClientError::BadReply {
         url: url.clone(),
@@ -369,9 +401,12 @@ impl CommitLog for KafkaRestCommitLog {
     /// stream ends once a connected server has sent no record for that long (time spent
     /// reconnecting does not count: an outage must not look like an empty topic). A
     /// request the server refuses (4xx, such as a bad topic name) ends the stream, and so
-    /// do 5 subscription requests in a row that may have reached the server but got no
-    /// stream (the connection cut, no answer in time, or "try later"); an unreachable
-    /// server is waited for.
+    /// do 16 subscription requests in a row that may have reached the server but got no
+    /// stream (the connection cut, no answer in time, or "try later"): 31.3 s of back-off
+    /// between them (eight waits from 0.1 s growing to 10 s, 20.6 s, then seven more from
+    /// 0.1 s), plus the requests' own time, enough to ride out a server restarting behind a
+    /// load balancer. An unreachable server is waited for. A group name that is empty, `.`
+    /// or `..` ends the stream before any request.
     fn scoped_subscribe<'a>(
         &'a self,
         consumer_group_name: &str,

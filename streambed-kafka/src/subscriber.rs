@@ -6,7 +6,7 @@ use std::{collections::VecDeque, pin::Pin, time::Duration};
 use reqwest::Response;
 use streambed::{
     commit_log::{Consumer, ConsumerOffset, ConsumerRecord, Subscription},
-    http::{Idempotence, RetryPolicy, Retrying, TryFailure},
+    http::{self, Idempotence, RetryPolicy, Retrying, TryFailure},
 };
 use tokio::time::Instant;
 use tokio_stream::Stream;
@@ -16,6 +16,14 @@ use crate::{decoder::RecordDecoder, KafkaRestCommitLog};
 
 /// A connection that lasted this long was healthy: back-off starts over after it.
 const HEALTHY_CONNECTION: Duration = Duration::from_secs(10);
+
+/// How often subscribing is tried before the stream ends: more patiently than other calls
+/// (5 tries), since a subscription is meant to outlast a server restarting behind a load
+/// balancer. The Delayer's waits between 16 tries add up to 31.3 s.
+const SUBSCRIPTION_RETRIES: RetryPolicy = RetryPolicy {
+    max_sent_tries: 16,
+    max_tries: None,
+};
 
 /// The largest incomplete record the stream buffers before giving up on a connection.
 const MAX_RECORD_BYTES: usize = 16 * 1024 * 1024;
@@ -39,7 +47,7 @@ pub(crate) fn subscribe(
         connected_at: None,
         decoder: RecordDecoder::new(MAX_RECORD_BYTES),
         ready: VecDeque::new(),
-        retrying: Retrying::new(RetryPolicy::default(), Idempotence::Idempotent),
+        retrying: Retrying::new(SUBSCRIPTION_RETRIES, Idempotence::Idempotent),
     };
     Box::pin(futures_util::stream::unfold(
         subscriber,
@@ -155,7 +163,7 @@ impl Subscriber {
 
     /// Opens the stream, retrying with back-off while the server is unreachable or
     /// temporarily unavailable; `None` when the server refuses the request for good, or
-    /// fails a request that reached it as often as the retry policy allows.
+    /// fails a request that reached it as often as [`SUBSCRIPTION_RETRIES`] allows.
     async fn connect(&mut self) -> Option<Response> {
         let url = match self.log.url(&["consumers", &self.group]) {
             Ok(url) => url,
@@ -207,8 +215,11 @@ impl Subscriber {
                     Ok(Err(error)) => match TryFailure::of_error(&error) {
                         Some(failure) => (failure, error.to_string()),
                         None => {
+                            let reason = http::refused_certificate(&error)
+                                .map(|reason| format!("TLS refused the certificate: {reason}"))
+                                .unwrap_or_else(|| error.to_string());
                             log::error!(
-                                "consumer {}: cannot subscribe at {url}: {error}",
+                                "consumer {}: cannot subscribe at {url}: {reason}",
                                 self.group
                             );
                             return None;
@@ -230,4 +241,22 @@ impl Subscriber {
 
 fn log_retry(group: &str, url: &Url, reason: &str) {
     log::debug!("consumer {group}: cannot subscribe at {url} ({reason}); retrying");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_subscription_gives_up_after_sixteen_failed_tries_and_31_s_of_back_off() {
+        let mut retrying = Retrying::new(SUBSCRIPTION_RETRIES, Idempotence::Idempotent);
+        let start = Instant::now();
+        while retrying.again(TryFailure::Lost).await {}
+        assert_eq!(retrying.tries(), 16);
+        let waited = start.elapsed();
+        assert!(
+            waited > Duration::from_millis(31_200) && waited < Duration::from_millis(31_400),
+            "{waited:?}"
+        );
+    }
 }

@@ -150,10 +150,14 @@ async fn a_produce_cut_after_the_server_read_it_is_not_sent_again() {
 }
 
 #[tokio::test]
-async fn a_produce_answered_with_an_internal_error_or_too_many_requests_is_not_sent_again() {
+async fn a_produce_answered_with_a_status_that_may_follow_its_append_is_not_sent_again() {
+    // A gateway that timed out (504) or got a bad answer (502) may have passed the request
+    // on to a server that appended the records.
     for status in [
         StatusCode::INTERNAL_SERVER_ERROR,
         StatusCode::TOO_MANY_REQUESTS,
+        StatusCode::BAD_GATEWAY,
+        StatusCode::GATEWAY_TIMEOUT,
     ] {
         let (server, requests) = scripted(move |_| Response::new(status));
         let log = client(&server);
@@ -171,9 +175,7 @@ async fn a_produce_answered_with_an_internal_error_or_too_many_requests_is_not_s
 #[tokio::test]
 async fn a_produce_the_server_did_not_act_on_is_sent_again_until_answered() {
     let (server, requests) = scripted(|n| match n {
-        0 => Response::new(StatusCode::BAD_GATEWAY),
-        1 => Response::new(StatusCode::SERVICE_UNAVAILABLE),
-        2 => Response::new(StatusCode::GATEWAY_TIMEOUT),
+        0..=2 => Response::new(StatusCode::SERVICE_UNAVAILABLE),
         _ => offsets_reply(&[41]),
     });
     let log = client(&server);
@@ -284,22 +286,128 @@ async fn a_reply_with_fewer_offsets_than_records_is_a_missing_offsets_error() {
 }
 
 #[tokio::test]
-async fn a_subscription_to_a_server_that_cuts_every_connection_ends_after_five_requests() {
+async fn a_subscription_to_a_server_that_cuts_every_connection_ends_after_sixteen_requests() {
     let (server, requests) = scripted(|_| Response::drop_connection());
     let log = client(&server);
     let subscriptions = vec![Subscription {
         topic: Topic::from(TOPIC),
     }];
-    let records: Vec<_> = bounded(
+    // Fifteen back-off waits of 31.3 s in all: more than `bounded` allows other calls.
+    let records: Vec<_> = tokio::time::timeout(
+        Duration::from_secs(60),
         log.scoped_subscribe("group", vec![], subscriptions, None)
             .collect::<Vec<_>>(),
     )
-    .await;
+    .await
+    .expect("the subscription hangs");
     assert!(records.is_empty());
     let consumer = (
         Method::POST,
         "/consumers/group".to_owned(),
         json!({"offsets": [], "subscriptions": [{"topic": TOPIC}]}),
     );
-    assert_eq!(seen(&requests), vec![consumer; 5]);
+    assert_eq!(seen(&requests), vec![consumer; 16]);
+}
+
+#[tokio::test]
+async fn a_subscription_outlasts_a_server_restart_of_several_seconds() {
+    // Seven cut requests take 5.5 s of back-off, past the five tries other calls get.
+    let (server, requests) = scripted(|n| match n {
+        0..=6 => Response::drop_connection(),
+        _ => {
+            let mut record = record_json(1);
+            record["offset"] = json!(5);
+            Response::new(StatusCode::OK).text(&format!("{record}\n"))
+        }
+    });
+    let log = client(&server);
+    let subscriptions = vec![Subscription {
+        topic: Topic::from(TOPIC),
+    }];
+    let mut records = log.scoped_subscribe("group", vec![], subscriptions, None);
+    let record = bounded(records.next()).await.expect("the stream ended");
+    assert_eq!(record.offset, 5);
+    assert_eq!(seen(&requests).len(), 8);
+}
+
+#[tokio::test]
+async fn a_topic_or_group_that_is_not_a_path_segment_fails_and_sends_nothing() {
+    let (server, requests) = scripted(|_| offsets_reply(&[1]));
+    let log = client(&server);
+    for topic in ["..", ".", ""] {
+        let record = ProducerRecord {
+            topic: Topic::from(topic),
+            ..record(1)
+        };
+        let error = bounded(log.produce_with_cause(record)).await.unwrap_err();
+        assert!(
+            matches!(&error, ClientError::BadPathSegment(segment) if segment == topic),
+            "{topic:?}: {error:?}"
+        );
+        assert!(error.to_string().contains(&format!("{topic:?}")), "{error}");
+        assert!(matches!(
+            bounded(log.offsets_with_cause(Topic::from(topic), 0)).await,
+            Err(ClientError::BadPathSegment(_))
+        ));
+    }
+    let subscriptions = vec![Subscription {
+        topic: Topic::from(TOPIC),
+    }];
+    let records: Vec<_> = bounded(
+        log.scoped_subscribe("..", vec![], subscriptions, None)
+            .collect::<Vec<_>>(),
+    )
+    .await;
+    assert!(records.is_empty());
+    assert_eq!(seen(&requests), vec![]);
+}
+
+/// A body of `size` bytes of JSON whitespace, sent in 64 KiB chunks and then held open.
+fn endless_reply(status: StatusCode, size: usize) -> Response {
+    let chunk = vec![b' '; 64 * 1024];
+    Response::new(status).chunks_then(
+        std::iter::repeat_n(chunk, size.div_ceil(64 * 1024)),
+        Duration::ZERO,
+        server::AfterChunks::HoldOpen,
+    )
+}
+
+#[tokio::test]
+async fn a_reply_over_the_size_limit_is_an_error_before_the_server_ends_it() {
+    const OVER: usize = 3 * 1024 * 1024;
+    let (server, _requests) = scripted(|_| endless_reply(StatusCode::OK, OVER));
+    let log = client(&server);
+    let error = bounded(log.offsets_with_cause(Topic::from(TOPIC), 0))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, ClientError::BadReply { reason, .. } if reason.contains("larger than")),
+        "{error:?}"
+    );
+    let error = bounded(log.produce_with_cause(record(1)))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, ClientError::BadReply { reason, .. } if reason.contains("larger than")),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_refusal_over_the_size_limit_is_reported_without_its_body() {
+    let (server, _requests) =
+        scripted(|_| Response::new(StatusCode::BAD_REQUEST).bytes(vec![b'x'; 3 * 1024 * 1024]));
+    let log = client(&server);
+    let error = bounded(log.produce_with_cause(record(1)))
+        .await
+        .unwrap_err();
+    match &error {
+        ClientError::Status {
+            status, message, ..
+        } => {
+            assert_eq!(*status, 400);
+            assert!(message.contains("larger than"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
 }

@@ -5,8 +5,10 @@ use std::{error::Error as _, sync::Arc, time::Duration};
 
 use log::debug;
 use metrics::counter;
-use reqwest::{Client, RequestBuilder, Response, StatusCode, Url};
-use streambed::http::{self, Idempotence, RetryPolicy, TryError, TryFailure};
+use reqwest::{Client, RequestBuilder, StatusCode, Url};
+use streambed::http::{
+    self, ApiUrlError, BodyError, Idempotence, RetryPolicy, TryError, TryFailure,
+};
 
 use crate::VaultError;
 
@@ -98,23 +100,6 @@ fn describe(error: &reqwest::Error) -> String {
     text
 }
 
-async fn read_body(mut response: Response) -> Result<Vec<u8>, VaultError> {
-    let mut body = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|e| VaultError::Unavailable(describe(&e)))?
-    {
-        if body.len() + chunk.len() > MAX_REPLY {
-            return Err(VaultError::InvalidReply(format!(
-                "answer larger than {MAX_REPLY} bytes"
-            )));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
-}
-
 impl Calls {
     /// Calls with `client` to the server at `server`; `max_attempts` bounds the tries of
     /// a call in all (else an unreachable server is waited for indefinitely).
@@ -137,8 +122,10 @@ impl Calls {
         fixed: &[&'a str],
         tail: impl IntoIterator<Item = &'a str>,
     ) -> Result<Url, VaultError> {
-        http::api_url(&self.base, fixed.iter().copied().chain(tail))
-            .map_err(|_| VaultError::InvalidServerUrl(self.base.to_string()))
+        http::api_url(&self.base, fixed.iter().copied().chain(tail)).map_err(|error| match error {
+            ApiUrlError::NotABase(_) => VaultError::InvalidServerUrl(self.base.to_string()),
+            ApiUrlError::Segment(segment) => VaultError::InvalidPathSegment(segment),
+        })
     }
 
     /// Sends the request that `request` builds until the server gives an answer that is
@@ -164,6 +151,11 @@ impl Calls {
                     let response = match attempt.await {
                         Ok(response) => response,
                         Err(error) => {
+                            if let Some(reason) = http::refused_certificate(&error) {
+                                return Err(TryError::Final(VaultError::Certificate(format!(
+                                    "{url}: {reason}"
+                                ))));
+                            }
                             let Some(failure) = TryFailure::of_error(&error) else {
                                 return Err(TryError::Final(VaultError::Client(Arc::new(error))));
                             };
@@ -175,16 +167,20 @@ impl Calls {
                         }
                     };
                     let status = response.status();
-                    let body = match read_body(response).await {
+                    let body = match http::read_body(response, MAX_REPLY).await {
                         Ok(body) => body,
-                        Err(VaultError::Unavailable(reason)) => {
+                        Err(BodyError::Transport(error)) => {
                             counter!(UNAVAILABLES).increment(1);
                             return Err(TryError::Failed(
                                 TryFailure::Lost,
-                                VaultError::Unavailable(format!("{url}: {reason}")),
+                                VaultError::Unavailable(format!("{url}: {}", describe(&error))),
                             ));
                         }
-                        Err(failure) => return Err(TryError::Final(failure)),
+                        Err(too_large @ BodyError::TooLarge { .. }) => {
+                            return Err(TryError::Final(VaultError::InvalidReply(format!(
+                                "{url}: {too_large}"
+                            ))));
+                        }
                     };
                     let reply = Reply { status, body };
                     match TryFailure::of_status(status) {
@@ -255,6 +251,19 @@ mod tests {
             calls("mailto:vault@example.com").url(&["v1"], ["x"]),
             Err(VaultError::InvalidServerUrl(_))
         ));
+    }
+
+    #[test]
+    fn a_component_that_would_change_the_path_is_an_error() {
+        for component in ["", ".", ".."] {
+            assert!(
+                matches!(
+                    calls("http://localhost:8200").url(&["v1", "secret", "data"], [component]),
+                    Err(VaultError::InvalidPathSegment(c)) if c == component
+                ),
+                "{component:?}"
+            );
+        }
     }
 
     #[test]

@@ -49,6 +49,15 @@ pub enum VaultError {
     /// The server URL cannot have the API's path appended (such as a `mailto:` URL).
     #[error("the server URL {0} cannot carry an API path")]
     InvalidServerUrl(String),
+    /// An API path component is empty, `.` or `..`, which would name another path;
+    /// nothing was sent. (Secret paths and user names are checked before, by
+    /// [`streambed::secret_path`].)
+    #[error("{0:?} cannot be an API path segment: empty, \".\" and \"..\" are refused")]
+    InvalidPathSegment(String),
+    /// TLS refused the server's certificate (not trusted, expired, for another name...):
+    /// no retry cures that, so the call fails at once. Holds the URL and why.
+    #[error("the secret store's TLS certificate was refused: {0}")]
+    Certificate(String),
     /// The HTTP client could not be set up.
     #[error("cannot set up the HTTP client: {0}")]
     Client(#[source] Arc<reqwest::Error>),

@@ -182,3 +182,24 @@ async fn an_unreachable_server_is_waited_for_beyond_five_tries() {
     assert!(bounded(login).await.unwrap().is_ok());
     assert_eq!(*seen.lock().unwrap(), vec!["/v1/auth/approle/login"]);
 }
+
+#[tokio::test]
+async fn an_answer_over_the_size_limit_fails_once_without_waiting_for_its_end() {
+    let (server, requests) = scripted(|_| {
+        let chunk = vec![b' '; 64 * 1024];
+        Response::new(StatusCode::OK).chunks_then(
+            std::iter::repeat_n(chunk, 32),
+            Duration::ZERO,
+            server::AfterChunks::HoldOpen,
+        )
+    });
+    let ss = store(server_url(&server));
+    let error = bounded(ss.try_approle_auth("role", "secret"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, VaultError::InvalidReply(message) if message.contains("larger than")),
+        "{error:?}"
+    );
+    assert_eq!(seen(&requests), vec![login_request()]);
+}
