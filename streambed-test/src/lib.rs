@@ -3,7 +3,8 @@
 //! [`server`] runs a loopback HTTP or HTTPS server whose every answer the test scripts:
 //! status, headers, body, how the body is split into chunks, and whether the connection
 //! is cut. The Vault and Kafka clients' tests use it to stand in for servers that are slow,
-//! down, restarting or misbehaving.
+//! down, restarting or misbehaving. [`records`] builds the commit log records that the
+//! tests and benches of the logs, the server and the clients write.
 //!
 //! ```
 //! use streambed_test::server::{self, Response, StatusCode};
@@ -14,4 +15,5 @@
 
 #![warn(missing_docs)]
 
+pub mod records;
 pub mod server;
