@@ -25,6 +25,12 @@ fn streaming_server() -> (Server, std::sync::mpsc::Receiver<BodySender>) {
 }
 
 /// The body chunks of a GET of the server's root, as the client received them.
+/// The body of a GET of `url`, which must answer.
+async fn get_text(client: &reqwest::Client, url: &str) -> String {
+    let response = client.get(url).send().await.unwrap();
+    response.text().await.unwrap()
+}
+
 async fn received_chunks(server: &Server) -> Vec<reqwest::Result<Vec<u8>>> {
     client()
         .get(server.url())
@@ -243,15 +249,7 @@ async fn stopping_closes_open_connections_and_the_port_can_be_reused() {
         Response::new(StatusCode::OK).text("back")
     })
     .unwrap();
-    let text = client()
-        .get(again.url())
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert_eq!(text, "back");
+    assert_eq!(get_text(&client(), &again.url()).await, "back");
 }
 
 #[tokio::test]
@@ -264,15 +262,7 @@ async fn https_serves_a_certificate_the_client_can_trust() {
         .add_root_certificate(certificate)
         .build()
         .unwrap();
-    let text = client
-        .get(server.url())
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert_eq!(text, "secure");
+    assert_eq!(get_text(&client, &server.url()).await, "secure");
     // Without trusting it, the same request fails verification.
     assert!(reqwest::Client::new()
         .get(server.url())
