@@ -14,14 +14,7 @@ use tokio_stream::StreamExt;
 const BIG: u64 = 1_000_000;
 
 fn record(topic: &str, key: u64) -> ProducerRecord {
-    ProducerRecord {
-        topic: Topic::from(topic),
-        headers: vec![],
-        timestamp: None,
-        key,
-        value: b"0123456789".to_vec(),
-        partition: 0,
-    }
+    streambed_test::records::record(topic, key, b"0123456789".as_slice())
 }
 
 fn rss_kib() -> Option<u64> {

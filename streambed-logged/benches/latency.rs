@@ -24,15 +24,8 @@ fn now_nanos() -> u64 {
 }
 
 fn record(key: u64) -> ProducerRecord {
-    ProducerRecord {
-        topic: Topic::from("latency"),
-        headers: vec![],
-        timestamp: None,
-        key,
-        // When the record was handed to `produce`, as the wall clock both processes share.
-        value: now_nanos().to_le_bytes().to_vec(),
-        partition: 0,
-    }
+    // When the record was handed to `produce`, as the wall clock both processes share.
+    streambed_test::records::record("latency", key, now_nanos().to_le_bytes())
 }
 
 fn latency_of(value: &[u8]) -> u64 {

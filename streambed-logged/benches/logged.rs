@@ -21,14 +21,7 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 fn record(value_size: usize, key: u64) -> ProducerRecord {
-    ProducerRecord {
-        topic: Topic::from("bench"),
-        headers: vec![],
-        timestamp: None,
-        key,
-        value: vec![b'x'; value_size],
-        partition: 0,
-    }
+    streambed_test::records::record("bench", key, vec![b'x'; value_size])
 }
 
 async fn produce_all(log: &FileLog, value_size: usize) {

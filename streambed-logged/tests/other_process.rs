@@ -17,14 +17,7 @@ use tokio_stream::StreamExt;
 const GUARD: Duration = Duration::from_secs(30);
 
 fn record(topic: &str, key: u64) -> ProducerRecord {
-    ProducerRecord {
-        topic: Topic::from(topic),
-        headers: vec![],
-        timestamp: None,
-        key,
-        value: key.to_le_bytes().to_vec(),
-        partition: 0,
-    }
+    streambed_test::records::record(topic, key, key.to_le_bytes())
 }
 
 fn main() {

@@ -19,15 +19,8 @@ const BATCH_SIZE: u64 = 100;
 const LATENCY_SAMPLES: usize = 2_000;
 
 fn record(topic: &str, key: u64) -> ProducerRecord {
-    ProducerRecord {
-        topic: Topic::from(topic),
-        headers: vec![],
-        timestamp: None,
-        key,
-        // A typical small sensor reading.
-        value: vec![0x5a; 64],
-        partition: 0,
-    }
+    // A typical small sensor reading.
+    streambed_test::records::record(topic, key, vec![0x5a; 64])
 }
 
 fn subscription(topic: &str) -> Vec<Subscription> {

@@ -44,14 +44,7 @@ const TOPIC: &str = "default:events";
 const PATIENCE: Duration = Duration::from_secs(20);
 
 fn record(key: u64) -> ProducerRecord {
-    ProducerRecord {
-        topic: Topic::from(TOPIC),
-        headers: vec![],
-        timestamp: None,
-        key,
-        value: format!("value {key}").into_bytes(),
-        partition: 0,
-    }
+    streambed_test::records::record(TOPIC, key, format!("value {key}"))
 }
 
 fn subscription() -> Vec<Subscription> {
