@@ -10,7 +10,7 @@ use streambed::commit_log::{
 };
 use streambed_kafka::KafkaRestCommitLog;
 use streambed_server::ServerConfig;
-use tokio_stream::StreamExt;
+use tokio_stream::{Stream, StreamExt};
 
 mod backend {
     //! The log behind the server in these tests: the server's default, a `FileLog`.
@@ -60,6 +60,24 @@ async fn produce_keys(server: url::Url, keys: std::ops::Range<u64>) {
     }
 }
 
+/// The stream's next record, which must come within [`PATIENCE`].
+async fn next_record(stream: &mut (impl Stream<Item = ConsumerRecord> + Unpin)) -> ConsumerRecord {
+    let next = tokio::time::timeout(PATIENCE, stream.next()).await;
+    next.expect("a record within the patience")
+        .expect("an open stream")
+}
+
+/// Receives from `stream` into `received` until it holds `count` records.
+async fn receive_until(
+    stream: &mut (impl Stream<Item = ConsumerRecord> + Unpin),
+    received: &mut Vec<ConsumerRecord>,
+    count: usize,
+) {
+    while received.len() < count {
+        received.push(next_record(stream).await);
+    }
+}
+
 fn keys_and_offsets(records: &[ConsumerRecord]) -> Vec<(u64, u64)> {
     records.iter().map(|r| (r.key, r.offset)).collect()
 }
@@ -82,23 +100,13 @@ async fn a_second_client_consumes_the_history_then_live_records() {
     let consumer = KafkaRestCommitLog::new(server.url(), None, false);
     let mut stream = consumer.scoped_subscribe("readers", vec![], subscription(), None);
     let mut received = Vec::new();
-    while received.len() < 10 {
-        received.push(
-            tokio::time::timeout(PATIENCE, stream.next())
-                .await
-                .unwrap()
-                .unwrap(),
-        );
-    }
+    receive_until(&mut stream, &mut received, 10).await;
     assert_eq!(keys_and_offsets(&received), expected(0..10));
     assert_eq!(received[3].value, b"value 3");
 
     for key in 10..15 {
         producer.produce(record(key)).await.unwrap();
-        let live = tokio::time::timeout(PATIENCE, stream.next())
-            .await
-            .unwrap()
-            .unwrap();
+        let live = next_record(&mut stream).await;
         assert_eq!((live.key, live.offset), (key, key));
     }
     drop(stream);
@@ -119,28 +127,14 @@ async fn a_consumer_resumes_without_loss_or_duplicates_across_server_restarts() 
     let mut stream = client.scoped_subscribe("restarts", offsets, subscription(), None);
     let mut received = Vec::new();
     produce_keys(server.url(), 0..5).await;
-    while received.len() < 3 {
-        received.push(
-            tokio::time::timeout(PATIENCE, stream.next())
-                .await
-                .unwrap()
-                .unwrap(),
-        );
-    }
+    receive_until(&mut stream, &mut received, 3).await;
 
     // A graceful restart: the server ends the stream, the client reconnects.
     server.stop().await;
     backend.reopen();
     let server = TestServer::start_on(address, backend.log.clone(), ServerConfig::default()).await;
     produce_keys(server.url(), 5..10).await;
-    while received.len() < 8 {
-        received.push(
-            tokio::time::timeout(PATIENCE, stream.next())
-                .await
-                .unwrap()
-                .unwrap(),
-        );
-    }
+    receive_until(&mut stream, &mut received, 8).await;
 
     // A crash: connections drop mid-stream; records are appended meanwhile.
     server.kill().await;
@@ -150,14 +144,7 @@ async fn a_consumer_resumes_without_loss_or_duplicates_across_server_restarts() 
     }
     let server = TestServer::start_on(address, backend.log.clone(), ServerConfig::default()).await;
     produce_keys(server.url(), 13..15).await;
-    while received.len() < 13 {
-        received.push(
-            tokio::time::timeout(PATIENCE, stream.next())
-                .await
-                .unwrap()
-                .unwrap(),
-        );
-    }
+    receive_until(&mut stream, &mut received, 13).await;
 
     assert_eq!(keys_and_offsets(&received), expected(2..15));
     // Nothing more is pending: no duplicate arrives late.
