@@ -3,17 +3,14 @@
 //! connections or says "try later", that a produce is never sent twice once it may have
 //! been appended, and which offsets a produce answers.
 
-use std::{
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::time::Duration;
 
 use serde_json::json;
 use streambed::commit_log::{CommitLog, ProducedOffset, ProducerRecord, Subscription, Topic};
 use streambed_kafka::{ClientError, KafkaRestCommitLog};
 use streambed_test::{
     records,
-    server::{self, json_body, Method, Request, Response, Script, Server, StatusCode},
+    server::{self, json_body, Method, Response, Script, Server, StatusCode},
 };
 use tokio_stream::StreamExt;
 
@@ -189,18 +186,13 @@ async fn a_produce_waits_for_an_unreachable_server_beyond_five_tries() {
     // Back-off waits 0.1, 0.19, 0.37, 0.72 and 1.39 s: six refused tries by 2.5 s.
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert!(!produce.is_finished());
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let log = Arc::clone(&seen);
-    let _server = server::http_on(addr, move |request: Request| {
-        log.lock().unwrap().push(request.uri().path().to_owned());
-        async { offsets_reply(&[3]) }
-    })
-    .unwrap();
+    let script = Script::answering(|_| offsets_reply(&[3]));
+    let _server = server::http_on(addr, script.handler()).unwrap();
     assert_eq!(
         bounded(produce).await.unwrap(),
         Ok(ProducedOffset { offset: 3 })
     );
-    assert_eq!(*seen.lock().unwrap(), vec![format!("/topics/{TOPIC}")]);
+    assert_eq!(seen(&script), vec![produce_request(&[1])]);
 }
 
 #[tokio::test]

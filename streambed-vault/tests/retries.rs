@@ -3,17 +3,12 @@
 //! `streambed-test`: a call that may have reached the server is tried five times and then
 //! fails naming the URL; only an unreachable server is waited for indefinitely.
 
-use std::{
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::time::Duration;
 
 use reqwest::Url;
 use serde_json::json;
 use streambed::secret_store::SecretStore;
-use streambed_test::server::{
-    self, json_body, Method, Request, Response, Script, Server, StatusCode,
-};
+use streambed_test::server::{self, json_body, Method, Response, Script, Server, StatusCode};
 use streambed_vault::{VaultError, VaultSecretStore};
 
 const TOKEN: &str = "hvs.retries";
@@ -158,13 +153,8 @@ async fn an_unreachable_server_is_waited_for_beyond_five_tries() {
     // Back-off waits 0.1, 0.19, 0.37, 0.72 and 1.39 s: six refused tries by 2.5 s.
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert!(!login.is_finished());
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let log = Arc::clone(&seen);
-    let _server = server::http_on(addr, move |request: Request| {
-        log.lock().unwrap().push(request.uri().path().to_owned());
-        async { login_reply() }
-    })
-    .unwrap();
+    let script = Script::answering(|_| login_reply());
+    let _server = server::http_on(addr, script.handler()).unwrap();
     assert!(bounded(login).await.unwrap().is_ok());
-    assert_eq!(*seen.lock().unwrap(), vec!["/v1/auth/approle/login"]);
+    assert_eq!(seen(&script), vec![login_request()]);
 }
