@@ -40,6 +40,16 @@ mod backend {
 
 const TOPIC: &str = "default:events";
 
+/// A server of `backend`'s log on a free port, with the default settings.
+async fn serve(backend: &backend::Backend) -> TestServer {
+    TestServer::start(backend.log.clone(), ServerConfig::default()).await
+}
+
+/// A Kafka client of `server`, as a service would make one.
+fn client_of(server: &TestServer) -> KafkaRestCommitLog {
+    KafkaRestCommitLog::new(server.url(), None, false)
+}
+
 /// Ends a test that would otherwise hang on a lost record.
 const PATIENCE: Duration = Duration::from_secs(20);
 
@@ -89,15 +99,15 @@ fn expected(range: std::ops::Range<u64>) -> Vec<(u64, u64)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_client_consumes_the_history_then_live_records() {
     let backend = backend::new();
-    let server = TestServer::start(backend.log.clone(), ServerConfig::default()).await;
-    let producer = KafkaRestCommitLog::new(server.url(), None, false);
+    let server = serve(&backend).await;
+    let producer = client_of(&server);
     for key in 0..10 {
         assert_eq!(producer.produce(record(key)).await.unwrap().offset, key);
     }
     let offsets = producer.offsets(Topic::from(TOPIC), 0).await.unwrap();
     assert_eq!((offsets.beginning_offset, offsets.end_offset), (0, 9));
 
-    let consumer = KafkaRestCommitLog::new(server.url(), None, false);
+    let consumer = client_of(&server);
     let mut stream = consumer.scoped_subscribe("readers", vec![], subscription(), None);
     let mut received = Vec::new();
     receive_until(&mut stream, &mut received, 10).await;
@@ -116,9 +126,9 @@ async fn a_second_client_consumes_the_history_then_live_records() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_consumer_resumes_without_loss_or_duplicates_across_server_restarts() {
     let mut backend = backend::new();
-    let server = TestServer::start(backend.log.clone(), ServerConfig::default()).await;
+    let server = serve(&backend).await;
     let address = server.address;
-    let client = KafkaRestCommitLog::new(server.url(), None, false);
+    let client = client_of(&server);
     let offsets = vec![ConsumerOffset {
         topic: Topic::from(TOPIC),
         partition: 0,
@@ -162,15 +172,15 @@ async fn a_hundred_concurrent_consumers_each_see_every_record() {
     const CONSUMERS: usize = 100;
     const RECORDS: u64 = 40;
     let backend = backend::new();
-    let server = TestServer::start(backend.log.clone(), ServerConfig::default()).await;
-    let client = KafkaRestCommitLog::new(server.url(), None, false);
+    let server = serve(&backend).await;
+    let client = client_of(&server);
     for key in 0..RECORDS / 2 {
         client.produce(record(key)).await.unwrap();
     }
 
     let consumers: Vec<_> = (0..CONSUMERS)
         .map(|n| {
-            let client = KafkaRestCommitLog::new(server.url(), None, false);
+            let client = client_of(&server);
             tokio::spawn(async move {
                 let stream =
                     client.scoped_subscribe(&format!("c{n}"), vec![], subscription(), None);
@@ -197,8 +207,8 @@ async fn a_hundred_concurrent_consumers_each_see_every_record() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_consumer_of_the_whole_history_ends_after_the_last_record() {
     let backend = backend::new();
-    let server = TestServer::start(backend.log.clone(), ServerConfig::default()).await;
-    let client = KafkaRestCommitLog::new(server.url(), None, false);
+    let server = serve(&backend).await;
+    let client = client_of(&server);
     for key in 0..20 {
         client.produce(record(key)).await.unwrap();
     }
