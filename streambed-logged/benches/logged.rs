@@ -50,30 +50,22 @@ fn bench_value_size(c: &mut Criterion, name: &str, value_size: usize) {
     group.measurement_time(Duration::from_secs(5));
     group.throughput(Throughput::Elements(RECORDS));
 
-    group.bench_function("produce", |b| {
-        b.iter_with_setup(
-            || tempfile::tempdir().unwrap(),
-            |dir| {
-                rt.block_on(produce_all(&FileLog::new(dir.path()), value_size));
-                dir
-            },
-        )
-    });
-
     let multi = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
-    group.bench_function("produce (2-thread runtime)", |b| {
-        b.iter_with_setup(
-            || tempfile::tempdir().unwrap(),
-            |dir| {
-                multi.block_on(produce_all(&FileLog::new(dir.path()), value_size));
-                dir
-            },
-        )
-    });
+    for (name, runtime) in [("produce", &rt), ("produce (2-thread runtime)", &multi)] {
+        group.bench_function(name, |b| {
+            b.iter_with_setup(
+                || tempfile::tempdir().unwrap(),
+                |dir| {
+                    runtime.block_on(produce_all(&FileLog::new(dir.path()), value_size));
+                    dir
+                },
+            )
+        });
+    }
 
     // As services run: the producer is a task on the runtime's workers, not the thread
     // that called `block_on` (which makes every hand-over a cross-thread wake-up).
