@@ -40,9 +40,12 @@ mod backend {
 
 const TOPIC: &str = "default:events";
 
-/// A server of `backend`'s log on a free port, with the default settings.
-async fn serve(backend: &backend::Backend) -> TestServer {
-    TestServer::start(backend.log.clone(), ServerConfig::default()).await
+/// A new log, a server of it on a free port with the default settings, and a client.
+async fn started() -> (backend::Backend, TestServer, KafkaRestCommitLog) {
+    let backend = backend::new();
+    let server = TestServer::start(backend.log.clone(), ServerConfig::default()).await;
+    let client = client_of(&server);
+    (backend, server, client)
 }
 
 /// A Kafka client of `server`, as a service would make one.
@@ -98,9 +101,7 @@ fn expected(range: std::ops::Range<u64>) -> Vec<(u64, u64)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_client_consumes_the_history_then_live_records() {
-    let backend = backend::new();
-    let server = serve(&backend).await;
-    let producer = client_of(&server);
+    let (_backend, server, producer) = started().await;
     for key in 0..10 {
         assert_eq!(producer.produce(record(key)).await.unwrap().offset, key);
     }
@@ -125,10 +126,8 @@ async fn a_second_client_consumes_the_history_then_live_records() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_consumer_resumes_without_loss_or_duplicates_across_server_restarts() {
-    let mut backend = backend::new();
-    let server = serve(&backend).await;
+    let (mut backend, server, client) = started().await;
     let address = server.address;
-    let client = client_of(&server);
     let offsets = vec![ConsumerOffset {
         topic: Topic::from(TOPIC),
         partition: 0,
@@ -171,9 +170,7 @@ async fn a_consumer_resumes_without_loss_or_duplicates_across_server_restarts() 
 async fn a_hundred_concurrent_consumers_each_see_every_record() {
     const CONSUMERS: usize = 100;
     const RECORDS: u64 = 40;
-    let backend = backend::new();
-    let server = serve(&backend).await;
-    let client = client_of(&server);
+    let (_backend, server, client) = started().await;
     for key in 0..RECORDS / 2 {
         client.produce(record(key)).await.unwrap();
     }
@@ -206,9 +203,7 @@ async fn a_hundred_concurrent_consumers_each_see_every_record() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_consumer_of_the_whole_history_ends_after_the_last_record() {
-    let backend = backend::new();
-    let server = serve(&backend).await;
-    let client = client_of(&server);
+    let (_backend, server, client) = started().await;
     for key in 0..20 {
         client.produce(record(key)).await.unwrap();
     }
