@@ -4,7 +4,8 @@
 //! status, headers, body, how the body is split into chunks, and whether the connection
 //! is cut. The Vault and Kafka clients' tests use it to stand in for servers that are slow,
 //! down, restarting or misbehaving. [`records`] builds the commit log records that the
-//! tests and benches of the logs, the server and the clients write.
+//! tests and benches of the logs, the server and the clients write. [`process`] runs the
+//! command-line tools in their tests.
 //!
 //! ```
 //! use streambed_test::server::{self, Response, StatusCode};
@@ -15,5 +16,6 @@
 
 #![warn(missing_docs)]
 
+pub mod process;
 pub mod records;
 pub mod server;
