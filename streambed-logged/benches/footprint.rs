@@ -96,14 +96,7 @@ async fn big_topic() {
     let fresh = FileLog::new(dir.path());
     let cpu = cpu_secs();
     let started = Instant::now();
-    let subscriptions = vec![Subscription {
-        topic: Topic::from("big"),
-    }];
-    let n = fresh
-        .scoped_subscribe("bench", vec![], subscriptions, None)
-        .take(BIG as usize)
-        .fold(0u64, |n, _| n + 1)
-        .await;
+    let n = streambed_test::records::count_first(&fresh, "big", BIG).await;
     let elapsed = started.elapsed().as_secs_f64();
     println!(
         "consumed {n} records from the start in {elapsed:.2} s ({:.0} records/s, {:.1} MB/s){}",

@@ -7,9 +7,8 @@
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use streambed::commit_log::{CommitLog, ProducerRecord, Subscription, Topic};
+use streambed::commit_log::{CommitLog, ProducerRecord};
 use streambed_logged::FileLog;
-use tokio_stream::StreamExt;
 
 const RECORDS: u64 = 30_000;
 
@@ -31,14 +30,7 @@ async fn produce_all(log: &FileLog, value_size: usize) {
 }
 
 async fn consume_all(log: &FileLog) {
-    let subscriptions = vec![Subscription {
-        topic: Topic::from("bench"),
-    }];
-    let n = log
-        .scoped_subscribe("bench", vec![], subscriptions, None)
-        .take(RECORDS as usize)
-        .fold(0u64, |n, _| n + 1)
-        .await;
+    let n = streambed_test::records::count_first(log, "bench", RECORDS).await;
     assert_eq!(n, RECORDS);
 }
 

@@ -177,19 +177,8 @@ async fn acknowledged_records_survive_sigkill(mode: &str) {
         end >= max_acknowledged,
         "end {end} < acknowledged {max_acknowledged}"
     );
-    let subscriptions = vec![Subscription {
-        topic: Topic::from("t"),
-    }];
-    let offsets: Vec<u64> = log
-        .scoped_subscribe(
-            "check",
-            vec![],
-            subscriptions,
-            Some(Duration::from_millis(300)),
-        )
-        .map(|r| r.offset)
-        .collect()
-        .await;
+    let history = streambed_test::records::read_topic(&log, "t", Duration::from_millis(300)).await;
+    let offsets: Vec<u64> = history.iter().map(|r| r.offset).collect();
     assert_eq!(offsets, (0..=end).collect::<Vec<_>>());
     assert_eq!(log.produce(record("t", 0)).await.unwrap().offset, end + 1);
 }
