@@ -110,11 +110,7 @@ async fn other_process() {
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = streambed_test::runtime::two_workers();
     if std::env::var("LOGGED_LATENCY_CHILD").is_ok() {
         rt.block_on(child());
         return;

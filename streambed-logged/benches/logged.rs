@@ -12,13 +12,6 @@ use streambed_logged::FileLog;
 
 const RECORDS: u64 = 30_000;
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 fn record(value_size: usize, key: u64) -> ProducerRecord {
     streambed_test::records::record("bench", key, vec![b'x'; value_size])
 }
@@ -35,18 +28,14 @@ async fn consume_all(log: &FileLog) {
 }
 
 fn bench_value_size(c: &mut Criterion, name: &str, value_size: usize) {
-    let rt = runtime();
+    let rt = streambed_test::runtime::current_thread();
     let mut group = c.benchmark_group(name);
     group.sample_size(10);
     group.warm_up_time(Duration::from_secs(1));
     group.measurement_time(Duration::from_secs(5));
     group.throughput(Throughput::Elements(RECORDS));
 
-    let multi = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let multi = streambed_test::runtime::two_workers();
     for (name, runtime) in [("produce", &rt), ("produce (2-thread runtime)", &multi)] {
         group.bench_function(name, |b| {
             b.iter_with_setup(

@@ -21,11 +21,7 @@ fn record(topic: &str, key: u64) -> ProducerRecord {
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = streambed_test::runtime::two_workers();
     match std::env::var("LOGGED_CHILD").as_deref() {
         Ok("tail") => runtime.block_on(child_tail()),
         Ok("produce") => runtime.block_on(child_produce(Durability::Fsync)),

@@ -34,11 +34,7 @@ fn per_second(count: u64, elapsed: Duration) -> f64 {
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = streambed_test::runtime::two_workers();
     runtime.block_on(run());
 }
 

@@ -5,7 +5,8 @@
 //! is cut. The Vault and Kafka clients' tests use it to stand in for servers that are slow,
 //! down, restarting or misbehaving. [`records`] builds the commit log records that the
 //! tests and benches of the logs, the server and the clients write. [`process`] runs the
-//! command-line tools in their tests.
+//! command-line tools in their tests; [`runtime`] builds the tokio runtimes of benches and
+//! of tests with their own `main`.
 //!
 //! ```
 //! use streambed_test::server::{self, Response, StatusCode};
@@ -18,4 +19,5 @@
 
 pub mod process;
 pub mod records;
+pub mod runtime;
 pub mod server;

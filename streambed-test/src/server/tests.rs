@@ -274,10 +274,7 @@ async fn https_serves_a_certificate_the_client_can_trust() {
 #[test]
 #[should_panic(expected = "test server handler panicked: boom")]
 fn a_handler_panic_fails_the_test_when_the_server_drops() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = crate::runtime::current_thread();
     let server = http(|_| async { panic!("boom") });
     let status =
         runtime.block_on(async { client().get(server.url()).send().await.unwrap().status() });
@@ -288,10 +285,7 @@ fn a_handler_panic_fails_the_test_when_the_server_drops() {
 #[test]
 #[should_panic(expected = "request beyond the script: GET /again")]
 fn a_request_beyond_the_script_fails_the_test_when_the_server_drops() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = crate::runtime::current_thread();
     let script = Script::new([Response::new(StatusCode::OK)]);
     let server = http(script.handler());
     runtime.block_on(async {
