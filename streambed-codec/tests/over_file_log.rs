@@ -4,13 +4,11 @@ use std::{collections::HashMap, os::unix::fs::PermissionsExt, path::Path, time::
 
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
-use streambed::{
-    commit_log::{CommitLog, Subscription, Topic},
-    secret_store::{SecretData, SecretStore},
-};
+use streambed::secret_store::{SecretData, SecretStore};
 use streambed_codec::{Cbor, CborEncrypted, Codec, CommitLogExt};
 use streambed_confidant::FileSecretStore;
 use streambed_logged::FileLog;
+use streambed_test::records::read_topic;
 
 #[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
 enum Event {
@@ -54,18 +52,8 @@ async fn secret_store(dir: &Path) -> FileSecretStore {
 }
 
 async fn raw_values(log: &FileLog, topic: &str) -> Vec<Vec<u8>> {
-    let subscriptions = vec![Subscription {
-        topic: Topic::from(topic),
-    }];
-    log.scoped_subscribe(
-        "raw",
-        vec![],
-        subscriptions,
-        Some(Duration::from_millis(200)),
-    )
-    .map(|record| record.value)
-    .collect()
-    .await
+    let history = read_topic(log, topic, Duration::from_millis(200)).await;
+    history.into_iter().map(|record| record.value).collect()
 }
 
 #[tokio::test]

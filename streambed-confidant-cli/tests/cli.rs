@@ -2,7 +2,6 @@
 
 use std::{
     fs,
-    io::Write,
     os::unix::fs::PermissionsExt,
     path::Path,
     process::{Command, Output, Stdio},
@@ -10,6 +9,7 @@ use std::{
 
 use base64::{engine::general_purpose::STANDARD, Engine};
 use streambed::crypto;
+use streambed_test::process::output_with_stdin;
 
 const ROOT_SECRET_HEX: &str = "1800af9b273e4b9ea71ec723426933a4";
 const KEY_PATH: &str = "default/my-secret-path";
@@ -40,25 +40,15 @@ fn setup() -> Setup {
 }
 
 fn confidant(setup: &Setup, args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_confidant"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_confidant"));
+    command
         .env_remove("CREDENTIALS_DIRECTORY")
         .arg("--credentials-directory")
         .arg(&setup.credentials)
         .arg("--root-path")
         .arg(&setup.root)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+        .args(args);
+    output_with_stdin(&mut command, stdin.as_bytes())
 }
 
 fn text(bytes: &[u8]) -> String {

@@ -25,43 +25,34 @@ fn get_secret(c: &mut Criterion) {
         ]),
     };
 
-    let cached = FileSecretStore::new(
-        root.path(),
-        &[1; 16],
-        Duration::from_secs(60),
-        100,
-        Some("ttl"),
-    );
-    // A store that caches nothing reads the file on every call.
-    let uncached = FileSecretStore::new(
-        root.path(),
-        &[1; 16],
-        Duration::from_secs(60),
-        0,
-        Some("ttl"),
-    );
+    // The same store but for the cache: one that caches nothing reads the file on every call.
+    let store = |max_secrets_cached| {
+        FileSecretStore::new(
+            root.path(),
+            &[1; 16],
+            Duration::from_secs(60),
+            max_secrets_cached,
+            Some("ttl"),
+        )
+    };
+    let cached = store(100);
+    let uncached = store(0);
     runtime
         .block_on(cached.create_secret("default/secrets.key", data))
         .expect("create");
 
     let mut group = c.benchmark_group("get_secret");
     group.throughput(Throughput::Elements(1));
-    group.bench_function("cached", |b| {
-        b.iter(|| {
-            runtime
-                .block_on(cached.get_secret("default/secrets.key"))
-                .expect("read")
-                .expect("present")
-        })
-    });
-    group.bench_function("uncached", |b| {
-        b.iter(|| {
-            runtime
-                .block_on(uncached.get_secret("default/secrets.key"))
-                .expect("read")
-                .expect("present")
-        })
-    });
+    for (name, ss) in [("cached", &cached), ("uncached", &uncached)] {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                runtime
+                    .block_on(ss.get_secret("default/secrets.key"))
+                    .expect("read")
+                    .expect("present")
+            })
+        });
+    }
     group.finish();
 }
 

@@ -43,6 +43,18 @@ fn store(root: &Path, max_secrets_cached: usize) -> FileSecretStore {
     )
 }
 
+/// A store of a new private root, caching up to `max_secrets_cached` reads.
+fn private_store(max_secrets_cached: usize) -> (tempfile::TempDir, FileSecretStore) {
+    let root = private_root();
+    let ss = store(root.path(), max_secrets_cached);
+    (root, ss)
+}
+
+/// Writes the secret `pairs` at `path`, which must succeed.
+async fn write(ss: &FileSecretStore, path: &str, pairs: &[(&str, &str)]) {
+    ss.create_secret(path, secret(pairs)).await.unwrap();
+}
+
 fn secret(pairs: &[(&str, &str)]) -> SecretData {
     SecretData {
         data: pairs
@@ -120,11 +132,8 @@ async fn a_secret_file_built_by_hand_from_the_spec_is_read() {
 
 #[tokio::test]
 async fn a_written_secret_decrypts_by_hand_to_the_spec_layout() {
-    let root = private_root();
-    let ss = store(root.path(), 10);
-    ss.create_secret("k", secret(&[("value", "abc")]))
-        .await
-        .unwrap();
+    let (root, ss) = private_store(10);
+    write(&ss, "k", &[("value", "abc")]).await;
     let mut bytes = fs::read(root.path().join("k")).unwrap();
     let (salt, body) = bytes.split_at_mut(12);
     crypto::decrypt(body, &ROOT_SECRET, &salt.try_into().unwrap());
@@ -133,18 +142,13 @@ async fn a_written_secret_decrypts_by_hand_to_the_spec_layout() {
 
 #[tokio::test]
 async fn the_lease_comes_from_the_ttl_field() {
-    let root = private_root();
-    let ss = store(root.path(), 10);
-    ss.create_secret("s", secret(&[("value", "v"), ("ttl", "60m")]))
-        .await
-        .unwrap();
+    let (_root, ss) = private_store(10);
+    write(&ss, "s", &[("value", "v"), ("ttl", "60m")]).await;
     assert_eq!(
         ss.get_secret("s").await.unwrap().unwrap().lease_duration,
         3600
     );
-    ss.create_secret("bad-ttl", secret(&[("ttl", "soon")]))
-        .await
-        .unwrap();
+    write(&ss, "bad-ttl", &[("ttl", "soon")]).await;
     assert_eq!(
         ss.get_secret("bad-ttl")
             .await
@@ -166,8 +170,7 @@ async fn an_absent_secret_is_none() {
 
 #[tokio::test]
 async fn a_token_made_by_hand_is_accepted_until_tampered_or_expired() {
-    let root = private_root();
-    let ss = store(root.path(), 10);
+    let (_root, ss) = private_store(10);
     let data = format!(
         r#"{{"username":"bob","expires":{}}}"#,
         now_millis() + 60_000
@@ -214,8 +217,7 @@ async fn a_token_made_by_hand_is_accepted_until_tampered_or_expired() {
 
 #[tokio::test]
 async fn users_log_in_with_tokens_laid_out_as_the_spec_says() {
-    let root = private_root();
-    let ss = store(root.path(), 10);
+    let (root, ss) = private_store(10);
     ss.approle_auth("role", "secret").await.unwrap();
     ss.userpass_create_update_user("mitchellh", "mitchellh", "foo")
         .await
@@ -264,8 +266,7 @@ async fn users_log_in_with_tokens_laid_out_as_the_spec_says() {
 
 #[tokio::test]
 async fn a_password_change_and_a_rename_apply_at_once() {
-    let root = private_root();
-    let ss = store(root.path(), 10);
+    let (root, ss) = private_store(10);
     ss.userpass_create_update_user("ann", "ann", "one")
         .await
         .unwrap();
@@ -312,8 +313,7 @@ async fn reading_a_path_the_store_can_never_hold_is_absent_not_refused() {
 
 #[tokio::test]
 async fn malformed_password_records_are_refused_without_panicking() {
-    let root = private_root();
-    let ss = store(root.path(), 10);
+    let (_root, ss) = private_store(10);
     for (user, password) in [("short", "00ff"), ("nothex", "zz"), ("empty", "")] {
         ss.create_secret(
             &format!("auth/userpass/users/{user}"),
@@ -326,19 +326,14 @@ async fn malformed_password_records_are_refused_without_panicking() {
             Err(Error::Unauthorized)
         );
     }
-    ss.create_secret("auth/userpass/users/nofield", secret(&[]))
-        .await
-        .unwrap();
+    write(&ss, "auth/userpass/users/nofield", &[]).await;
     assert!(ss.userpass_auth("nofield", "").await.is_err());
 }
 
 #[tokio::test]
 async fn any_group_or_other_bit_on_the_root_refuses_every_call() {
-    let root = private_root();
-    let ss = store(root.path(), 10);
-    ss.create_secret("s", secret(&[("value", "v")]))
-        .await
-        .unwrap();
+    let (root, ss) = private_store(10);
+    write(&ss, "s", &[("value", "v")]).await;
     ss.userpass_create_update_user("u", "u", "p").await.unwrap();
     let token = ss.userpass_auth("u", "p").await.unwrap().auth.client_token;
 
@@ -378,11 +373,8 @@ async fn a_missing_root_refuses_every_call() {
 
 #[tokio::test]
 async fn secret_files_and_new_directories_carry_the_root_mode() {
-    let root = private_root();
-    let ss = store(root.path(), 10);
-    ss.create_secret("dir/sub/s", secret(&[("value", "v")]))
-        .await
-        .unwrap();
+    let (root, ss) = private_store(10);
+    write(&ss, "dir/sub/s", &[("value", "v")]).await;
     let mode = |p: &str| fs::metadata(root.path().join(p)).unwrap().mode() & 0o7777;
     assert_eq!(mode("dir/sub/s"), 0o700);
     assert_eq!(mode("dir"), 0o700);
@@ -403,12 +395,9 @@ async fn secret_files_and_new_directories_carry_the_root_mode() {
 
 #[tokio::test]
 async fn an_overwrite_replaces_the_file_whole_and_leaves_no_stale_bytes() {
-    let root = private_root();
-    let ss = store(root.path(), 10);
+    let (root, ss) = private_store(10);
     let long = "x".repeat(500);
-    ss.create_secret("d/s", secret(&[("value", &long)]))
-        .await
-        .unwrap();
+    write(&ss, "d/s", &[("value", &long)]).await;
     let file = root.path().join("d/s");
     let before = fs::metadata(&file).unwrap();
 
@@ -417,9 +406,7 @@ async fn an_overwrite_replaces_the_file_whole_and_leaves_no_stale_bytes() {
     fs::hard_link(&file, &link).unwrap();
     let old_bytes = fs::read(&link).unwrap();
 
-    ss.create_secret("d/s", secret(&[("value", "short")]))
-        .await
-        .unwrap();
+    write(&ss, "d/s", &[("value", "short")]).await;
     let after = fs::metadata(&file).unwrap();
     assert_ne!(
         before.ino(),
@@ -504,8 +491,7 @@ async fn paths_and_user_names_that_would_leave_the_root_are_refused() {
 
 #[tokio::test]
 async fn corrupt_or_truncated_files_are_errors_not_panics() {
-    let root = private_root();
-    let ss = store(root.path(), 100);
+    let (root, ss) = private_store(100);
     let whole = file_by_hand("value", "a value long enough to be cut", &ROOT_SECRET);
     for len in 0..whole.len() {
         let path = format!("cut/{len}");
@@ -537,12 +523,9 @@ async fn corrupt_or_truncated_files_are_errors_not_panics() {
 
 #[tokio::test]
 async fn the_cache_holds_at_most_max_secrets_cached_and_evicts_the_least_recent() {
-    let root = private_root();
-    let ss = store(root.path(), 2);
+    let (_root, ss) = private_store(2);
     for name in ["a", "b", "c"] {
-        ss.create_secret(name, secret(&[("value", name)]))
-            .await
-            .unwrap();
+        write(&ss, name, &[("value", name)]).await;
     }
     for name in ["a", "b", "a", "c"] {
         ss.get_secret(name).await.unwrap().unwrap();
@@ -558,14 +541,9 @@ async fn the_cache_holds_at_most_max_secrets_cached_and_evicts_the_least_recent(
 
 #[tokio::test(start_paused = true)]
 async fn cached_secrets_expire_at_their_lease() {
-    let root = private_root();
-    let ss = store(root.path(), 10);
-    ss.create_secret("ttl", secret(&[("ttl", "60s")]))
-        .await
-        .unwrap();
-    ss.create_secret("default", secret(&[("value", "v")]))
-        .await
-        .unwrap();
+    let (_root, ss) = private_store(10);
+    write(&ss, "ttl", &[("ttl", "60s")]).await;
+    write(&ss, "default", &[("value", "v")]).await;
 
     ss.get_secret("ttl").await.unwrap();
     ss.get_secret("default").await.unwrap();
@@ -588,8 +566,7 @@ async fn cached_secrets_expire_at_their_lease() {
 
 #[tokio::test(start_paused = true)]
 async fn an_unauthorized_answer_is_remembered_for_the_unauthorized_timeout() {
-    let root = private_root();
-    let ss = store(root.path(), 10);
+    let (root, ss) = private_store(10);
     write_by_hand(root.path(), "s", b"short");
     assert_eq!(ss.get_secret("s").await, Err(Error::Unauthorized));
 
@@ -609,13 +586,10 @@ async fn an_unauthorized_answer_is_remembered_for_the_unauthorized_timeout() {
 
 #[tokio::test]
 async fn a_write_is_visible_to_the_next_read_of_every_prepared_store() {
-    let root = private_root();
-    let ss = store(root.path(), 10);
+    let (_root, ss) = private_store(10);
     let user_ss = FileSecretStore::with_new_auth_prepared(&ss);
     assert_eq!(ss.get_secret("s").await, Ok(None)); // absence is cached
-    ss.create_secret("s", secret(&[("value", "1")]))
-        .await
-        .unwrap();
+    write(&ss, "s", &[("value", "1")]).await;
     assert_eq!(
         user_ss.get_secret("s").await.unwrap().unwrap().data,
         secret(&[("value", "1")])
@@ -642,8 +616,7 @@ async fn poll_once<F: Future + ?Sized>(future: Pin<&mut F>) {
 
 #[tokio::test]
 async fn concurrent_readers_of_an_uncached_secret_cause_one_file_read() {
-    let root = private_root();
-    let ss = store(root.path(), 10);
+    let (root, ss) = private_store(10);
     // A FIFO holds the one file read open until every reader has asked.
     let fifo = root.path().join("slow");
     let made = std::process::Command::new("mkfifo")
@@ -722,9 +695,7 @@ fn tokens_and_secrets_of_the_same_root_secret_work_across_stores() {
     let token = runtime.block_on(async {
         let ss = store(root.path(), 10);
         ss.userpass_create_update_user("u", "u", "p").await.unwrap();
-        ss.create_secret("s", secret(&[("value", "v")]))
-            .await
-            .unwrap();
+        write(&ss, "s", &[("value", "v")]).await;
         ss.userpass_auth("u", "p").await.unwrap().auth.client_token
     });
     drop(runtime);
@@ -743,8 +714,7 @@ fn tokens_and_secrets_of_the_same_root_secret_work_across_stores() {
 
 #[tokio::test]
 async fn create_if_absent_never_replaces_an_existing_secret() {
-    let root = private_root();
-    let ss = store(root.path(), 10);
+    let (root, ss) = private_store(10);
     assert!(ss
         .try_create_secret_if_absent("k/key", secret(&[("value", "first")]))
         .await
@@ -766,11 +736,8 @@ async fn create_if_absent_never_replaces_an_existing_secret() {
 
 #[tokio::test]
 async fn a_write_cut_short_before_its_rename_leaves_the_old_secret_whole() {
-    let root = private_root();
-    let ss = store(root.path(), 0);
-    ss.create_secret("s", secret(&[("value", "old")]))
-        .await
-        .unwrap();
+    let (root, ss) = private_store(0);
+    write(&ss, "s", &[("value", "old")]).await;
     // What a crash mid-write leaves: a partial temporary file beside the secret.
     let new_bytes = file_by_hand("value", "new", &ROOT_SECRET);
     fs::write(
@@ -782,9 +749,7 @@ async fn a_write_cut_short_before_its_rename_leaves_the_old_secret_whole() {
         ss.get_secret("s").await.unwrap().unwrap().data,
         secret(&[("value", "old")])
     );
-    ss.create_secret("s", secret(&[("value", "new")]))
-        .await
-        .unwrap();
+    write(&ss, "s", &[("value", "new")]).await;
     assert_eq!(
         ss.get_secret("s").await.unwrap().unwrap().data,
         secret(&[("value", "new")])

@@ -3,15 +3,15 @@
 //! connections or says "try later", that a produce is never sent twice once it may have
 //! been appended, and which offsets a produce answers.
 
-use std::{
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::time::Duration;
 
 use serde_json::json;
 use streambed::commit_log::{CommitLog, ProducedOffset, ProducerRecord, Subscription, Topic};
 use streambed_kafka::{ClientError, KafkaRestCommitLog};
-use streambed_test::server::{self, Method, Request, Response, Server, StatusCode};
+use streambed_test::{
+    records,
+    server::{self, json_body, Method, Response, Script, Server, StatusCode},
+};
 use tokio_stream::StreamExt;
 
 const TOPIC: &str = "default:readings";
@@ -20,27 +20,9 @@ const TOPIC: &str = "default:readings";
 type Seen = (Method, String, serde_json::Value);
 
 /// A server that records every request and answers the n-th (from 0) with `answer(n)`.
-fn scripted(
-    answer: impl Fn(usize) -> Response + Send + Sync + 'static,
-) -> (Server, Arc<Mutex<Vec<Seen>>>) {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let log = Arc::clone(&seen);
-    let server = server::http(move |request: Request| {
-        let body = if request.body().is_empty() {
-            serde_json::Value::Null
-        } else {
-            serde_json::from_slice(request.body()).unwrap()
-        };
-        let mut log = log.lock().unwrap();
-        log.push((
-            request.method().clone(),
-            request.uri().path().to_owned(),
-            body,
-        ));
-        let response = answer(log.len() - 1);
-        async move { response }
-    });
-    (server, seen)
+fn scripted(answer: impl Fn(usize) -> Response + Send + Sync + 'static) -> (Server, Script) {
+    let script = Script::answering(answer);
+    (server::http(script.handler()), script)
 }
 
 fn client(server: &Server) -> KafkaRestCommitLog {
@@ -48,14 +30,7 @@ fn client(server: &Server) -> KafkaRestCommitLog {
 }
 
 fn record(key: u64) -> ProducerRecord {
-    ProducerRecord {
-        topic: Topic::from(TOPIC),
-        headers: vec![],
-        timestamp: None,
-        key,
-        value: b"21.5".to_vec(),
-        partition: 0,
-    }
+    records::record(TOPIC, key, b"21.5".as_slice())
 }
 
 fn record_json(key: u64) -> serde_json::Value {
@@ -85,8 +60,13 @@ fn offsets_reply(offsets: &[u64]) -> Response {
     Response::json(&json!({ "offsets": offsets }))
 }
 
-fn seen(requests: &Mutex<Vec<Seen>>) -> Vec<Seen> {
-    requests.lock().unwrap().clone()
+fn seen(script: &Script) -> Vec<Seen> {
+    let requests = script.requests();
+    let seen = requests.iter().map(|request| {
+        let path = request.uri().path().to_owned();
+        (request.method().clone(), path, json_body(request))
+    });
+    seen.collect()
 }
 
 /// Every test here must end on its own: a hang is the failure it guards against.
@@ -208,18 +188,13 @@ async fn a_produce_waits_for_an_unreachable_server_beyond_five_tries() {
     // Back-off waits 0.1, 0.19, 0.37, 0.72 and 1.39 s: six refused tries by 2.5 s.
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert!(!produce.is_finished());
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let log = Arc::clone(&seen);
-    let _server = server::http_on(addr, move |request: Request| {
-        log.lock().unwrap().push(request.uri().path().to_owned());
-        async { offsets_reply(&[3]) }
-    })
-    .unwrap();
+    let script = Script::answering(|_| offsets_reply(&[3]));
+    let _server = server::http_on(addr, script.handler()).unwrap();
     assert_eq!(
         bounded(produce).await.unwrap(),
         Ok(ProducedOffset { offset: 3 })
     );
-    assert_eq!(*seen.lock().unwrap(), vec![format!("/topics/{TOPIC}")]);
+    assert_eq!(seen(&script), vec![produce_request(&[1])]);
 }
 
 #[tokio::test]

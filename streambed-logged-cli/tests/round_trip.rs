@@ -1,27 +1,16 @@
 //! Runs the `logged` binary: records produced from a file come back out of `subscribe`.
 
 use std::{
-    io::Write,
     path::Path,
-    process::{Command, Output, Stdio},
+    process::{Command, Output},
 };
 
+use streambed_test::process::output_with_stdin;
+
 fn logged(root: &Path, args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_logged"))
-        .arg("--root-path")
-        .arg(root)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut pipe = child.stdin.take().unwrap();
-    if let Some(text) = stdin {
-        pipe.write_all(text.as_bytes()).unwrap();
-    }
-    drop(pipe);
-    child.wait_with_output().unwrap()
+    let mut command = Command::new(env!("CARGO_BIN_EXE_logged"));
+    command.arg("--root-path").arg(root).args(args);
+    output_with_stdin(&mut command, stdin.unwrap_or_default().as_bytes())
 }
 
 fn record(topic: &str, key: u64, value_base64: &str) -> String {

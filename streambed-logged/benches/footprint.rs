@@ -14,14 +14,7 @@ use tokio_stream::StreamExt;
 const BIG: u64 = 1_000_000;
 
 fn record(topic: &str, key: u64) -> ProducerRecord {
-    ProducerRecord {
-        topic: Topic::from(topic),
-        headers: vec![],
-        timestamp: None,
-        key,
-        value: b"0123456789".to_vec(),
-        partition: 0,
-    }
+    streambed_test::records::record(topic, key, b"0123456789".as_slice())
 }
 
 fn rss_kib() -> Option<u64> {
@@ -103,14 +96,7 @@ async fn big_topic() {
     let fresh = FileLog::new(dir.path());
     let cpu = cpu_secs();
     let started = Instant::now();
-    let subscriptions = vec![Subscription {
-        topic: Topic::from("big"),
-    }];
-    let n = fresh
-        .scoped_subscribe("bench", vec![], subscriptions, None)
-        .take(BIG as usize)
-        .fold(0u64, |n, _| n + 1)
-        .await;
+    let n = streambed_test::records::count_first(&fresh, "big", BIG).await;
     let elapsed = started.elapsed().as_secs_f64();
     println!(
         "consumed {n} records from the start in {elapsed:.2} s ({:.0} records/s, {:.1} MB/s){}",

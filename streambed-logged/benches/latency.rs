@@ -24,15 +24,8 @@ fn now_nanos() -> u64 {
 }
 
 fn record(key: u64) -> ProducerRecord {
-    ProducerRecord {
-        topic: Topic::from("latency"),
-        headers: vec![],
-        timestamp: None,
-        key,
-        // When the record was handed to `produce`, as the wall clock both processes share.
-        value: now_nanos().to_le_bytes().to_vec(),
-        partition: 0,
-    }
+    // When the record was handed to `produce`, as the wall clock both processes share.
+    streambed_test::records::record("latency", key, now_nanos().to_le_bytes())
 }
 
 fn latency_of(value: &[u8]) -> u64 {
@@ -117,11 +110,7 @@ async fn other_process() {
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = streambed_test::runtime::two_workers();
     if std::env::var("LOGGED_LATENCY_CHILD").is_ok() {
         rt.block_on(child());
         return;

@@ -7,28 +7,13 @@
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use streambed::commit_log::{CommitLog, ProducerRecord, Subscription, Topic};
+use streambed::commit_log::{CommitLog, ProducerRecord};
 use streambed_logged::FileLog;
-use tokio_stream::StreamExt;
 
 const RECORDS: u64 = 30_000;
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 fn record(value_size: usize, key: u64) -> ProducerRecord {
-    ProducerRecord {
-        topic: Topic::from("bench"),
-        headers: vec![],
-        timestamp: None,
-        key,
-        value: vec![b'x'; value_size],
-        partition: 0,
-    }
+    streambed_test::records::record("bench", key, vec![b'x'; value_size])
 }
 
 async fn produce_all(log: &FileLog, value_size: usize) {
@@ -38,49 +23,30 @@ async fn produce_all(log: &FileLog, value_size: usize) {
 }
 
 async fn consume_all(log: &FileLog) {
-    let subscriptions = vec![Subscription {
-        topic: Topic::from("bench"),
-    }];
-    let n = log
-        .scoped_subscribe("bench", vec![], subscriptions, None)
-        .take(RECORDS as usize)
-        .fold(0u64, |n, _| n + 1)
-        .await;
+    let n = streambed_test::records::count_first(log, "bench", RECORDS).await;
     assert_eq!(n, RECORDS);
 }
 
 fn bench_value_size(c: &mut Criterion, name: &str, value_size: usize) {
-    let rt = runtime();
+    let rt = streambed_test::runtime::current_thread();
     let mut group = c.benchmark_group(name);
     group.sample_size(10);
     group.warm_up_time(Duration::from_secs(1));
     group.measurement_time(Duration::from_secs(5));
     group.throughput(Throughput::Elements(RECORDS));
 
-    group.bench_function("produce", |b| {
-        b.iter_with_setup(
-            || tempfile::tempdir().unwrap(),
-            |dir| {
-                rt.block_on(produce_all(&FileLog::new(dir.path()), value_size));
-                dir
-            },
-        )
-    });
-
-    let multi = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    group.bench_function("produce (2-thread runtime)", |b| {
-        b.iter_with_setup(
-            || tempfile::tempdir().unwrap(),
-            |dir| {
-                multi.block_on(produce_all(&FileLog::new(dir.path()), value_size));
-                dir
-            },
-        )
-    });
+    let multi = streambed_test::runtime::two_workers();
+    for (name, runtime) in [("produce", &rt), ("produce (2-thread runtime)", &multi)] {
+        group.bench_function(name, |b| {
+            b.iter_with_setup(
+                || tempfile::tempdir().unwrap(),
+                |dir| {
+                    runtime.block_on(produce_all(&FileLog::new(dir.path()), value_size));
+                    dir
+                },
+            )
+        });
+    }
 
     // As services run: the producer is a task on the runtime's workers, not the thread
     // that called `block_on` (which makes every hand-over a cross-thread wake-up).

@@ -17,22 +17,11 @@ use tokio_stream::StreamExt;
 const GUARD: Duration = Duration::from_secs(30);
 
 fn record(topic: &str, key: u64) -> ProducerRecord {
-    ProducerRecord {
-        topic: Topic::from(topic),
-        headers: vec![],
-        timestamp: None,
-        key,
-        value: key.to_le_bytes().to_vec(),
-        partition: 0,
-    }
+    streambed_test::records::record(topic, key, key.to_le_bytes())
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = streambed_test::runtime::two_workers();
     match std::env::var("LOGGED_CHILD").as_deref() {
         Ok("tail") => runtime.block_on(child_tail()),
         Ok("produce") => runtime.block_on(child_produce(Durability::Fsync)),
@@ -184,19 +173,8 @@ async fn acknowledged_records_survive_sigkill(mode: &str) {
         end >= max_acknowledged,
         "end {end} < acknowledged {max_acknowledged}"
     );
-    let subscriptions = vec![Subscription {
-        topic: Topic::from("t"),
-    }];
-    let offsets: Vec<u64> = log
-        .scoped_subscribe(
-            "check",
-            vec![],
-            subscriptions,
-            Some(Duration::from_millis(300)),
-        )
-        .map(|r| r.offset)
-        .collect()
-        .await;
+    let history = streambed_test::records::read_topic(&log, "t", Duration::from_millis(300)).await;
+    let offsets: Vec<u64> = history.iter().map(|r| r.offset).collect();
     assert_eq!(offsets, (0..=end).collect::<Vec<_>>());
     assert_eq!(log.produce(record("t", 0)).await.unwrap().offset, end + 1);
 }

@@ -19,15 +19,8 @@ const BATCH_SIZE: u64 = 100;
 const LATENCY_SAMPLES: usize = 2_000;
 
 fn record(topic: &str, key: u64) -> ProducerRecord {
-    ProducerRecord {
-        topic: Topic::from(topic),
-        headers: vec![],
-        timestamp: None,
-        key,
-        // A typical small sensor reading.
-        value: vec![0x5a; 64],
-        partition: 0,
-    }
+    // A typical small sensor reading.
+    streambed_test::records::record(topic, key, vec![0x5a; 64])
 }
 
 fn subscription(topic: &str) -> Vec<Subscription> {
@@ -41,11 +34,7 @@ fn per_second(count: u64, elapsed: Duration) -> f64 {
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = streambed_test::runtime::two_workers();
     runtime.block_on(run());
 }
 

@@ -225,14 +225,7 @@ mod tests {
     use tokio_stream::StreamExt;
 
     fn record(topic: &str, key: u64) -> ProducerRecord {
-        ProducerRecord {
-            topic: Topic::from(topic),
-            headers: vec![],
-            timestamp: None,
-            key,
-            value: key.to_le_bytes().to_vec(),
-            partition: 0,
-        }
+        streambed_test::records::record(topic, key, key.to_le_bytes())
     }
 
     #[tokio::test]

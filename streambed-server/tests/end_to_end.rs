@@ -10,7 +10,7 @@ use streambed::commit_log::{
 };
 use streambed_kafka::KafkaRestCommitLog;
 use streambed_server::ServerConfig;
-use tokio_stream::StreamExt;
+use tokio_stream::{Stream, StreamExt};
 
 mod backend {
     //! The log behind the server in these tests: the server's default, a `FileLog`.
@@ -40,18 +40,24 @@ mod backend {
 
 const TOPIC: &str = "default:events";
 
+/// A new log, a server of it on a free port with the default settings, and a client.
+async fn started() -> (backend::Backend, TestServer, KafkaRestCommitLog) {
+    let backend = backend::new();
+    let server = TestServer::start(backend.log.clone(), ServerConfig::default()).await;
+    let client = client_of(&server);
+    (backend, server, client)
+}
+
+/// A Kafka client of `server`, as a service would make one.
+fn client_of(server: &TestServer) -> KafkaRestCommitLog {
+    KafkaRestCommitLog::new(server.url(), None, false)
+}
+
 /// Ends a test that would otherwise hang on a lost record.
 const PATIENCE: Duration = Duration::from_secs(20);
 
 fn record(key: u64) -> ProducerRecord {
-    ProducerRecord {
-        topic: Topic::from(TOPIC),
-        headers: vec![],
-        timestamp: None,
-        key,
-        value: format!("value {key}").into_bytes(),
-        partition: 0,
-    }
+    streambed_test::records::record(TOPIC, key, format!("value {key}"))
 }
 
 fn subscription() -> Vec<Subscription> {
@@ -67,6 +73,24 @@ async fn produce_keys(server: url::Url, keys: std::ops::Range<u64>) {
     }
 }
 
+/// The stream's next record, which must come within [`PATIENCE`].
+async fn next_record(stream: &mut (impl Stream<Item = ConsumerRecord> + Unpin)) -> ConsumerRecord {
+    let next = tokio::time::timeout(PATIENCE, stream.next()).await;
+    next.expect("a record within the patience")
+        .expect("an open stream")
+}
+
+/// Receives from `stream` into `received` until it holds `count` records.
+async fn receive_until(
+    stream: &mut (impl Stream<Item = ConsumerRecord> + Unpin),
+    received: &mut Vec<ConsumerRecord>,
+    count: usize,
+) {
+    while received.len() < count {
+        received.push(next_record(stream).await);
+    }
+}
+
 fn keys_and_offsets(records: &[ConsumerRecord]) -> Vec<(u64, u64)> {
     records.iter().map(|r| (r.key, r.offset)).collect()
 }
@@ -77,35 +101,23 @@ fn expected(range: std::ops::Range<u64>) -> Vec<(u64, u64)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_client_consumes_the_history_then_live_records() {
-    let backend = backend::new();
-    let server = TestServer::start(backend.log.clone(), ServerConfig::default()).await;
-    let producer = KafkaRestCommitLog::new(server.url(), None, false);
+    let (_backend, server, producer) = started().await;
     for key in 0..10 {
         assert_eq!(producer.produce(record(key)).await.unwrap().offset, key);
     }
     let offsets = producer.offsets(Topic::from(TOPIC), 0).await.unwrap();
     assert_eq!((offsets.beginning_offset, offsets.end_offset), (0, 9));
 
-    let consumer = KafkaRestCommitLog::new(server.url(), None, false);
+    let consumer = client_of(&server);
     let mut stream = consumer.scoped_subscribe("readers", vec![], subscription(), None);
     let mut received = Vec::new();
-    while received.len() < 10 {
-        received.push(
-            tokio::time::timeout(PATIENCE, stream.next())
-                .await
-                .unwrap()
-                .unwrap(),
-        );
-    }
+    receive_until(&mut stream, &mut received, 10).await;
     assert_eq!(keys_and_offsets(&received), expected(0..10));
     assert_eq!(received[3].value, b"value 3");
 
     for key in 10..15 {
         producer.produce(record(key)).await.unwrap();
-        let live = tokio::time::timeout(PATIENCE, stream.next())
-            .await
-            .unwrap()
-            .unwrap();
+        let live = next_record(&mut stream).await;
         assert_eq!((live.key, live.offset), (key, key));
     }
     drop(stream);
@@ -114,10 +126,8 @@ async fn a_second_client_consumes_the_history_then_live_records() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_consumer_resumes_without_loss_or_duplicates_across_server_restarts() {
-    let mut backend = backend::new();
-    let server = TestServer::start(backend.log.clone(), ServerConfig::default()).await;
+    let (mut backend, server, client) = started().await;
     let address = server.address;
-    let client = KafkaRestCommitLog::new(server.url(), None, false);
     let offsets = vec![ConsumerOffset {
         topic: Topic::from(TOPIC),
         partition: 0,
@@ -126,28 +136,14 @@ async fn a_consumer_resumes_without_loss_or_duplicates_across_server_restarts() 
     let mut stream = client.scoped_subscribe("restarts", offsets, subscription(), None);
     let mut received = Vec::new();
     produce_keys(server.url(), 0..5).await;
-    while received.len() < 3 {
-        received.push(
-            tokio::time::timeout(PATIENCE, stream.next())
-                .await
-                .unwrap()
-                .unwrap(),
-        );
-    }
+    receive_until(&mut stream, &mut received, 3).await;
 
     // A graceful restart: the server ends the stream, the client reconnects.
     server.stop().await;
     backend.reopen();
     let server = TestServer::start_on(address, backend.log.clone(), ServerConfig::default()).await;
     produce_keys(server.url(), 5..10).await;
-    while received.len() < 8 {
-        received.push(
-            tokio::time::timeout(PATIENCE, stream.next())
-                .await
-                .unwrap()
-                .unwrap(),
-        );
-    }
+    receive_until(&mut stream, &mut received, 8).await;
 
     // A crash: connections drop mid-stream; records are appended meanwhile.
     server.kill().await;
@@ -157,14 +153,7 @@ async fn a_consumer_resumes_without_loss_or_duplicates_across_server_restarts() 
     }
     let server = TestServer::start_on(address, backend.log.clone(), ServerConfig::default()).await;
     produce_keys(server.url(), 13..15).await;
-    while received.len() < 13 {
-        received.push(
-            tokio::time::timeout(PATIENCE, stream.next())
-                .await
-                .unwrap()
-                .unwrap(),
-        );
-    }
+    receive_until(&mut stream, &mut received, 13).await;
 
     assert_eq!(keys_and_offsets(&received), expected(2..15));
     // Nothing more is pending: no duplicate arrives late.
@@ -181,16 +170,14 @@ async fn a_consumer_resumes_without_loss_or_duplicates_across_server_restarts() 
 async fn a_hundred_concurrent_consumers_each_see_every_record() {
     const CONSUMERS: usize = 100;
     const RECORDS: u64 = 40;
-    let backend = backend::new();
-    let server = TestServer::start(backend.log.clone(), ServerConfig::default()).await;
-    let client = KafkaRestCommitLog::new(server.url(), None, false);
+    let (_backend, server, client) = started().await;
     for key in 0..RECORDS / 2 {
         client.produce(record(key)).await.unwrap();
     }
 
     let consumers: Vec<_> = (0..CONSUMERS)
         .map(|n| {
-            let client = KafkaRestCommitLog::new(server.url(), None, false);
+            let client = client_of(&server);
             tokio::spawn(async move {
                 let stream =
                     client.scoped_subscribe(&format!("c{n}"), vec![], subscription(), None);
@@ -216,9 +203,7 @@ async fn a_hundred_concurrent_consumers_each_see_every_record() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_consumer_of_the_whole_history_ends_after_the_last_record() {
-    let backend = backend::new();
-    let server = TestServer::start(backend.log.clone(), ServerConfig::default()).await;
-    let client = KafkaRestCommitLog::new(server.url(), None, false);
+    let (_backend, server, client) = started().await;
     for key in 0..20 {
         client.produce(record(key)).await.unwrap();
     }

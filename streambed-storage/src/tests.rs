@@ -21,13 +21,17 @@ fn state() -> State {
     }
 }
 
-async fn store_with_key(dir: &Path, key_hex: &str) -> FileSecretStore {
-    let secrets = dir.join("secrets");
+/// A new directory holding a secret store (in `secrets`) with a valid key, and the path
+/// of the state file beside it.
+async fn keyed_store() -> (tempfile::TempDir, FileSecretStore, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = dir.path().join("secrets");
     std::fs::create_dir(&secrets).unwrap();
     std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o700)).unwrap();
     let ss = FileSecretStore::new(secrets, &[9; 16], Duration::from_secs(60), 10, None);
-    set_key(&ss, key_hex).await;
-    ss
+    set_key(&ss, "000102030405060708090a0b0c0d0e0f").await;
+    let path = dir.path().join("state");
+    (dir, ss, path)
 }
 
 async fn set_key(ss: &FileSecretStore, key_hex: &str) {
@@ -67,9 +71,7 @@ async fn save(path: &Path, ss: &FileSecretStore, state: &State) -> Result<(), Bo
 
 #[tokio::test]
 async fn saved_state_loads_back() {
-    let dir = tempfile::tempdir().unwrap();
-    let ss = store_with_key(dir.path(), "000102030405060708090a0b0c0d0e0f").await;
-    let path = dir.path().join("state");
+    let (_dir, ss, path) = keyed_store().await;
     save(&path, &ss, &state()).await.unwrap();
     let on_disk = std::fs::read(&path).unwrap();
     assert!(
@@ -81,8 +83,7 @@ async fn saved_state_loads_back() {
 
 #[tokio::test]
 async fn a_missing_file_loads_the_default() {
-    let dir = tempfile::tempdir().unwrap();
-    let ss = store_with_key(dir.path(), "000102030405060708090a0b0c0d0e0f").await;
+    let (dir, ss, _) = keyed_store().await;
     assert_eq!(
         load(&dir.path().join("absent"), &ss).await.unwrap(),
         State::default()
@@ -91,9 +92,7 @@ async fn a_missing_file_loads_the_default() {
 
 #[tokio::test]
 async fn a_file_sealed_with_another_key_loads_the_default() {
-    let dir = tempfile::tempdir().unwrap();
-    let ss = store_with_key(dir.path(), "000102030405060708090a0b0c0d0e0f").await;
-    let path = dir.path().join("state");
+    let (_dir, ss, path) = keyed_store().await;
     save(&path, &ss, &state()).await.unwrap();
     set_key(&ss, "f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff").await;
     assert_eq!(load(&path, &ss).await.unwrap(), State::default());
@@ -101,8 +100,7 @@ async fn a_file_sealed_with_another_key_loads_the_default() {
 
 #[tokio::test]
 async fn an_unreadable_path_is_a_read_error() {
-    let dir = tempfile::tempdir().unwrap();
-    let ss = store_with_key(dir.path(), "000102030405060708090a0b0c0d0e0f").await;
+    let (dir, ss, _) = keyed_store().await;
     // A directory where the file should be cannot be read as one.
     let error = load(dir.path(), &ss).await.unwrap_err();
     let error = error.downcast_ref::<StorageError>().unwrap();
@@ -111,9 +109,7 @@ async fn an_unreadable_path_is_a_read_error() {
 
 #[tokio::test]
 async fn saving_without_a_key_is_an_error_and_writes_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let ss = store_with_key(dir.path(), "000102030405060708090a0b0c0d0e0f").await;
-    let path = dir.path().join("state");
+    let (_dir, ss, path) = keyed_store().await;
     let error = save_struct(
         &path,
         &ss,
@@ -134,9 +130,7 @@ async fn saving_without_a_key_is_an_error_and_writes_nothing() {
 
 #[tokio::test]
 async fn a_secret_that_is_no_key_says_what_is_wrong_and_touches_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let ss = store_with_key(dir.path(), "000102030405060708090a0b0c0d0e0f").await;
-    let path = dir.path().join("state");
+    let (_dir, ss, path) = keyed_store().await;
     save(&path, &ss, &state()).await.unwrap();
     let before = std::fs::read(&path).unwrap();
     set_key(&ss, "not a hex key").await;
@@ -162,9 +156,7 @@ async fn a_secret_that_is_no_key_says_what_is_wrong_and_touches_nothing() {
 
 #[tokio::test]
 async fn state_files_are_in_the_form_of_encrypt_struct() {
-    let dir = tempfile::tempdir().unwrap();
-    let ss = store_with_key(dir.path(), "000102030405060708090a0b0c0d0e0f").await;
-    let path = dir.path().join("state");
+    let (_dir, ss, path) = keyed_store().await;
     save(&path, &ss, &state()).await.unwrap();
     let mut on_disk = std::fs::read(&path).unwrap();
     let opened: Option<State> =
@@ -186,9 +178,7 @@ async fn state_files_are_in_the_form_of_encrypt_struct() {
 
 #[tokio::test]
 async fn saving_replaces_the_old_state_and_leaves_no_temporary_files() {
-    let dir = tempfile::tempdir().unwrap();
-    let ss = store_with_key(dir.path(), "000102030405060708090a0b0c0d0e0f").await;
-    let path = dir.path().join("state");
+    let (dir, ss, path) = keyed_store().await;
     save(&path, &ss, &state()).await.unwrap();
     let newer = State {
         readings: vec![9],
@@ -201,10 +191,8 @@ async fn saving_replaces_the_old_state_and_leaves_no_temporary_files() {
 
 #[tokio::test]
 async fn a_failed_write_names_the_file_and_leaves_what_was_there() {
-    let dir = tempfile::tempdir().unwrap();
-    let ss = store_with_key(dir.path(), "000102030405060708090a0b0c0d0e0f").await;
+    let (dir, ss, path) = keyed_store().await;
     // A non-empty directory where the state file should go: the final rename must fail.
-    let path = dir.path().join("state");
     std::fs::create_dir(&path).unwrap();
     std::fs::write(path.join("keep"), b"untouched").unwrap();
     let error = save(&path, &ss, &state()).await.unwrap_err();
@@ -224,9 +212,7 @@ async fn a_failed_write_names_the_file_and_leaves_what_was_there() {
 
 #[tokio::test]
 async fn a_state_whose_key_is_unavailable_is_an_error_not_a_fresh_start() {
-    let dir = tempfile::tempdir().unwrap();
-    let ss = store_with_key(dir.path(), "000102030405060708090a0b0c0d0e0f").await;
-    let path = dir.path().join("state");
+    let (_dir, ss, path) = keyed_store().await;
     save(&path, &ss, &state()).await.unwrap();
     let before = std::fs::read(&path).unwrap();
     let error =

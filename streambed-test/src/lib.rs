@@ -5,6 +5,9 @@
 //! is cut. The Vault and Kafka clients' tests use it to stand in for servers that are slow,
 //! down, restarting or misbehaving. [`faults`] makes writes fail for the file log's and the
 //! secret store's fault tests: a full or read-only tmpfs, lowered resource limits.
+//! [`records`] builds the commit log records that the tests and benches of the logs, the
+//! server and the clients write. [`process`] runs the command-line tools in their tests;
+//! [`runtime`] builds the tokio runtimes of benches and of tests with their own `main`.
 //!
 //! ```
 //! use streambed_test::server::{self, Response, StatusCode};
@@ -16,4 +19,7 @@
 #![warn(missing_docs)]
 
 pub mod faults;
+pub mod process;
+pub mod records;
+pub mod runtime;
 pub mod server;

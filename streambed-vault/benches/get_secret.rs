@@ -10,10 +10,7 @@ use streambed_test::server::{self, Response};
 use streambed_vault::VaultSecretStore;
 
 fn get_secret(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = streambed_test::runtime::current_thread();
     let server = server::http(|request| async move {
         // The path's last component says how long the secret may be cached.
         let ttl = request

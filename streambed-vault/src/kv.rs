@@ -80,7 +80,6 @@ impl VaultSecretStore {
             value: secret_path,
         };
         let body = json!({ "data": secret_data.data });
-        let client = &self.config.calls.client;
         // Whatever happens, even if this future is dropped while the request is under way
         // (the server may have applied it), what was cached for this path may be stale.
         let _invalidate = InvalidateOnDrop {
@@ -88,12 +87,7 @@ impl VaultSecretStore {
             key: secret_path,
         };
         let reply = self
-            .config
-            .calls
-            .send(&counted, || {
-                self.session
-                    .with_token(client.post(url.clone()).json(&body))
-            })
+            .send_with_token(&counted, |client| client.post(url.clone()).json(&body))
             .await?;
         accepted(&reply, &counted)
     }

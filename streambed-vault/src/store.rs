@@ -6,7 +6,13 @@
 
 use std::{fmt, sync::Arc};
 
-use crate::session::{Config, Session};
+use reqwest::{Client, RequestBuilder};
+
+use crate::{
+    call::{Counted, Reply},
+    session::{Config, Session},
+    VaultError,
+};
 
 /// A [`SecretStore`](streambed::secret_store::SecretStore) that talks to a HashiCorp Vault
 /// or OpenBao server over its HTTP API.
@@ -102,5 +108,19 @@ impl VaultSecretStore {
     /// nothing of whether the server still accepts it.
     pub fn is_authenticated(&self) -> bool {
         self.session.is_authenticated()
+    }
+}
+
+impl VaultSecretStore {
+    /// Sends the request that `request` builds on the store's client, carrying the token in
+    /// use, under the retry policy of every call; see `Calls::send`.
+    pub(crate) async fn send_with_token(
+        &self,
+        counted: &Counted<'_>,
+        request: impl Fn(&Client) -> RequestBuilder,
+    ) -> Result<Reply, VaultError> {
+        let calls = &self.config.calls;
+        let with_token = || self.session.with_token(request(&calls.client));
+        calls.send(counted, with_token).await
     }
 }

@@ -51,14 +51,8 @@ impl VaultSecretStore {
             value: username,
         };
         let body = CreateUpdate { username, password };
-        let client = &self.config.calls.client;
         let reply = self
-            .config
-            .calls
-            .send(&counted, || {
-                self.session
-                    .with_token(client.post(url.clone()).json(&body))
-            })
+            .send_with_token(&counted, |client| client.post(url.clone()).json(&body))
             .await?;
         accepted(&reply, &counted)
     }
@@ -93,16 +87,11 @@ impl VaultSecretStore {
             label: "userpass_create_update",
             value: username,
         };
-        let client = &self.config.calls.client;
         let mut settings = serde_json::Map::new();
         let current = if current != user {
             let current = self.config.calls.url(&USERS, [current.as_str()])?;
             let reply = self
-                .config
-                .calls
-                .send(&counted, || {
-                    self.session.with_token(client.get(current.clone()))
-                })
+                .send_with_token(&counted, |client| client.get(current.clone()))
                 .await?;
             if reply.status == StatusCode::NOT_FOUND {
                 // No such user: create the new one.
@@ -118,21 +107,12 @@ impl VaultSecretStore {
         settings.insert("password".to_string(), password.into());
         let body = serde_json::Value::Object(settings);
         let reply = self
-            .config
-            .calls
-            .send(&counted, || {
-                self.session
-                    .with_token(client.post(target.clone()).json(&body))
-            })
+            .send_with_token(&counted, |client| client.post(target.clone()).json(&body))
             .await?;
         accepted(&reply, &counted)?;
         if let Some(current) = current {
             let reply = self
-                .config
-                .calls
-                .send(&counted, || {
-                    self.session.with_token(client.delete(current.clone()))
-                })
+                .send_with_token(&counted, |client| client.delete(current.clone()))
                 .await?;
             accepted(&reply, &counted)?;
         }

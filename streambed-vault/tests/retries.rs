@@ -3,15 +3,12 @@
 //! `streambed-test`: a call that may have reached the server is tried five times and then
 //! fails naming the URL; only an unreachable server is waited for indefinitely.
 
-use std::{
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::time::Duration;
 
 use reqwest::Url;
 use serde_json::json;
 use streambed::secret_store::SecretStore;
-use streambed_test::server::{self, Method, Request, Response, Server, StatusCode};
+use streambed_test::server::{self, json_body, Method, Response, Script, Server, StatusCode};
 use streambed_vault::{VaultError, VaultSecretStore};
 
 const TOKEN: &str = "hvs.retries";
@@ -21,32 +18,9 @@ const TOKEN: &str = "hvs.retries";
 type Seen = (Method, String, Option<String>, serde_json::Value);
 
 /// A server that records every request and answers the n-th (from 0) with `answer(n)`.
-fn scripted(
-    answer: impl Fn(usize) -> Response + Send + Sync + 'static,
-) -> (Server, Arc<Mutex<Vec<Seen>>>) {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let log = Arc::clone(&seen);
-    let server = server::http(move |request: Request| {
-        let body = if request.body().is_empty() {
-            serde_json::Value::Null
-        } else {
-            serde_json::from_slice(request.body()).unwrap()
-        };
-        let token = request
-            .headers()
-            .get("x-vault-token")
-            .map(|v| v.to_str().unwrap().to_owned());
-        let mut log = log.lock().unwrap();
-        log.push((
-            request.method().clone(),
-            request.uri().path().to_owned(),
-            token,
-            body,
-        ));
-        let response = answer(log.len() - 1);
-        async move { response }
-    });
-    (server, seen)
+fn scripted(answer: impl Fn(usize) -> Response + Send + Sync + 'static) -> (Server, Script) {
+    let script = Script::answering(answer);
+    (server::http(script.handler()), script)
 }
 
 fn store(server: Url) -> VaultSecretStore {
@@ -82,8 +56,15 @@ fn read_request() -> Seen {
     )
 }
 
-fn seen(requests: &Mutex<Vec<Seen>>) -> Vec<Seen> {
-    requests.lock().unwrap().clone()
+fn seen(script: &Script) -> Vec<Seen> {
+    let requests = script.requests();
+    let seen = requests.iter().map(|request| {
+        let path = request.uri().path().to_owned();
+        let token = request.headers().get("x-vault-token");
+        let token = token.map(|v| v.to_str().unwrap().to_owned());
+        (request.method().clone(), path, token, json_body(request))
+    });
+    seen.collect()
 }
 
 /// Every test here must end on its own: a hang is the failure it guards against.
@@ -172,15 +153,10 @@ async fn an_unreachable_server_is_waited_for_beyond_five_tries() {
     // Back-off waits 0.1, 0.19, 0.37, 0.72 and 1.39 s: six refused tries by 2.5 s.
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert!(!login.is_finished());
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let log = Arc::clone(&seen);
-    let _server = server::http_on(addr, move |request: Request| {
-        log.lock().unwrap().push(request.uri().path().to_owned());
-        async { login_reply() }
-    })
-    .unwrap();
+    let script = Script::answering(|_| login_reply());
+    let _server = server::http_on(addr, script.handler()).unwrap();
     assert!(bounded(login).await.unwrap().is_ok());
-    assert_eq!(*seen.lock().unwrap(), vec!["/v1/auth/approle/login"]);
+    assert_eq!(seen(&script), vec![login_request()]);
 }
 
 #[tokio::test]

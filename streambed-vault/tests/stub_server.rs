@@ -80,6 +80,11 @@ fn value(reply: Option<streambed::secret_store::GetSecretReply>) -> Option<Strin
     reply.and_then(|r| r.data.data.get("value").cloned())
 }
 
+/// The "value" field of the secret at `path`, read through `ss`, which must answer.
+async fn read_value(ss: &VaultSecretStore, path: &str) -> Option<String> {
+    value(ss.get_secret(path).await.unwrap())
+}
+
 /// A handler that counts requests and answers with `answer(n)` for the n-th (from 0).
 fn counting<F>(
     answer: F,
@@ -113,7 +118,7 @@ async fn calls_succeed_once_a_server_that_was_down_comes_up_with_back_off_betwee
     let _server = server::http_on(addr, vault).unwrap();
     assert!(login.await.unwrap().is_ok());
     assert_eq!(
-        value(ss.get_secret("default/a").await.unwrap()),
+        read_value(&ss, "default/a").await,
         Some("default/a".to_string())
     );
     // Back-off waits 100 ms, then about 190 ms, 370 ms...: a handful of tries in 400 ms,
@@ -158,10 +163,7 @@ async fn server_errors_are_retried_until_the_server_answers() {
     });
     let server = server::http(handler);
     let ss = store(url(&server));
-    assert_eq!(
-        value(ss.get_secret("default/a").await.unwrap()),
-        Some("v".to_string())
-    );
+    assert_eq!(read_value(&ss, "default/a").await, Some("v".to_string()));
     assert_eq!(requests.load(Ordering::SeqCst), 3);
     assert_eq!(
         counters.get("ss_other_reply_failures", &[("secret_path", "default/a")]),
@@ -181,10 +183,7 @@ async fn a_dropped_connection_is_retried() {
     });
     let server = server::http(handler);
     let ss = store(url(&server));
-    assert_eq!(
-        value(ss.get_secret("default/a").await.unwrap()),
-        Some("v".to_string())
-    );
+    assert_eq!(read_value(&ss, "default/a").await, Some("v".to_string()));
     assert_eq!(requests.load(Ordering::SeqCst), 2);
 }
 
@@ -258,10 +257,7 @@ async fn a_slow_server_times_out_and_is_tried_again() {
         .build()
         .unwrap();
     let started = std::time::Instant::now();
-    assert_eq!(
-        value(ss.get_secret("default/a").await.unwrap()),
-        Some("v".to_string())
-    );
+    assert_eq!(read_value(&ss, "default/a").await, Some("v".to_string()));
     assert!(started.elapsed() < Duration::from_secs(5));
     assert_eq!(requests.load(Ordering::SeqCst), 2);
 
@@ -485,7 +481,7 @@ async fn tls_with_the_servers_certificate_trusted() {
     );
     ss.approle_auth("role", "secret").await.unwrap();
     assert_eq!(
-        value(ss.get_secret("default/a").await.unwrap()),
+        read_value(&ss, "default/a").await,
         Some("default/a".to_string())
     );
 }
@@ -550,10 +546,7 @@ async fn a_write_cancelled_in_flight_still_invalidates_the_cached_read() {
     });
     let ss = store(url(&server));
     ss.approle_auth("role", "secret").await.unwrap();
-    assert_eq!(
-        value(ss.get_secret("default/k").await.unwrap()).as_deref(),
-        Some("v1")
-    );
+    assert_eq!(read_value(&ss, "default/k").await.as_deref(), Some("v1"));
 
     let data = SecretData {
         data: HashMap::from([("value".to_string(), "v2".to_string())]),
@@ -569,8 +562,5 @@ async fn a_write_cancelled_in_flight_still_invalidates_the_cached_read() {
     assert_eq!(version.load(Ordering::SeqCst), 2);
 
     // The cached v1 must not outlive the write that was under way.
-    assert_eq!(
-        value(ss.get_secret("default/k").await.unwrap()).as_deref(),
-        Some("v2")
-    );
+    assert_eq!(read_value(&ss, "default/k").await.as_deref(), Some("v2"));
 }

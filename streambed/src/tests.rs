@@ -345,50 +345,55 @@ async fn reauthenticate(
     .await
 }
 
+/// When logins happened, in whole seconds from the start, while reauthentication ran for
+/// `run_for` seconds against a store answering logins with `script`.
+async fn login_seconds(
+    script: impl IntoIterator<Item = Login>,
+    unauthenticated_timeout: u64,
+    max_lease_duration: u64,
+    run_for: u64,
+) -> Vec<u64> {
+    let ss = InMemorySecretStore::default();
+    ss.script_logins(script);
+    let start = Instant::now();
+    let mut task = reauthenticate(&ss, unauthenticated_timeout, max_lease_duration).await;
+    time::sleep(Duration::from_secs(run_for)).await;
+    task.cancel().await;
+    ss.login_seconds(start)
+}
+
 #[tokio::test(start_paused = true)]
 async fn reauthenticates_when_the_lease_ends() {
-    let ss = InMemorySecretStore::default();
-    ss.script_logins([Lease(10), Lease(20), Lease(10)]);
-    let start = Instant::now();
-    let mut task = reauthenticate(&ss, 1, 3600).await;
-    time::sleep(Duration::from_secs(45)).await;
-    task.cancel().await;
     // Leases of 10 s, 20 s, 10 s, then the default 60 s.
-    assert_eq!(ss.login_seconds(start), vec![0, 10, 30, 40]);
+    assert_eq!(
+        login_seconds([Lease(10), Lease(20), Lease(10)], 1, 3600, 45).await,
+        vec![0, 10, 30, 40]
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn never_waits_longer_than_the_max_lease_duration() {
-    let ss = InMemorySecretStore::default();
-    ss.script_logins([Lease(1000), Lease(1000), Lease(0)]);
-    let start = Instant::now();
-    let mut task = reauthenticate(&ss, 1, 30).await;
-    time::sleep(Duration::from_secs(95)).await;
-    task.cancel().await;
     // A lease of 0 (no expiry) also waits the maximum instead of spinning.
-    assert_eq!(ss.login_seconds(start), vec![0, 30, 60, 90]);
+    assert_eq!(
+        login_seconds([Lease(1000), Lease(1000), Lease(0)], 1, 30, 95).await,
+        vec![0, 30, 60, 90]
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn retries_every_unauthenticated_timeout_after_failures() {
-    let ss = InMemorySecretStore::default();
-    ss.script_logins([Fail, Fail, Fail, Lease(100)]);
-    let start = Instant::now();
-    let mut task = reauthenticate(&ss, 5, 3600).await;
-    time::sleep(Duration::from_secs(50)).await;
-    task.cancel().await;
-    assert_eq!(ss.login_seconds(start), vec![0, 5, 10, 15]);
+    assert_eq!(
+        login_seconds([Fail, Fail, Fail, Lease(100)], 5, 3600, 50).await,
+        vec![0, 5, 10, 15]
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_failed_renewal_is_retried_after_the_unauthenticated_timeout() {
-    let ss = InMemorySecretStore::default();
-    ss.script_logins([Lease(10), Fail, Lease(100)]);
-    let start = Instant::now();
-    let mut task = reauthenticate(&ss, 2, 3600).await;
-    time::sleep(Duration::from_secs(50)).await;
-    task.cancel().await;
-    assert_eq!(ss.login_seconds(start), vec![0, 10, 12]);
+    assert_eq!(
+        login_seconds([Lease(10), Fail, Lease(100)], 2, 3600, 50).await,
+        vec![0, 10, 12]
+    );
 }
 
 #[tokio::test(start_paused = true)]

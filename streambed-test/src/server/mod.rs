@@ -143,6 +143,23 @@ pub fn free_addr() -> SocketAddr {
         .expect("a free loopback port")
 }
 
+/// A request's body read as JSON, `null` when it is empty. Panics on a body that is not
+/// JSON, which fails the test that expected JSON.
+///
+/// ```
+/// use streambed_test::server::{json_body, Request};
+///
+/// assert_eq!(json_body(&Request::new(b"{\"a\":1}".to_vec())), serde_json::json!({"a": 1}));
+/// assert_eq!(json_body(&Request::new(Vec::new())), serde_json::Value::Null);
+/// ```
+pub fn json_body(request: &Request) -> serde_json::Value {
+    if request.body().is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_slice(request.body()).expect("a JSON body")
+    }
+}
+
 /// Starts an HTTP server on a free port of 127.0.0.1 that answers every request with
 /// `handler`. Panics when no port can be bound.
 pub fn http<F, Fut>(handler: F) -> Server

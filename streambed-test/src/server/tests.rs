@@ -11,9 +11,9 @@ fn client() -> reqwest::Client {
     reqwest::Client::builder().build().unwrap()
 }
 
-/// A server that answers every request with a [`Response::stream`], handing the test the
-/// sender of each body in the order the requests came.
-fn streaming_server() -> (Server, std::sync::mpsc::Receiver<BodySender>) {
+/// A GET under way of a server that answers with a [`Response::stream`]: the server, the
+/// sender of the body, and the response as the client got it (its body still to come).
+async fn streaming_get() -> (Server, BodySender, reqwest::Response) {
     let (body_tx, bodies) = std::sync::mpsc::channel();
     let body_tx = Mutex::new(body_tx);
     let server = http(move |_| {
@@ -21,16 +21,25 @@ fn streaming_server() -> (Server, std::sync::mpsc::Receiver<BodySender>) {
         lock(&body_tx).send(body).unwrap();
         async move { response }
     });
-    (server, bodies)
+    let response = get(&client(), &server.url()).await;
+    let body = bodies.recv().unwrap();
+    (server, body, response)
+}
+
+/// The answer to a GET of `url`, which must come.
+async fn get(client: &reqwest::Client, url: &str) -> reqwest::Response {
+    client.get(url).send().await.unwrap()
+}
+
+/// The body of a GET of `url`, which must answer.
+async fn get_text(client: &reqwest::Client, url: &str) -> String {
+    get(client, url).await.text().await.unwrap()
 }
 
 /// The body chunks of a GET of the server's root, as the client received them.
 async fn received_chunks(server: &Server) -> Vec<reqwest::Result<Vec<u8>>> {
-    client()
-        .get(server.url())
-        .send()
+    get(&client(), &server.url())
         .await
-        .unwrap()
         .bytes_stream()
         .map(|chunk| chunk.map(|bytes| bytes.to_vec()))
         .collect()
@@ -46,11 +55,7 @@ async fn answers_several_requests_on_one_connection() {
     });
     let client = client();
     for path in ["a", "b", "c"] {
-        let response = client
-            .get(format!("{}{path}", server.url()))
-            .send()
-            .await
-            .unwrap();
+        let response = get(&client, &format!("{}{path}", server.url())).await;
         assert_eq!(response.status(), reqwest::StatusCode::OK);
         assert_eq!(response.text().await.unwrap(), format!("/{path}"));
     }
@@ -155,7 +160,7 @@ async fn chunks_then_hold_open_delivers_every_chunk_and_never_ends_the_body() {
             AfterChunks::HoldOpen,
         )
     });
-    let response = client().get(server.url()).send().await.unwrap();
+    let response = get(&client(), &server.url()).await;
     let mut stream = response.bytes_stream();
     assert_eq!(&stream.next().await.unwrap().unwrap()[..], b"first");
     assert_eq!(&stream.next().await.unwrap().unwrap()[..], b"second");
@@ -182,9 +187,7 @@ async fn a_slow_handler_delays_the_answer_and_not_the_server() {
 
 #[tokio::test]
 async fn streams_chunks_as_the_test_sends_them_and_ends_when_the_sender_drops() {
-    let (server, bodies) = streaming_server();
-    let response = client().get(server.url()).send().await.unwrap();
-    let body = bodies.recv().unwrap();
+    let (_server, body, response) = streaming_get().await;
     let mut stream = response.bytes_stream();
     assert!(body.send(&b"first"[..]));
     assert_eq!(&stream.next().await.unwrap().unwrap()[..], b"first");
@@ -196,9 +199,7 @@ async fn streams_chunks_as_the_test_sends_them_and_ends_when_the_sender_drops() 
 
 #[tokio::test]
 async fn abort_cuts_the_stream_and_the_client_sees_an_error() {
-    let (server, bodies) = streaming_server();
-    let response = client().get(server.url()).send().await.unwrap();
-    let body = bodies.recv().unwrap();
+    let (_server, body, response) = streaming_get().await;
     let mut stream = response.bytes_stream();
     body.send(&b"partial"[..]);
     assert_eq!(&stream.next().await.unwrap().unwrap()[..], b"partial");
@@ -208,9 +209,7 @@ async fn abort_cuts_the_stream_and_the_client_sees_an_error() {
 
 #[tokio::test]
 async fn body_sender_notices_a_client_that_hangs_up() {
-    let (server, bodies) = streaming_server();
-    let response = client().get(server.url()).send().await.unwrap();
-    let body = bodies.recv().unwrap();
+    let (_server, body, response) = streaming_get().await;
     drop(response);
     tokio::time::timeout(Duration::from_secs(5), body.closed())
         .await
@@ -226,10 +225,8 @@ async fn drop_connection_gives_the_client_an_error() {
 
 #[tokio::test]
 async fn stopping_closes_open_connections_and_the_port_can_be_reused() {
-    let (server, bodies) = streaming_server();
+    let (server, _body, response) = streaming_get().await;
     let addr = server.addr();
-    let response = client().get(server.url()).send().await.unwrap();
-    let _body = bodies.recv().unwrap();
     let mut stream = response.bytes_stream();
     server.stop();
     assert!(matches!(stream.next().await, Some(Err(_)) | None));
@@ -243,15 +240,7 @@ async fn stopping_closes_open_connections_and_the_port_can_be_reused() {
         Response::new(StatusCode::OK).text("back")
     })
     .unwrap();
-    let text = client()
-        .get(again.url())
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert_eq!(text, "back");
+    assert_eq!(get_text(&client(), &again.url()).await, "back");
 }
 
 #[tokio::test]
@@ -264,15 +253,7 @@ async fn https_serves_a_certificate_the_client_can_trust() {
         .add_root_certificate(certificate)
         .build()
         .unwrap();
-    let text = client
-        .get(server.url())
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert_eq!(text, "secure");
+    assert_eq!(get_text(&client, &server.url()).await, "secure");
     // Without trusting it, the same request fails verification.
     assert!(reqwest::Client::new()
         .get(server.url())
@@ -284,13 +265,9 @@ async fn https_serves_a_certificate_the_client_can_trust() {
 #[test]
 #[should_panic(expected = "test server handler panicked: boom")]
 fn a_handler_panic_fails_the_test_when_the_server_drops() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = crate::runtime::current_thread();
     let server = http(|_| async { panic!("boom") });
-    let status =
-        runtime.block_on(async { client().get(server.url()).send().await.unwrap().status() });
+    let status = runtime.block_on(async { get(&client(), &server.url()).await.status() });
     assert_eq!(status, reqwest::StatusCode::INTERNAL_SERVER_ERROR);
     drop(server);
 }
@@ -298,21 +275,14 @@ fn a_handler_panic_fails_the_test_when_the_server_drops() {
 #[test]
 #[should_panic(expected = "request beyond the script: GET /again")]
 fn a_request_beyond_the_script_fails_the_test_when_the_server_drops() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = crate::runtime::current_thread();
     let script = Script::new([Response::new(StatusCode::OK)]);
     let server = http(script.handler());
     runtime.block_on(async {
         let client = client();
-        let first = client.get(server.url()).send().await.unwrap();
+        let first = get(&client, &server.url()).await;
         assert_eq!(first.status(), reqwest::StatusCode::OK);
-        let again = client
-            .get(format!("{}again", server.url()))
-            .send()
-            .await
-            .unwrap();
+        let again = get(&client, &format!("{}again", server.url())).await;
         assert_eq!(again.status(), reqwest::StatusCode::INTERNAL_SERVER_ERROR);
     });
     assert_eq!(script.requests().len(), 1);

@@ -193,6 +193,12 @@ impl Bao {
         serde_json::from_str(&text).unwrap_or(Value::Null)
     }
 
+    /// The string `field` of the `data` of the answer to a bodiless call.
+    async fn data_field(&self, method: Method, path: &str, field: &str) -> String {
+        let answer = self.api(method, path, None).await;
+        answer["data"][field].as_str().unwrap().to_string()
+    }
+
     pub async fn enable_auth(&self, kind: &str) {
         self.api(
             Method::POST,
@@ -219,32 +225,15 @@ impl Bao {
         policies: &[&str],
         token_ttl: &str,
     ) -> (String, String) {
-        self.api(
-            Method::POST,
-            &format!("v1/auth/approle/role/{role}"),
-            Some(json!({ "token_policies": policies, "token_ttl": token_ttl })),
-        )
-        .await;
+        let role_path = format!("v1/auth/approle/role/{role}");
+        let settings = json!({ "token_policies": policies, "token_ttl": token_ttl });
+        self.api(Method::POST, &role_path, Some(settings)).await;
         let role_id = self
-            .api(
-                Method::GET,
-                &format!("v1/auth/approle/role/{role}/role-id"),
-                None,
-            )
-            .await["data"]["role_id"]
-            .as_str()
-            .unwrap()
-            .to_string();
+            .data_field(Method::GET, &format!("{role_path}/role-id"), "role_id")
+            .await;
         let secret_id = self
-            .api(
-                Method::POST,
-                &format!("v1/auth/approle/role/{role}/secret-id"),
-                None,
-            )
-            .await["data"]["secret_id"]
-            .as_str()
-            .unwrap()
-            .to_string();
+            .data_field(Method::POST, &format!("{role_path}/secret-id"), "secret_id")
+            .await;
         (role_id, secret_id)
     }
 

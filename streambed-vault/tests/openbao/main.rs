@@ -54,7 +54,9 @@ fn store(bao: &Bao, unauthorized_timeout: Duration) -> VaultSecretStore {
     )
 }
 
-fn value(reply: Option<streambed::secret_store::GetSecretReply>) -> Option<String> {
+/// The "value" field of the secret at `path`, read through `ss`, which must answer.
+async fn read_value(ss: &VaultSecretStore, path: &str) -> Option<String> {
+    let reply = ss.get_secret(path).await.unwrap();
     reply.and_then(|r| r.data.data.get("value").cloned())
 }
 
@@ -72,8 +74,10 @@ async fn approle_login_reads_an_allowed_secret_and_denies_others() {
     assert!(!login.auth.client_token.is_empty());
     assert_eq!(login.auth.lease_duration, 20 * 60);
 
-    let secret = ss.get_secret("default/allowed").await.unwrap();
-    assert_eq!(value(secret), Some("allowed-value".to_string()));
+    assert_eq!(
+        read_value(&ss, "default/allowed").await,
+        Some("allowed-value".to_string())
+    );
     assert_eq!(
         ss.get_secret("default/denied").await,
         Err(Error::Unauthorized)
@@ -116,7 +120,7 @@ async fn a_denied_read_is_remembered_for_the_unauthorized_timeout() {
     );
     tokio::time::sleep(unauthorized_timeout + Duration::from_millis(100)).await;
     assert_eq!(
-        value(ss.get_secret("default/denied").await.unwrap()),
+        read_value(&ss, "default/denied").await,
         Some("denied-value".to_string())
     );
 }
@@ -130,19 +134,19 @@ async fn a_secret_is_cached_for_the_duration_in_its_ttl_field() {
     ss.approle_auth(&role_id, &secret_id).await.unwrap();
 
     assert_eq!(
-        value(ss.get_secret("default/ttl").await.unwrap()),
+        read_value(&ss, "default/ttl").await,
         Some("first".to_string())
     );
     bao.put_secret("default/ttl", json!({ "value": "second", "ttl": "800ms" }))
         .await;
     assert_eq!(
-        value(ss.get_secret("default/ttl").await.unwrap()),
+        read_value(&ss, "default/ttl").await,
         Some("first".to_string()),
         "served from the cache within the ttl"
     );
     tokio::time::sleep(Duration::from_millis(900)).await;
     assert_eq!(
-        value(ss.get_secret("default/ttl").await.unwrap()),
+        read_value(&ss, "default/ttl").await,
         Some("second".to_string()),
         "read again once the ttl passed"
     );
@@ -175,7 +179,7 @@ async fn reauthenticate_secret_store_renews_the_token_before_it_expires() {
     // The first token has expired by now; reads still work with the renewed one.
     tokio::time::sleep(Duration::from_millis(3500)).await;
     assert_eq!(
-        value(ss.get_secret("default/allowed").await.unwrap()),
+        read_value(&ss, "default/allowed").await,
         Some("allowed-value".to_string())
     );
     assert!(
@@ -238,7 +242,7 @@ async fn userpass_users_are_created_updated_renamed_and_log_in() {
         .await
         .unwrap();
     assert_eq!(
-        value(renamed.get_secret("default/user-only").await.unwrap()),
+        read_value(&renamed, "default/user-only").await,
         Some("user-value".to_string())
     );
     assert_eq!(
@@ -271,13 +275,13 @@ async fn create_secret_then_get_secret_reads_what_was_written() {
     };
     ss.create_secret(path, data("one")).await.unwrap();
     assert_eq!(
-        value(ss.get_secret(path).await.unwrap()),
+        read_value(&ss, path).await,
         Some("one".to_string()),
         "the absent read was not served from the cache"
     );
     ss.create_secret(path, data("two")).await.unwrap();
     assert_eq!(
-        value(ss.get_secret(path).await.unwrap()),
+        read_value(&ss, path).await,
         Some("two".to_string()),
         "a write replaces the cached read despite its 1h ttl"
     );
@@ -308,7 +312,7 @@ async fn token_auth_checks_the_token_and_adopts_it() {
     ss.token_auth(ROOT_TOKEN).await.unwrap();
     assert!(ss.is_authenticated());
     assert_eq!(
-        value(ss.get_secret("default/denied").await.unwrap()),
+        read_value(&ss, "default/denied").await,
         Some("denied-value".to_string()),
         "root reads everything"
     );
@@ -339,7 +343,7 @@ async fn a_user_store_does_not_see_what_the_service_store_may_read() {
         Err(Error::Unauthorized)
     );
     assert_eq!(
-        value(service.get_secret("default/user-only").await.unwrap()),
+        read_value(&service, "default/user-only").await,
         Some("user-value".to_string())
     );
 }

@@ -19,19 +19,20 @@ fn counting_load(
     }
 }
 
-/// A load that answers `value`, kept for a minute, once `released` turns true.
-fn gated_load(
-    released: &watch::Receiver<bool>,
-    value: u32,
-) -> impl Fn() -> Pin<Box<dyn Future<Output = Loaded<u32>> + Send>> + Clone {
-    let released = released.clone();
-    move || {
+/// What a gated load's future is.
+type GatedLoad = Pin<Box<dyn Future<Output = Loaded<u32>> + Send>>;
+
+/// A load that answers `value`, kept for a minute, once the returned sender sends true.
+fn gated_load(value: u32) -> (watch::Sender<bool>, impl Fn() -> GatedLoad + Clone) {
+    let (release, released) = watch::channel(false);
+    let load = move || -> GatedLoad {
         let mut released = released.clone();
         Box::pin(async move {
             let _ = released.wait_for(|r| *r).await;
             Loaded::keep_for(value, Duration::from_secs(60))
         })
-    }
+    };
+    (release, load)
 }
 
 /// Polls a future once, leaving it pending or done.
@@ -138,8 +139,7 @@ async fn failures_are_cached_like_any_value() {
 async fn concurrent_misses_share_one_load() {
     let cache = Arc::new(SecretCache::new(10));
     let loads = Arc::new(AtomicUsize::new(0));
-    let (release, released) = watch::channel(false);
-    let gated = gated_load(&released, 5);
+    let (release, gated) = gated_load(5);
     let load = {
         let loads = Arc::clone(&loads);
         move || {
@@ -167,8 +167,7 @@ async fn concurrent_misses_share_one_load() {
 #[tokio::test]
 async fn a_cancelled_caller_neither_cancels_the_load_nor_causes_a_second() {
     let cache = Arc::new(SecretCache::new(10));
-    let (release, released) = watch::channel(false);
-    let load = gated_load(&released, 9);
+    let (release, load) = gated_load(9);
     let mut first = Box::pin(cache.get_or_load("k", &load));
     poll_once(first.as_mut()).await;
     let mut second = Box::pin(cache.get_or_load("k", &load));
@@ -182,8 +181,7 @@ async fn a_cancelled_caller_neither_cancels_the_load_nor_causes_a_second() {
 #[tokio::test]
 async fn a_load_whose_callers_all_gave_up_is_still_cached() {
     let cache = Arc::new(SecretCache::new(10));
-    let (release, released) = watch::channel(false);
-    let load = gated_load(&released, 4);
+    let (release, load) = gated_load(4);
     let mut caller = Box::pin(cache.get_or_load("k", &load));
     poll_once(caller.as_mut()).await;
     drop(caller);
@@ -214,8 +212,7 @@ async fn the_least_recently_used_entry_is_evicted_at_capacity() {
 #[tokio::test]
 async fn a_capacity_of_zero_caches_nothing_but_still_shares_loads() {
     let cache = Arc::new(SecretCache::new(0));
-    let (release, released) = watch::channel(false);
-    let load = gated_load(&released, 2);
+    let (release, load) = gated_load(2);
     let mut first = Box::pin(cache.get_or_load("k", &load));
     poll_once(first.as_mut()).await;
     let mut second = Box::pin(cache.get_or_load("k", &load));
@@ -248,14 +245,12 @@ async fn invalidate_and_clear_force_a_new_load() {
 #[tokio::test]
 async fn a_load_invalidated_while_under_way_is_not_kept_and_a_later_read_sees_the_write() {
     let cache = Arc::new(SecretCache::new(10));
-    let (release_old, released_old) = watch::channel(false);
-    let old = gated_load(&released_old, 1);
+    let (release_old, old) = gated_load(1);
     let mut before_write = Box::pin(cache.get_or_load("a", &old));
     poll_once(before_write.as_mut()).await;
 
     cache.invalidate("a"); // a write of "a" happened
-    let (release_new, released_new) = watch::channel(false);
-    let new = gated_load(&released_new, 2);
+    let (release_new, new) = gated_load(2);
     let mut after_write = Box::pin(cache.get_or_load("a", &new));
     poll_once(after_write.as_mut()).await;
     assert_eq!(
@@ -280,8 +275,7 @@ async fn a_load_invalidated_while_under_way_is_not_kept_and_a_later_read_sees_th
 #[tokio::test]
 async fn a_cleared_load_under_way_is_not_kept() {
     let cache = Arc::new(SecretCache::new(10));
-    let (release, released) = watch::channel(false);
-    let load = gated_load(&released, 1);
+    let (release, load) = gated_load(1);
     let mut caller = Box::pin(cache.get_or_load("a", &load));
     poll_once(caller.as_mut()).await;
     cache.clear();
