@@ -15,9 +15,9 @@ use crate::{
     compaction,
     config::Config,
     damage::DamageLog,
-    topic_pruning,
     error::TopicNameError,
     topic_name::TopicPaths,
+    topic_pruning,
     watcher::Watcher,
     writer::{self, WriterMsg},
 };
