@@ -25,11 +25,17 @@ fuzz_target!(|data: &[u8]| {
     };
     let secret = SecretData { data: fields };
     let sealed = seal_secret_file(&secret, &KEY, &salt).expect("a secret always encodes");
-    assert_eq!(open_secret_file(sealed.clone(), &KEY).ok().as_ref(), Some(&secret));
+    assert_eq!(
+        open_secret_file(sealed.clone(), &KEY).ok().as_ref(),
+        Some(&secret)
+    );
 
     let mut with_tail = sealed.clone();
     with_tail.extend_from_slice(input.take_rest());
-    assert_eq!(open_secret_file(with_tail, &KEY).ok().as_ref(), Some(&secret));
+    assert_eq!(
+        open_secret_file(with_tail, &KEY).ok().as_ref(),
+        Some(&secret)
+    );
 
     let cut = cut % sealed.len();
     assert!(

@@ -40,7 +40,11 @@ fuzz_target!(|data: &[u8]| {
             .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
             .is_some_and(|d| d.as_millis() < u128::from(u64::MAX));
         if let (Some(after), true) = (after, representable) {
-            assert_eq!(verify_token(&token, after, &KEY), None, "valid after expiry");
+            assert_eq!(
+                verify_token(&token, after, &KEY),
+                None,
+                "valid after expiry"
+            );
         }
     }
 });
