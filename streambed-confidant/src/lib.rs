@@ -37,6 +37,9 @@
 
 pub mod args;
 mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod names;
 mod secret_store;
 mod secrets;

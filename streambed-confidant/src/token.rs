@@ -48,7 +48,9 @@ pub(crate) fn issue(
     lifetime: Duration,
     root_secret: &[u8; KEY_SIZE],
 ) -> String {
-    let expires = epoch_millis(now).saturating_add(lifetime.as_millis() as u64);
+    // A lifetime beyond `u64` milliseconds saturates: a plain cast would wrap it to a short one.
+    let lifetime = u64::try_from(lifetime.as_millis()).unwrap_or(u64::MAX);
+    let expires = epoch_millis(now).saturating_add(lifetime);
     let data = TokenData {
         username: Cow::Borrowed(username),
         expires,
@@ -94,6 +96,17 @@ mod tests {
         let after = at_expiry + Duration::from_millis(1);
         assert_eq!(verify(&token, after, &KEY), None);
         assert_eq!(verify(&token, now, &[6; KEY_SIZE]), None);
+    }
+
+    #[test]
+    fn a_lifetime_too_long_for_u64_milliseconds_never_expires() {
+        // Found by the `confidant_token` fuzz target: the lifetime used to wrap modulo 2^64 ms.
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_764_000_000);
+        let lifetime = Duration::from_secs(8_386_094_080_398_008_609);
+        let token = issue("ann", now, lifetime, &KEY);
+        let far_future = now + Duration::from_secs(1 << 60);
+        assert_eq!(verify(&token, far_future, &KEY).as_deref(), Some("ann"));
+        assert_eq!(verify(&token, now + lifetime, &KEY).as_deref(), Some("ann"));
     }
 
     #[test]

@@ -4,6 +4,9 @@
 pub mod args;
 mod decoder;
 pub mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod subscriber;
 
 use std::{pin::Pin, sync::Arc, time::Duration};

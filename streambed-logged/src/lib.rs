@@ -11,6 +11,9 @@ mod damage;
 mod error;
 mod files;
 mod frame;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod index;
 mod record;
 mod shared;

@@ -154,6 +154,16 @@ async fn produce<CL: CommitLog + 'static>(
             ),
         ));
     }
+    // Backends serve partition 0 only: another is the client's mistake, not a server failure.
+    if let Some(stray) = request.records.iter().find(|r| r.partition != 0) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "record for partition {}; only partition 0 exists",
+                stray.partition
+            ),
+        ));
+    }
     let total = request.records.len();
     let mut offsets = Vec::with_capacity(total);
     for record in request.records.into_owned() {

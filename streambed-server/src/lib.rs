@@ -3,6 +3,9 @@
 
 mod api;
 mod consumer_limits;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod memory;
 pub mod topic;
 mod write_timeout;

@@ -168,6 +168,29 @@ async fn bad_requests_get_4xx_with_a_json_body_and_write_nothing() {
 }
 
 #[tokio::test]
+async fn a_record_for_a_partition_other_than_0_is_refused_with_400_and_nothing_written() {
+    // Found by the `server_request` fuzz target: the log's refusal was answered with 500.
+    let log = MemoryLog::new();
+    let server = TestServer::start(log.clone(), ServerConfig::default()).await;
+    let mut stray = record_json("t", 2, "Yg==");
+    stray["partition"] = json!(5);
+    let response = Client::new()
+        .post(server.endpoint("/topics/t"))
+        .json(&json!({"records": [record_json("t", 1, "YQ=="), stray]}))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = json_of(response).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["message"].as_str().unwrap().contains("partition 5"),
+        "{body}"
+    );
+    assert_eq!(log.offsets(Topic::from("t"), 0).await, None);
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn a_body_streamed_beyond_the_limit_without_a_length_is_refused_with_413() {
     let server = TestServer::start(
         MemoryLog::new(),
