@@ -19,7 +19,10 @@ use std::{
 
 use streambed::secret_store::{SecretData, SecretStore};
 use streambed_confidant::FileSecretStore;
-use streambed_test::faults::{self, Limit, Tmpfs};
+use streambed_test::{
+    faults::{self, Limit, Tmpfs},
+    harness::Harness,
+};
 
 /// The child role variable; its value names the role.
 const CHILD: &str = "CONFIDANT_FAULT_CHILD";
@@ -30,52 +33,27 @@ const UNAUTHORIZED_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long the descriptor exhaustion lasts while callers keep retrying.
 const FAILING_FOR: Duration = Duration::from_secs(1);
 
-const TESTS: &[&str] = &[
-    "a_file_size_limit_fails_create_secret_and_keeps_the_previous_secret",
-    "a_read_only_folder_fails_create_secret_and_keeps_the_previous_secret",
-    "a_full_file_system_fails_create_secret_and_keeps_the_previous_secret",
-    "running_out_of_descriptors_fails_without_spinning_and_recovers",
-];
-
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    match std::env::var(CHILD).as_deref() {
-        Ok("fsize") => runtime.block_on(child_file_size_limit()),
-        Ok("nofile") => runtime.block_on(child_out_of_descriptors()),
-        _ if std::env::args().any(|a| a == "--list") => {
-            for test in TESTS {
-                println!("{test}: test");
-            }
-        }
-        _ => {
-            let run =
-                |name: &str, test: std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>| {
-                    let started = Instant::now();
-                    runtime.block_on(test);
-                    println!("test {name} ... ok ({:?})", started.elapsed());
-                };
-            run(
-                TESTS[0],
-                Box::pin(a_file_size_limit_fails_create_secret_and_keeps_the_previous_secret()),
-            );
-            run(
-                TESTS[1],
-                Box::pin(a_read_only_folder_fails_create_secret_and_keeps_the_previous_secret()),
-            );
-            run(
-                TESTS[2],
-                Box::pin(a_full_file_system_fails_create_secret_and_keeps_the_previous_secret()),
-            );
-            run(
-                TESTS[3],
-                Box::pin(running_out_of_descriptors_fails_without_spinning_and_recovers()),
-            );
-        }
-    }
+    Harness::new(CHILD)
+        .child("fsize", child_file_size_limit)
+        .child("nofile", child_out_of_descriptors)
+        .test(
+            "a_file_size_limit_fails_create_secret_and_keeps_the_previous_secret",
+            a_file_size_limit_fails_create_secret_and_keeps_the_previous_secret,
+        )
+        .test(
+            "a_read_only_folder_fails_create_secret_and_keeps_the_previous_secret",
+            a_read_only_folder_fails_create_secret_and_keeps_the_previous_secret,
+        )
+        .test(
+            "a_full_file_system_fails_create_secret_and_keeps_the_previous_secret",
+            a_full_file_system_fails_create_secret_and_keeps_the_previous_secret,
+        )
+        .test(
+            "running_out_of_descriptors_fails_without_spinning_and_recovers",
+            running_out_of_descriptors_fails_without_spinning_and_recovers,
+        )
+        .run();
 }
 
 fn store(root: &Path) -> FileSecretStore {
