@@ -125,17 +125,3 @@ impl Harness {
         }
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn jobs_run_the_future_their_function_returns() {
-        let runtime = crate::runtime::current_thread();
-        let (tx, rx) = std::sync::mpsc::channel();
-        let run = job(move || async move { tx.send(7).unwrap() });
-        runtime.block_on(run());
-        assert_eq!(rx.try_recv(), Ok(7));
-    }
-}
