@@ -13,7 +13,6 @@ use std::{
     fs,
     os::unix::fs::PermissionsExt,
     path::{Path, PathBuf},
-    process::Command,
     time::{Duration, Instant},
 };
 
@@ -21,7 +20,7 @@ use streambed::secret_store::{SecretData, SecretStore};
 use streambed_confidant::FileSecretStore;
 use streambed_test::{
     faults::{self, Limit, Tmpfs},
-    harness::Harness,
+    harness::{self, Harness},
 };
 
 /// The child role variable; its value names the role.
@@ -113,19 +112,7 @@ fn private_dir() -> tempfile::TempDir {
 }
 
 fn run_child(role: &str, root: &Path) -> Vec<String> {
-    let output = Command::new(std::env::current_exe().unwrap())
-        .env(CHILD, role)
-        .env(CHILD_ROOT, root)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8(output.stdout).unwrap();
-    assert!(
-        output.status.success(),
-        "child {role} failed ({}): {stdout}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout.lines().map(str::to_string).collect()
+    harness::child_lines(CHILD, role, [(CHILD_ROOT, root)])
 }
 
 // ---- RLIMIT_FSIZE ----
@@ -272,14 +259,7 @@ async fn child_out_of_descriptors() {
     // Written by another store: this one has never read it.
     store(&root).create_secret("t", old.clone()).await.unwrap();
 
-    faults::set_soft_limit(Limit::OpenFiles, Some(256)).unwrap();
-    let mut held = Vec::new();
-    let exhausted = loop {
-        match fs::File::open("/dev/null") {
-            Ok(f) => held.push(f),
-            Err(e) => break e,
-        }
-    };
+    let (held, exhausted) = faults::exhaust_descriptors(256).unwrap();
     println!("exhausted {exhausted}");
 
     let (mut attempts, mut write_errors, mut read_errors) = (0, 0, 0);

@@ -11,7 +11,6 @@ use std::{
     collections::{BTreeMap, BTreeSet},
     fs,
     path::{Path, PathBuf},
-    process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
@@ -19,7 +18,7 @@ use streambed::commit_log::{CommitLog, ConsumerRecord, ProducerRecord, Subscript
 use streambed_logged::{Durability, FileLog};
 use streambed_test::{
     faults::{self, Limit, Tmpfs},
-    harness::Harness,
+    harness::{self, Harness},
 };
 use tokio_stream::StreamExt;
 
@@ -253,20 +252,7 @@ async fn child_file_size_limit() {
 }
 
 fn run_child(role: &str, root: &Path) -> Vec<String> {
-    let output = Command::new(std::env::current_exe().unwrap())
-        .env(CHILD, role)
-        .env(CHILD_ROOT, root)
-        .stdout(Stdio::piped())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8(output.stdout).unwrap();
-    assert!(
-        output.status.success(),
-        "child {role} failed ({}): {stdout}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout.lines().map(str::to_string).collect()
+    harness::child_lines(CHILD, role, [(CHILD_ROOT, root)])
 }
 
 fn pairs(lines: &[String], tag: &str) -> Vec<(u64, u64)> {
@@ -474,14 +460,7 @@ async fn child_out_of_descriptors() {
     });
     tokio::time::sleep(Duration::from_millis(100)).await;
 
-    faults::set_soft_limit(Limit::OpenFiles, Some(256)).unwrap();
-    let mut held = Vec::new();
-    let exhausted = loop {
-        match fs::File::open("/dev/null") {
-            Ok(f) => held.push(f),
-            Err(e) => break e,
-        }
-    };
+    let (held, exhausted) = faults::exhaust_descriptors(256).unwrap();
     println!("exhausted {exhausted}");
 
     let (mut attempts, mut errors, mut existing_ok) = (0, 0, 0);

@@ -180,15 +180,9 @@ async fn a_thousand_connections_open_at_once_are_all_served() {
             status_of(&answer)
         });
     }
-    let answered = tokio::time::timeout(Duration::from_secs(30), async {
-        let mut statuses = Vec::new();
-        while let Some(status) = clients.join_next().await {
-            statuses.push(status.unwrap());
-        }
-        statuses
-    })
-    .await
-    .expect("not every connection answered within 30 s");
+    let answered = tokio::time::timeout(Duration::from_secs(30), join_all(clients))
+        .await
+        .expect("not every connection answered within 30 s");
     assert_eq!(answered.len(), 1000);
     assert!(answered.iter().all(|&status| status == 404), "{answered:?}");
     eprintln!(
@@ -430,8 +424,14 @@ where
         let start = names.start + c * per_client;
         clients.spawn(client(start..start + per_client));
     }
+    join_all(clients).await
+}
+
+/// What every task of `tasks` answered, in the order they ended; a task's panic fails the
+/// test.
+async fn join_all<T: 'static>(mut tasks: JoinSet<T>) -> Vec<T> {
     let mut answers = Vec::new();
-    while let Some(answer) = clients.join_next().await {
+    while let Some(answer) = tasks.join_next().await {
         answers.push(answer.unwrap());
     }
     answers
@@ -622,15 +622,9 @@ async fn a_thousand_live_consumers_each_receive_every_record() {
             .await
             .unwrap();
     }
-    let received = tokio::time::timeout(Duration::from_secs(40), async {
-        let mut received = Vec::new();
-        while let Some(offsets) = consumers.join_next().await {
-            received.push(offsets.unwrap());
-        }
-        received
-    })
-    .await
-    .expect("not every consumer got every record within 40 s");
+    let received = tokio::time::timeout(Duration::from_secs(40), join_all(consumers))
+        .await
+        .expect("not every consumer got every record within 40 s");
     let expected: Vec<u64> = (0..RECORDS).collect();
     assert_eq!(received.len(), 1000);
     assert!(received.iter().all(|offsets| *offsets == expected));

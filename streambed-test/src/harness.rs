@@ -5,20 +5,29 @@
 //! that main, written once.
 
 use std::{
+    ffi::OsStr,
     future::Future,
     panic::{self, AssertUnwindSafe},
     pin::Pin,
+    process::Command,
     time::Instant,
 };
 
-type Job = Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = ()>>>>;
+/// A test or a child role: a function making the future to run, called only when it runs.
+/// Every `FnOnce() -> impl Future<Output = ()>` is one.
+pub trait Job: 'static {
+    /// Makes the future.
+    fn start(self: Box<Self>) -> Pin<Box<dyn Future<Output = ()>>>;
+}
 
-fn job<F, Fut>(f: F) -> Job
+impl<F, Fut> Job for F
 where
     F: FnOnce() -> Fut + 'static,
     Fut: Future<Output = ()> + 'static,
 {
-    Box::new(move || Box::pin(f()))
+    fn start(self: Box<Self>) -> Pin<Box<dyn Future<Output = ()>>> {
+        Box::pin(self())
+    }
 }
 
 /// A self-executing test binary's main: child roles chosen by one environment variable,
@@ -38,8 +47,8 @@ where
 /// ```
 pub struct Harness {
     child_var: &'static str,
-    children: Vec<(&'static str, Job)>,
-    tests: Vec<(&'static str, Job)>,
+    children: Vec<(&'static str, Box<dyn Job>)>,
+    tests: Vec<(&'static str, Box<dyn Job>)>,
 }
 
 impl Harness {
@@ -53,22 +62,14 @@ impl Harness {
     }
 
     /// Runs `f` instead of the tests when the child variable's value is `role`.
-    pub fn child<F, Fut>(mut self, role: &'static str, f: F) -> Self
-    where
-        F: FnOnce() -> Fut + 'static,
-        Fut: Future<Output = ()> + 'static,
-    {
-        self.children.push((role, job(f)));
+    pub fn child(mut self, role: &'static str, f: impl Job) -> Self {
+        self.children.push((role, Box::new(f)));
         self
     }
 
     /// Adds the test `name`, whose body is the future `f` returns.
-    pub fn test<F, Fut>(mut self, name: &'static str, f: F) -> Self
-    where
-        F: FnOnce() -> Fut + 'static,
-        Fut: Future<Output = ()> + 'static,
-    {
-        self.tests.push((name, job(f)));
+    pub fn test(mut self, name: &'static str, f: impl Job) -> Self {
+        self.tests.push((name, Box::new(f)));
         self
     }
 
@@ -83,7 +84,7 @@ impl Harness {
                 .into_iter()
                 .find(|(r, _)| *r == role)
                 .unwrap_or_else(|| panic!("{}={role} names no child role", self.child_var));
-            runtime.block_on(child());
+            runtime.block_on(child.start());
             return;
         }
         let args: Vec<String> = std::env::args().skip(1).collect();
@@ -103,7 +104,7 @@ impl Harness {
             }
             let test_started = Instant::now();
             // The panic message is already printed; the others still run, as with libtest.
-            match panic::catch_unwind(AssertUnwindSafe(|| runtime.block_on(test()))) {
+            match panic::catch_unwind(AssertUnwindSafe(|| runtime.block_on(test.start()))) {
                 Ok(()) => {
                     passed += 1;
                     println!("test {name} ... ok ({:?})", test_started.elapsed());
@@ -124,4 +125,31 @@ impl Harness {
             std::process::exit(101);
         }
     }
+}
+
+/// Runs this test binary again as the child `role` (the variable `child_var` set to it),
+/// with the extra environment `envs`, waits for it and answers the lines it printed.
+/// Panics, showing all it printed, when the child fails or cannot be started.
+pub fn child_lines<K, V>(
+    child_var: &str,
+    role: &str,
+    envs: impl IntoIterator<Item = (K, V)>,
+) -> Vec<String>
+where
+    K: AsRef<OsStr>,
+    V: AsRef<OsStr>,
+{
+    let output = Command::new(std::env::current_exe().expect("the test binary's path"))
+        .env(child_var, role)
+        .envs(envs)
+        .output()
+        .expect("the child starts");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "child {role} failed ({}): {stdout}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout.lines().map(str::to_string).collect()
 }
