@@ -292,17 +292,7 @@ async fn child_out_of_descriptors() {
 async fn running_out_of_descriptors_fails_without_spinning_and_recovers() {
     let dir = private_dir();
     let lines = run_child("nofile", dir.path());
-    let line = lines
-        .iter()
-        .find(|l| l.starts_with("failing "))
-        .unwrap_or_else(|| panic!("{lines:?}"));
-    let field = |name: &str| -> u64 {
-        line.split(' ')
-            .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
-            .unwrap()
-            .parse()
-            .unwrap()
-    };
+    let field = |name: &str| harness::reported(&lines, "failing ", name);
     let attempts = field("attempts");
     let (cpu_ms, wall_ms) = (field("cpu_ms"), field("wall_ms"));
     println!(

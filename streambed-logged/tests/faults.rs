@@ -497,17 +497,7 @@ async fn child_out_of_descriptors() {
 async fn running_out_of_descriptors_fails_produce_without_spinning_and_recovers() {
     let dir = tempfile::tempdir().unwrap();
     let lines = run_child("nofile", dir.path());
-    let field = |name: &str| -> u64 {
-        let line = lines
-            .iter()
-            .find(|l| l.starts_with("failing "))
-            .unwrap_or_else(|| panic!("{lines:?}"));
-        line.split(' ')
-            .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
-            .unwrap()
-            .parse()
-            .unwrap()
-    };
+    let field = |name: &str| harness::reported(&lines, "failing ", name);
     let (attempts, errors) = (field("attempts"), field("errors"));
     let (cpu_ms, wall_ms) = (field("cpu_ms"), field("wall_ms"));
     println!(

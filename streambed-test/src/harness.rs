@@ -153,3 +153,20 @@ where
     );
     stdout.lines().map(str::to_string).collect()
 }
+
+/// The number a child reported as `name=N` on its line that starts with `tag`, among the
+/// `lines` [`child_lines`] answered. Panics, showing the lines, when there is none.
+///
+/// ```
+/// let lines = ["start".to_string(), "failing attempts=12 cpu_ms=3".to_string()];
+/// assert_eq!(streambed_test::harness::reported(&lines, "failing ", "cpu_ms"), 3);
+/// ```
+pub fn reported(lines: &[String], tag: &str, name: &str) -> u64 {
+    lines
+        .iter()
+        .filter(|line| line.starts_with(tag))
+        .flat_map(|line| line.split(' '))
+        .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| panic!("no {tag}… {name}=N reported: {lines:?}"))
+}
