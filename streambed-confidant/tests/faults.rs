@@ -13,13 +13,15 @@ use std::{
     fs,
     os::unix::fs::PermissionsExt,
     path::{Path, PathBuf},
-    process::Command,
     time::{Duration, Instant},
 };
 
 use streambed::secret_store::{SecretData, SecretStore};
 use streambed_confidant::FileSecretStore;
-use streambed_test::faults::{self, Limit, Tmpfs};
+use streambed_test::{
+    faults::{self, Limit, Tmpfs},
+    harness::{self, Harness},
+};
 
 /// The child role variable; its value names the role.
 const CHILD: &str = "CONFIDANT_FAULT_CHILD";
@@ -30,52 +32,27 @@ const UNAUTHORIZED_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long the descriptor exhaustion lasts while callers keep retrying.
 const FAILING_FOR: Duration = Duration::from_secs(1);
 
-const TESTS: &[&str] = &[
-    "a_file_size_limit_fails_create_secret_and_keeps_the_previous_secret",
-    "a_read_only_folder_fails_create_secret_and_keeps_the_previous_secret",
-    "a_full_file_system_fails_create_secret_and_keeps_the_previous_secret",
-    "running_out_of_descriptors_fails_without_spinning_and_recovers",
-];
-
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    match std::env::var(CHILD).as_deref() {
-        Ok("fsize") => runtime.block_on(child_file_size_limit()),
-        Ok("nofile") => runtime.block_on(child_out_of_descriptors()),
-        _ if std::env::args().any(|a| a == "--list") => {
-            for test in TESTS {
-                println!("{test}: test");
-            }
-        }
-        _ => {
-            let run =
-                |name: &str, test: std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>| {
-                    let started = Instant::now();
-                    runtime.block_on(test);
-                    println!("test {name} ... ok ({:?})", started.elapsed());
-                };
-            run(
-                TESTS[0],
-                Box::pin(a_file_size_limit_fails_create_secret_and_keeps_the_previous_secret()),
-            );
-            run(
-                TESTS[1],
-                Box::pin(a_read_only_folder_fails_create_secret_and_keeps_the_previous_secret()),
-            );
-            run(
-                TESTS[2],
-                Box::pin(a_full_file_system_fails_create_secret_and_keeps_the_previous_secret()),
-            );
-            run(
-                TESTS[3],
-                Box::pin(running_out_of_descriptors_fails_without_spinning_and_recovers()),
-            );
-        }
-    }
+    Harness::new(CHILD)
+        .child("fsize", child_file_size_limit)
+        .child("nofile", child_out_of_descriptors)
+        .test(
+            "a_file_size_limit_fails_create_secret_and_keeps_the_previous_secret",
+            a_file_size_limit_fails_create_secret_and_keeps_the_previous_secret,
+        )
+        .test(
+            "a_read_only_folder_fails_create_secret_and_keeps_the_previous_secret",
+            a_read_only_folder_fails_create_secret_and_keeps_the_previous_secret,
+        )
+        .test(
+            "a_full_file_system_fails_create_secret_and_keeps_the_previous_secret",
+            a_full_file_system_fails_create_secret_and_keeps_the_previous_secret,
+        )
+        .test(
+            "running_out_of_descriptors_fails_without_spinning_and_recovers",
+            running_out_of_descriptors_fails_without_spinning_and_recovers,
+        )
+        .run();
 }
 
 fn store(root: &Path) -> FileSecretStore {
@@ -135,19 +112,7 @@ fn private_dir() -> tempfile::TempDir {
 }
 
 fn run_child(role: &str, root: &Path) -> Vec<String> {
-    let output = Command::new(std::env::current_exe().unwrap())
-        .env(CHILD, role)
-        .env(CHILD_ROOT, root)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8(output.stdout).unwrap();
-    assert!(
-        output.status.success(),
-        "child {role} failed ({}): {stdout}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout.lines().map(str::to_string).collect()
+    harness::child_lines(CHILD, role, [(CHILD_ROOT, root)])
 }
 
 // ---- RLIMIT_FSIZE ----
@@ -294,14 +259,7 @@ async fn child_out_of_descriptors() {
     // Written by another store: this one has never read it.
     store(&root).create_secret("t", old.clone()).await.unwrap();
 
-    faults::set_soft_limit(Limit::OpenFiles, Some(256)).unwrap();
-    let mut held = Vec::new();
-    let exhausted = loop {
-        match fs::File::open("/dev/null") {
-            Ok(f) => held.push(f),
-            Err(e) => break e,
-        }
-    };
+    let (held, exhausted) = faults::exhaust_descriptors(256).unwrap();
     println!("exhausted {exhausted}");
 
     let (mut attempts, mut write_errors, mut read_errors) = (0, 0, 0);
@@ -334,17 +292,7 @@ async fn child_out_of_descriptors() {
 async fn running_out_of_descriptors_fails_without_spinning_and_recovers() {
     let dir = private_dir();
     let lines = run_child("nofile", dir.path());
-    let line = lines
-        .iter()
-        .find(|l| l.starts_with("failing "))
-        .unwrap_or_else(|| panic!("{lines:?}"));
-    let field = |name: &str| -> u64 {
-        line.split(' ')
-            .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
-            .unwrap()
-            .parse()
-            .unwrap()
-    };
+    let field = |name: &str| harness::reported(&lines, "failing ", name);
     let attempts = field("attempts");
     let (cpu_ms, wall_ms) = (field("cpu_ms"), field("wall_ms"));
     println!(

@@ -11,13 +11,15 @@ use std::{
     collections::{BTreeMap, BTreeSet},
     fs,
     path::{Path, PathBuf},
-    process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
 use streambed::commit_log::{CommitLog, ConsumerRecord, ProducerRecord, Subscription, Topic};
 use streambed_logged::{Durability, FileLog};
-use streambed_test::faults::{self, Limit, Tmpfs};
+use streambed_test::{
+    faults::{self, Limit, Tmpfs},
+    harness::{self, Harness},
+};
 use tokio_stream::StreamExt;
 
 /// The child role variable; its value names the role.
@@ -33,65 +35,31 @@ const ROUNDS: u64 = 20;
 /// How long the descriptor exhaustion lasts while producers keep retrying.
 const FAILING_FOR: Duration = Duration::from_secs(2);
 
-const TESTS: &[&str] = &[
-    "a_file_size_limit_fails_produce_and_loses_nothing_acknowledged",
-    "a_read_only_folder_fails_produce_until_it_is_writable_again",
-    "a_full_file_system_fails_produce_and_loses_nothing_acknowledged",
-    "running_out_of_descriptors_fails_produce_without_spinning_and_recovers",
-    "a_subscriber_that_read_part_of_a_cut_off_tail_reads_what_replaced_it",
-];
-
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    match std::env::var(CHILD).as_deref() {
-        Ok("fsize") => runtime.block_on(child_file_size_limit()),
-        Ok("nofile") => runtime.block_on(child_out_of_descriptors()),
-        _ if std::env::args().any(|a| a == "--list") => {
-            for test in TESTS {
-                println!("{test}: test");
-            }
-        }
-        _ => {
-            // Free arguments select the tests whose names hold one of them.
-            let filters: Vec<String> = std::env::args()
-                .skip(1)
-                .filter(|a| !a.starts_with('-'))
-                .collect();
-            let run =
-                |name: &str, test: std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>| {
-                    if !filters.is_empty() && !filters.iter().any(|f| name.contains(f.as_str())) {
-                        return;
-                    }
-                    let started = Instant::now();
-                    runtime.block_on(test);
-                    println!("test {name} ... ok ({:?})", started.elapsed());
-                };
-            run(
-                TESTS[0],
-                Box::pin(a_file_size_limit_fails_produce_and_loses_nothing_acknowledged()),
-            );
-            run(
-                TESTS[1],
-                Box::pin(a_read_only_folder_fails_produce_until_it_is_writable_again()),
-            );
-            run(
-                TESTS[2],
-                Box::pin(a_full_file_system_fails_produce_and_loses_nothing_acknowledged()),
-            );
-            run(
-                TESTS[4],
-                Box::pin(a_subscriber_that_read_part_of_a_cut_off_tail_reads_what_replaced_it()),
-            );
-            run(
-                TESTS[3],
-                Box::pin(running_out_of_descriptors_fails_produce_without_spinning_and_recovers()),
-            );
-        }
-    }
+    Harness::new(CHILD)
+        .child("fsize", child_file_size_limit)
+        .child("nofile", child_out_of_descriptors)
+        .test(
+            "a_file_size_limit_fails_produce_and_loses_nothing_acknowledged",
+            a_file_size_limit_fails_produce_and_loses_nothing_acknowledged,
+        )
+        .test(
+            "a_read_only_folder_fails_produce_until_it_is_writable_again",
+            a_read_only_folder_fails_produce_until_it_is_writable_again,
+        )
+        .test(
+            "a_full_file_system_fails_produce_and_loses_nothing_acknowledged",
+            a_full_file_system_fails_produce_and_loses_nothing_acknowledged,
+        )
+        .test(
+            "a_subscriber_that_read_part_of_a_cut_off_tail_reads_what_replaced_it",
+            a_subscriber_that_read_part_of_a_cut_off_tail_reads_what_replaced_it,
+        )
+        .test(
+            "running_out_of_descriptors_fails_produce_without_spinning_and_recovers",
+            running_out_of_descriptors_fails_produce_without_spinning_and_recovers,
+        )
+        .run();
 }
 
 fn value_of(key: u64) -> Vec<u8> {
@@ -284,20 +252,7 @@ async fn child_file_size_limit() {
 }
 
 fn run_child(role: &str, root: &Path) -> Vec<String> {
-    let output = Command::new(std::env::current_exe().unwrap())
-        .env(CHILD, role)
-        .env(CHILD_ROOT, root)
-        .stdout(Stdio::piped())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8(output.stdout).unwrap();
-    assert!(
-        output.status.success(),
-        "child {role} failed ({}): {stdout}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout.lines().map(str::to_string).collect()
+    harness::child_lines(CHILD, role, [(CHILD_ROOT, root)])
 }
 
 fn pairs(lines: &[String], tag: &str) -> Vec<(u64, u64)> {
@@ -505,14 +460,7 @@ async fn child_out_of_descriptors() {
     });
     tokio::time::sleep(Duration::from_millis(100)).await;
 
-    faults::set_soft_limit(Limit::OpenFiles, Some(256)).unwrap();
-    let mut held = Vec::new();
-    let exhausted = loop {
-        match fs::File::open("/dev/null") {
-            Ok(f) => held.push(f),
-            Err(e) => break e,
-        }
-    };
+    let (held, exhausted) = faults::exhaust_descriptors(256).unwrap();
     println!("exhausted {exhausted}");
 
     let (mut attempts, mut errors, mut existing_ok) = (0, 0, 0);
@@ -549,17 +497,7 @@ async fn child_out_of_descriptors() {
 async fn running_out_of_descriptors_fails_produce_without_spinning_and_recovers() {
     let dir = tempfile::tempdir().unwrap();
     let lines = run_child("nofile", dir.path());
-    let field = |name: &str| -> u64 {
-        let line = lines
-            .iter()
-            .find(|l| l.starts_with("failing "))
-            .unwrap_or_else(|| panic!("{lines:?}"));
-        line.split(' ')
-            .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
-            .unwrap()
-            .parse()
-            .unwrap()
-    };
+    let field = |name: &str| harness::reported(&lines, "failing ", name);
     let (attempts, errors) = (field("attempts"), field("errors"));
     let (cpu_ms, wall_ms) = (field("cpu_ms"), field("wall_ms"));
     println!(

@@ -2,12 +2,14 @@
 //! by inotify on Linux), and a writer killed with SIGKILL leaves a log that reopens with
 //! every record it acknowledged in fsync mode.
 //!
-//! The harness is our own: the same binary runs as the child when `LOGGED_CHILD` says so.
+//! The harness is `streambed_test::harness`: the same binary runs as the child when
+//! `LOGGED_CHILD` says so.
 
 use std::{process::Stdio, time::Duration};
 
 use streambed::commit_log::{CommitLog, ProducerRecord, Subscription, Topic};
 use streambed_logged::{compaction::KeyBasedRetention, Durability, FileLog};
+use streambed_test::harness::Harness;
 use tokio::{
     io::{AsyncBufReadExt, BufReader, Lines},
     process::{Child, ChildStdout, Command},
@@ -21,29 +23,27 @@ fn record(topic: &str, key: u64) -> ProducerRecord {
 }
 
 fn main() {
-    let runtime = streambed_test::runtime::two_workers();
-    match std::env::var("LOGGED_CHILD").as_deref() {
-        Ok("tail") => runtime.block_on(child_tail()),
-        Ok("produce") => runtime.block_on(child_produce(Durability::Fsync)),
-        Ok("produce-buffered") => runtime.block_on(child_produce(Durability::Buffered)),
-        _ if std::env::args().any(|a| a == "--list") => {
-            println!("another_process_reads_and_tails_what_this_one_writes: test");
-            println!("records_acknowledged_in_fsync_mode_survive_sigkill: test");
-            println!("records_acknowledged_in_buffered_mode_survive_sigkill: test");
-            println!("another_process_follows_a_topic_through_compaction: test");
-        }
-        _ => {
-            runtime.block_on(another_process_reads_and_tails_what_this_one_writes());
-            println!("test another_process_reads_and_tails_what_this_one_writes ... ok");
-            runtime.block_on(acknowledged_records_survive_sigkill("produce"));
-            println!("test records_acknowledged_in_fsync_mode_survive_sigkill ... ok");
-            // A killed process loses nothing the OS already has, even without fsync.
-            runtime.block_on(acknowledged_records_survive_sigkill("produce-buffered"));
-            println!("test records_acknowledged_in_buffered_mode_survive_sigkill ... ok");
-            runtime.block_on(another_process_follows_a_topic_through_compaction());
-            println!("test another_process_follows_a_topic_through_compaction ... ok");
-        }
-    }
+    Harness::new("LOGGED_CHILD")
+        .child("tail", child_tail)
+        .child("produce", || child_produce(Durability::Fsync))
+        .child("produce-buffered", || child_produce(Durability::Buffered))
+        .test(
+            "another_process_reads_and_tails_what_this_one_writes",
+            another_process_reads_and_tails_what_this_one_writes,
+        )
+        .test("records_acknowledged_in_fsync_mode_survive_sigkill", || {
+            acknowledged_records_survive_sigkill("produce")
+        })
+        // A killed process loses nothing the OS already has, even without fsync.
+        .test(
+            "records_acknowledged_in_buffered_mode_survive_sigkill",
+            || acknowledged_records_survive_sigkill("produce-buffered"),
+        )
+        .test(
+            "another_process_follows_a_topic_through_compaction",
+            another_process_follows_a_topic_through_compaction,
+        )
+        .run();
 }
 
 fn root() -> String {

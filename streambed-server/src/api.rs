@@ -8,7 +8,7 @@ use std::{convert::Infallible, time::Duration};
 
 use axum::{
     body::{Body, Bytes},
-    extract::{rejection::PathRejection, Path, State},
+    extract::{rejection::PathRejection, Path, Request, State},
     http::{header, HeaderMap, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
     routing::{get, post},
@@ -112,6 +112,27 @@ fn checked_topic(name: &str) -> Result<Topic, ApiError> {
     Ok(Topic::from(name))
 }
 
+/// What a POST handler starts from: its path segment, checked by `check` before the body is
+/// read (a bad path is refused without waiting for the body), and the whole body.
+async fn path_and_body<CL, P>(
+    state: &AppState<CL>,
+    path: Result<Path<String>, PathRejection>,
+    check: impl FnOnce(&str) -> Result<P, ApiError>,
+    request: Request,
+) -> Result<(P, Vec<u8>), ApiError> {
+    let Path(segment) = path.map_err(path_error)?;
+    let checked = check(&segment)?;
+    let (parts, body) = request.into_parts();
+    let bytes = read_body(
+        &parts.headers,
+        body,
+        state.max_body_size,
+        state.body_read_timeout,
+    )
+    .await?;
+    Ok((checked, bytes))
+}
+
 async fn offsets<CL: CommitLog + 'static>(
     State(state): State<AppState<CL>>,
     path: Result<Path<(String, String)>, PathRejection>,
@@ -136,12 +157,9 @@ async fn offsets<CL: CommitLog + 'static>(
 async fn produce<CL: CommitLog + 'static>(
     State(state): State<AppState<CL>>,
     path: Result<Path<String>, PathRejection>,
-    headers: HeaderMap,
-    body: Body,
+    request: Request,
 ) -> Result<Response, ApiError> {
-    let Path(topic) = path.map_err(path_error)?;
-    let topic = checked_topic(&topic)?;
-    let bytes = read_body(&headers, body, state.max_body_size, state.body_read_timeout).await?;
+    let (topic, bytes) = path_and_body(&state, path, checked_topic, request).await?;
     let request: ProduceRequest = parse_json(&bytes)?;
     // Every record is checked before the first is appended: a bad request writes nothing.
     if let Some(stray) = request.records.iter().find(|r| r.topic != topic) {
@@ -193,11 +211,9 @@ async fn produce<CL: CommitLog + 'static>(
 async fn consume<CL: CommitLog + 'static>(
     State(state): State<AppState<CL>>,
     path: Result<Path<String>, PathRejection>,
-    headers: HeaderMap,
-    body: Body,
+    request: Request,
 ) -> Result<Response, ApiError> {
-    let Path(group) = path.map_err(path_error)?;
-    let bytes = read_body(&headers, body, state.max_body_size, state.body_read_timeout).await?;
+    let (group, bytes) = path_and_body(&state, path, |g| Ok(g.to_string()), request).await?;
     let consumer: Consumer = parse_json(&bytes)?;
     if consumer.subscriptions.is_empty() {
         return Err(ApiError::new(

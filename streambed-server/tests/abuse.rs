@@ -180,15 +180,9 @@ async fn a_thousand_connections_open_at_once_are_all_served() {
             status_of(&answer)
         });
     }
-    let answered = tokio::time::timeout(Duration::from_secs(30), async {
-        let mut statuses = Vec::new();
-        while let Some(status) = clients.join_next().await {
-            statuses.push(status.unwrap());
-        }
-        statuses
-    })
-    .await
-    .expect("not every connection answered within 30 s");
+    let answered = tokio::time::timeout(Duration::from_secs(30), join_all(clients))
+        .await
+        .expect("not every connection answered within 30 s");
     assert_eq!(answered.len(), 1000);
     assert!(answered.iter().all(|&status| status == 404), "{answered:?}");
     eprintln!(
@@ -289,12 +283,7 @@ async fn a_body_declared_larger_than_the_limit_gets_413_without_being_sent() {
         "{{\"records\": [{{\"topic\": \"t\", \"key\": 0, \"value\": \"{}\"}}]}}",
         "A".repeat(1024 * 1024)
     );
-    let response = Client::new()
-        .post(server.endpoint("/topics/t"))
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    let response = common::post(&server, "/topics/t", body).await;
     assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(log.offsets(Topic::from("t"), 0).await, None);
     server.stop().await;
@@ -421,6 +410,33 @@ async fn a_consumer_naming_50000_subscriptions_or_offsets_gets_one_400_and_no_lo
     eprintln!("server peak RSS after 50,000-entry consumers: {peak} KiB");
 }
 
+/// Splits `names` in four and runs `client` on each quarter at once, answering what each
+/// quarter's client answered: the memory tests' load comes from four connections.
+async fn in_four_clients<F, Fut>(names: std::ops::Range<usize>, client: F) -> Vec<Fut::Output>
+where
+    F: Fn(std::ops::Range<usize>) -> Fut,
+    Fut: std::future::Future + Send + 'static,
+    Fut::Output: Send + 'static,
+{
+    let per_client = names.len() / 4;
+    let mut clients = JoinSet::new();
+    for c in 0..4 {
+        let start = names.start + c * per_client;
+        clients.spawn(client(start..start + per_client));
+    }
+    join_all(clients).await
+}
+
+/// What every task of `tasks` answered, in the order they ended; a task's panic fails the
+/// test.
+async fn join_all<T: 'static>(mut tasks: JoinSet<T>) -> Vec<T> {
+    let mut answers = Vec::new();
+    while let Some(answer) = tasks.join_next().await {
+        answers.push(answer.unwrap());
+    }
+    answers
+}
+
 /// Sends `GET …/offsets` for every name over one keep-alive connection, `window`
 /// requests at a time, and counts the answers with status 404.
 async fn offsets_of_unknown_topics(
@@ -480,25 +496,13 @@ async fn asking_the_offsets_of_30000_distinct_topics_leaves_the_server_memory_bo
     // their state would be about 40 MB. The subscription test below names 100,000.
     let server = ServerProcess::start(&[]);
     let pid = server.pid();
-    let sweep = |from: usize, to: usize| {
-        let address = server.address;
-        async move {
-            let per_connection = (to - from) / 4;
-            let mut clients = JoinSet::new();
-            for c in 0..4 {
-                let start = from + c * per_connection;
-                clients.spawn(offsets_of_unknown_topics(
-                    address,
-                    start..start + per_connection,
-                    250,
-                ));
-            }
-            let mut not_found = 0;
-            while let Some(count) = clients.join_next().await {
-                not_found += count.unwrap();
-            }
-            not_found
-        }
+    let sweep = |from: usize, to: usize| async move {
+        in_four_clients(from..to, |names| {
+            offsets_of_unknown_topics(server.address, names, 250)
+        })
+        .await
+        .into_iter()
+        .sum::<usize>()
     };
     // A first sweep lets allocator arenas and buffers reach their working size.
     assert_eq!(sweep(0, 4_000).await, 4_000);
@@ -551,18 +555,7 @@ async fn subscribing_to_100000_distinct_topics_then_leaving_leaves_the_server_me
     let server = ServerProcess::start(&[]);
     let pid = server.pid();
     let sweep = |from: usize, to: usize| {
-        let address = server.address;
-        async move {
-            let per_connection = (to - from) / 4;
-            let mut clients = JoinSet::new();
-            for c in 0..4 {
-                let start = from + c * per_connection;
-                clients.spawn(subscribe_and_leave(address, start..start + per_connection));
-            }
-            while let Some(done) = clients.join_next().await {
-                done.unwrap();
-            }
-        }
+        in_four_clients(from..to, |names| subscribe_and_leave(server.address, names))
     };
     sweep(0, 10_000).await;
     let before = memory_kib(&pid, "VmRSS:");
@@ -629,15 +622,9 @@ async fn a_thousand_live_consumers_each_receive_every_record() {
             .await
             .unwrap();
     }
-    let received = tokio::time::timeout(Duration::from_secs(40), async {
-        let mut received = Vec::new();
-        while let Some(offsets) = consumers.join_next().await {
-            received.push(offsets.unwrap());
-        }
-        received
-    })
-    .await
-    .expect("not every consumer got every record within 40 s");
+    let received = tokio::time::timeout(Duration::from_secs(40), join_all(consumers))
+        .await
+        .expect("not every consumer got every record within 40 s");
     let expected: Vec<u64> = (0..RECORDS).collect();
     assert_eq!(received.len(), 1000);
     assert!(received.iter().all(|offsets| *offsets == expected));

@@ -192,23 +192,15 @@ async fn a_record_for_a_partition_other_than_0_is_refused_with_400_and_nothing_w
 
 #[tokio::test]
 async fn a_body_streamed_beyond_the_limit_without_a_length_is_refused_with_413() {
-    let server = TestServer::start(
-        MemoryLog::new(),
-        ServerConfig {
-            max_body_size: 1000,
-            ..ServerConfig::default()
-        },
-    )
+    let server = TestServer::start_memory(ServerConfig {
+        max_body_size: 1000,
+        ..ServerConfig::default()
+    })
     .await;
     let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
         (0..10).map(|_| Ok(vec![b' '; 200])).collect();
     let body = reqwest::Body::wrap_stream(futures_util::stream::iter(chunks));
-    let response = Client::new()
-        .post(server.endpoint("/topics/t"))
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    let response = common::post(&server, "/topics/t", body).await;
     assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
     server.stop().await;
 }
@@ -314,12 +306,7 @@ async fn shutdown_ends_open_consumer_streams_so_it_completes_promptly() {
         },
     )
     .await;
-    let mut response = Client::new()
-        .post(server.endpoint("/consumers/g"))
-        .json(&json!({"subscriptions": [{"topic": "t"}]}))
-        .send()
-        .await
-        .unwrap();
+    let mut response = common::subscribe(&server, "t").await;
     assert_eq!(response.status(), StatusCode::OK);
     // Well within the grace period: the stream ends instead of holding the shutdown.
     tokio::time::timeout(Duration::from_secs(10), server.stop())
@@ -339,12 +326,7 @@ async fn an_idle_consumer_stream_gets_newline_heartbeats_between_records() {
         },
     )
     .await;
-    let mut response = Client::new()
-        .post(server.endpoint("/consumers/g"))
-        .json(&json!({"subscriptions": [{"topic": "t"}]}))
-        .send()
-        .await
-        .unwrap();
+    let mut response = common::subscribe(&server, "t").await;
     for _ in 0..2 {
         let chunk = tokio::time::timeout(Duration::from_secs(10), response.chunk())
             .await
@@ -358,20 +340,12 @@ async fn an_idle_consumer_stream_gets_newline_heartbeats_between_records() {
 
 #[tokio::test]
 async fn connections_beyond_the_limit_wait_until_one_ends() {
-    let server = TestServer::start(
-        MemoryLog::new(),
-        ServerConfig {
-            max_connections: 1,
-            ..ServerConfig::default()
-        },
-    )
+    let server = TestServer::start_memory(ServerConfig {
+        max_connections: 1,
+        ..ServerConfig::default()
+    })
     .await;
-    let stream = Client::new()
-        .post(server.endpoint("/consumers/g"))
-        .json(&json!({"subscriptions": [{"topic": "t"}]}))
-        .send()
-        .await
-        .unwrap();
+    let stream = common::subscribe(&server, "t").await;
     let waiting = tokio::spawn(
         Client::new()
             .get(server.endpoint("/topics/t/partitions/0/offsets"))

@@ -23,6 +23,7 @@
 
 use std::{
     ffi::OsStr,
+    fs::File,
     io,
     path::Path,
     process::{Command, Output},
@@ -224,6 +225,30 @@ pub fn set_soft_limit(limit: Limit, value: Option<u64>) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// Lowers [`Limit::OpenFiles`] to `limit`, then opens `/dev/null` until no descriptor is
+/// left. Answers the open files, which hold the descriptors until dropped, and the error
+/// that ended it. For a child process: the lowered limit stays.
+///
+/// ```
+/// use streambed_test::faults;
+///
+/// let (held, exhausted) = faults::exhaust_descriptors(64).unwrap();
+/// assert!(std::fs::File::open("/dev/null").is_err(), "{exhausted}");
+/// drop(held);
+/// assert!(std::fs::File::open("/dev/null").is_ok());
+/// faults::set_soft_limit(faults::Limit::OpenFiles, None).unwrap();
+/// ```
+pub fn exhaust_descriptors(limit: u64) -> io::Result<(Vec<File>, io::Error)> {
+    set_soft_limit(Limit::OpenFiles, Some(limit))?;
+    let mut held = Vec::new();
+    loop {
+        match File::open("/dev/null") {
+            Ok(file) => held.push(file),
+            Err(exhausted) => return Ok((held, exhausted)),
+        }
+    }
 }
 
 /// Makes a write past [`Limit::FileSize`] fail with `EFBIG` rather than kill the process.

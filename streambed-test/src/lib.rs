@@ -7,7 +7,8 @@
 //! secret store's fault tests: a full or read-only tmpfs, lowered resource limits.
 //! [`records`] builds the commit log records that the tests and benches of the logs, the
 //! server and the clients write. [`process`] runs the command-line tools in their tests;
-//! [`runtime`] builds the tokio runtimes of benches and of tests with their own `main`.
+//! [`runtime`] builds the tokio runtimes of benches and of tests with their own `main`;
+//! [`harness`] is the `main` of test binaries that re-execute themselves as a child.
 //!
 //! ```
 //! use streambed_test::server::{self, Response, StatusCode};
@@ -19,6 +20,7 @@
 #![warn(missing_docs)]
 
 pub mod faults;
+pub mod harness;
 pub mod process;
 pub mod records;
 pub mod runtime;

@@ -3,8 +3,9 @@
 
 use std::net::SocketAddr;
 
+use serde_json::json;
 use streambed::commit_log::CommitLog;
-use streambed_server::{serve, ServerConfig};
+use streambed_server::{memory::MemoryLog, serve, ServerConfig};
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use url::Url;
 
@@ -18,6 +19,11 @@ impl TestServer {
     /// A server of `log` on a free loopback port.
     pub async fn start<CL: CommitLog + 'static>(log: CL, config: ServerConfig) -> Self {
         Self::start_on("127.0.0.1:0".parse().unwrap(), log, config).await
+    }
+
+    /// A server of a new, empty in-memory log on a free loopback port.
+    pub async fn start_memory(config: ServerConfig) -> Self {
+        Self::start(MemoryLog::new(), config).await
     }
 
     /// A server of `log` on `address` (for a restart on the same port).
@@ -60,4 +66,28 @@ impl TestServer {
         self.task.abort();
         let _ = self.task.await;
     }
+}
+
+/// Posts `body` to `path` on `server`.
+pub async fn post(
+    server: &TestServer,
+    path: &str,
+    body: impl Into<reqwest::Body>,
+) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(server.endpoint(path))
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Opens a consumer stream of group `g` on `topic`; the response is the stream.
+pub async fn subscribe(server: &TestServer, topic: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(server.endpoint("/consumers/g"))
+        .json(&json!({"subscriptions": [{"topic": topic}]}))
+        .send()
+        .await
+        .unwrap()
 }

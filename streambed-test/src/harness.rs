@@ -1,0 +1,172 @@
+//! The test runner of `harness = false` test binaries that re-execute themselves as a child
+//! (resource limits and SIGKILL apply to a whole process). Each such binary needs the same
+//! small main: pick the child role from an environment variable, answer `--list`, run the
+//! tests the free arguments select, time them and close with cargo's summary line. This is
+//! that main, written once.
+
+use std::{
+    ffi::OsStr,
+    future::Future,
+    panic::{self, AssertUnwindSafe},
+    pin::Pin,
+    process::Command,
+    time::Instant,
+};
+
+/// A test or a child role: a function making the future to run, called only when it runs.
+/// Every `FnOnce() -> impl Future<Output = ()>` is one.
+pub trait Job: 'static {
+    /// Makes the future.
+    fn start(self: Box<Self>) -> Pin<Box<dyn Future<Output = ()>>>;
+}
+
+impl<F, Fut> Job for F
+where
+    F: FnOnce() -> Fut + 'static,
+    Fut: Future<Output = ()> + 'static,
+{
+    fn start(self: Box<Self>) -> Pin<Box<dyn Future<Output = ()>>> {
+        Box::pin(self())
+    }
+}
+
+/// A self-executing test binary's main: child roles chosen by one environment variable,
+/// and named tests, each run on [`crate::runtime::two_workers`].
+///
+/// Without the variable, `--list` prints `NAME: test` for every test; otherwise the tests
+/// whose names hold one of the free arguments (all when there is none) run in the order
+/// they were added, each printing `test NAME ... ok (TIME)`, and a closing
+/// `test result: ...` line in cargo's form follows. A panicking test is reported `FAILED`,
+/// the others still run, and the process exits with status 101.
+///
+/// ```
+/// streambed_test::harness::Harness::new("DOCTEST_CHILD")
+///     .child("sleep", || async { unreachable!("only a child takes this role") })
+///     .test("adds", || async { assert_eq!(1 + 1, 2) })
+///     .run();
+/// ```
+pub struct Harness {
+    child_var: &'static str,
+    children: Vec<(&'static str, Box<dyn Job>)>,
+    tests: Vec<(&'static str, Box<dyn Job>)>,
+}
+
+impl Harness {
+    /// A harness whose child role is named by the environment variable `child_var`.
+    pub fn new(child_var: &'static str) -> Self {
+        Self {
+            child_var,
+            children: Vec::new(),
+            tests: Vec::new(),
+        }
+    }
+
+    /// Runs `f` instead of the tests when the child variable's value is `role`.
+    pub fn child(mut self, role: &'static str, f: impl Job) -> Self {
+        self.children.push((role, Box::new(f)));
+        self
+    }
+
+    /// Adds the test `name`, whose body is the future `f` returns.
+    pub fn test(mut self, name: &'static str, f: impl Job) -> Self {
+        self.tests.push((name, Box::new(f)));
+        self
+    }
+
+    /// Runs the child role or the selected tests, as the process's environment and
+    /// arguments say. Panics on a child role that was never added; exits with status 101
+    /// when a test failed.
+    pub fn run(self) {
+        let runtime = crate::runtime::two_workers();
+        if let Ok(role) = std::env::var(self.child_var) {
+            let (_, child) = self
+                .children
+                .into_iter()
+                .find(|(r, _)| *r == role)
+                .unwrap_or_else(|| panic!("{}={role} names no child role", self.child_var));
+            runtime.block_on(child.start());
+            return;
+        }
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        if args.iter().any(|a| a == "--list") {
+            for (name, _) in &self.tests {
+                println!("{name}: test");
+            }
+            return;
+        }
+        let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+        let started = Instant::now();
+        let (mut passed, mut failed, mut filtered_out) = (0, 0, 0);
+        for (name, test) in self.tests {
+            if !filters.is_empty() && !filters.iter().any(|f| name.contains(f.as_str())) {
+                filtered_out += 1;
+                continue;
+            }
+            let test_started = Instant::now();
+            // The panic message is already printed; the others still run, as with libtest.
+            match panic::catch_unwind(AssertUnwindSafe(|| runtime.block_on(test.start()))) {
+                Ok(()) => {
+                    passed += 1;
+                    println!("test {name} ... ok ({:?})", test_started.elapsed());
+                }
+                Err(_) => {
+                    failed += 1;
+                    println!("test {name} ... FAILED ({:?})", test_started.elapsed());
+                }
+            }
+        }
+        let result = if failed == 0 { "ok" } else { "FAILED" };
+        println!(
+            "\ntest result: {result}. {passed} passed; {failed} failed; 0 ignored; 0 measured; \
+             {filtered_out} filtered out; finished in {:.2}s\n",
+            started.elapsed().as_secs_f64()
+        );
+        if failed > 0 {
+            std::process::exit(101);
+        }
+    }
+}
+
+/// Runs this test binary again as the child `role` (the variable `child_var` set to it),
+/// with the extra environment `envs`, waits for it and answers the lines it printed.
+/// Panics, showing all it printed, when the child fails or cannot be started.
+pub fn child_lines<K, V>(
+    child_var: &str,
+    role: &str,
+    envs: impl IntoIterator<Item = (K, V)>,
+) -> Vec<String>
+where
+    K: AsRef<OsStr>,
+    V: AsRef<OsStr>,
+{
+    let output = Command::new(std::env::current_exe().expect("the test binary's path"))
+        .env(child_var, role)
+        .envs(envs)
+        .output()
+        .expect("the child starts");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "child {role} failed ({}): {stdout}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout.lines().map(str::to_string).collect()
+}
+
+/// The number a child reported as `name=N` on its line that starts with `tag`, among the
+/// `lines` [`child_lines`] answered. Panics, showing the lines, when there is none.
+///
+/// ```
+/// let lines = ["start".to_string(), "failing attempts=12 cpu_ms=3".to_string()];
+/// assert_eq!(streambed_test::harness::reported(&lines, "failing ", "cpu_ms"), 3);
+/// ```
+pub fn reported(lines: &[String], tag: &str, name: &str) -> u64 {
+    lines
+        .iter()
+        .filter(|line| line.starts_with(tag))
+        .flat_map(|line| line.split(' '))
+        .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| panic!("no {tag}… {name}=N reported: {lines:?}"))
+}
