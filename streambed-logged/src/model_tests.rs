@@ -137,11 +137,10 @@ fn setup() -> impl Strategy<Value = Setup> {
     })
 }
 
-/// Where a flipped byte landed: the record's file and byte range then.
+/// Where a flipped byte landed: the record's file and where the record ended then.
 #[derive(Clone, Copy, Debug)]
 struct Flipped {
     file: (u64, u64),
-    from: u64,
     to: u64,
 }
 
@@ -211,8 +210,13 @@ fn file_id(path: &Path) -> Option<(u64, u64)> {
     fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
-/// The records of a file and where each lies: `(offset, from, to)`; and how it ends.
-fn layout(path: &Path, read_buffer: usize) -> (Vec<(u64, u64, u64)>, Vec<(u64, u64)>) {
+/// The records of a file, `(offset, from, to)`, and its damaged byte ranges.
+struct Layout {
+    records: Vec<(u64, u64, u64)>,
+    damaged: Vec<(u64, u64)>,
+}
+
+fn layout(path: &Path, read_buffer: usize) -> Layout {
     let file = File::open(path).unwrap();
     let mut records = Vec::new();
     let mut damaged = Vec::new();
@@ -229,7 +233,7 @@ fn layout(path: &Path, read_buffer: usize) -> (Vec<(u64, u64, u64)>, Vec<(u64, u
         Tail::Torn { at } => damaged.push((at, u64::MAX)),
         Tail::Damaged { from, to } => damaged.push((from, to)),
     }
-    (records, damaged)
+    Layout { records, damaged }
 }
 
 struct Harness {
@@ -372,8 +376,7 @@ impl Harness {
         if len > 0 {
             let cut = at.index(len as usize) as u64;
             let id = file_id(&path);
-            let (records, _) = layout(&path, self.setup.read_buffer);
-            for (offset, _, to) in records {
+            for (offset, _, to) in layout(&path, self.setup.read_buffer).records {
                 if to > cut {
                     self.model.recs.remove(&offset);
                 }
@@ -423,18 +426,14 @@ impl Harness {
     /// Marks the record a byte at `pos` of `path` lies in as one that may vanish.
     fn note_flip(&mut self, path: &Path, pos: u64) {
         let id = file_id(path).unwrap();
-        let (records, damaged) = layout(path, self.setup.read_buffer);
-        if let Some((offset, from, to)) = records.iter().find(|(_, f, t)| (*f..*t).contains(&pos)) {
+        let Layout { records, damaged } = layout(path, self.setup.read_buffer);
+        if let Some((offset, _, to)) = records.iter().find(|(_, f, t)| (*f..*t).contains(&pos)) {
             let rec = self
                 .model
                 .recs
                 .get_mut(offset)
                 .unwrap_or_else(|| panic!("record {offset} on disk was never acknowledged"));
-            rec.flipped = Some(Flipped {
-                file: id,
-                from: *from,
-                to: *to,
-            });
+            rec.flipped = Some(Flipped { file: id, to: *to });
             return;
         }
         // Already damaged bytes: the record they were, if we know it, stays one that may
