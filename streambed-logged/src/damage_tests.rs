@@ -358,3 +358,30 @@ async fn a_long_run_of_zeroes_or_garbage_is_skipped() {
         assert_eq!(stats.bytes, 256 * 1024, "fill {fill:#x}");
     }
 }
+
+/// Found by the model tests: damage at the start of an active file (whose offsets are far
+/// above what its damaged bytes could hold, as after an aging), then an intact record,
+/// then a torn write. The intact record was taken for part of the damage, and so was lost
+/// for good: the torn tail was never cut because the file did not end in a torn record.
+#[tokio::test]
+async fn a_record_between_damage_and_a_torn_tail_stays_readable() {
+    let mut bytes = Vec::new();
+    let mut starts = Vec::new();
+    for o in 500..504 {
+        starts.push(bytes.len());
+        record::encode(&mut bytes, &[], None, o, &[b'v'; 90], o);
+    }
+    // Records 500 and 501 damaged, 502 intact, 503 torn.
+    bytes[starts[0]] ^= 1;
+    bytes[starts[1]] ^= 1;
+    bytes.truncate(starts[3] + 5);
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("t"), &bytes).unwrap();
+
+    let log = FileLog::new(dir.path());
+    assert_eq!(read_all(&log, vec![]).await, [502]);
+    let offsets = log.offsets(Topic::from("t"), 0).await.unwrap();
+    assert_eq!((offsets.beginning_offset, offsets.end_offset), (502, 502));
+    assert_eq!(log.produce(produced(1)).await.unwrap().offset, 503);
+    assert_eq!(read_all(&log, vec![]).await, [502, 503]);
+}

@@ -212,6 +212,8 @@ impl Framer {
     /// `start` at the first position that more bytes could still make a record.
     fn resync(&mut self, from: u64, at_eof: bool) -> Option<usize> {
         let mut pending = None;
+        // A record followed by a torn tail to the end of the file.
+        let mut before_torn = None;
         let mut i = self.start;
         while i < self.end {
             if self.buf[i] != 0 {
@@ -233,9 +235,11 @@ impl Framer {
                             self.start = i;
                             return None;
                         }
-                        // Decided once the bytes after it are complete.
+                        // At the end of the file: it stands unless an intact record
+                        // follows further on (the torn tail is then cut or waited for as
+                        // any torn tail is).
                         Decoded::Incomplete => {
-                            pending.get_or_insert(i);
+                            before_torn.get_or_insert(i);
                         }
                         _ => {}
                     }
@@ -250,6 +254,9 @@ impl Framer {
                 _ => {}
             }
             i += 1;
+        }
+        if before_torn.is_some() {
+            return before_torn;
         }
         self.start = pending.unwrap_or(self.end);
         None
