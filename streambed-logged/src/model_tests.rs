@@ -15,7 +15,9 @@
 //! * `offsets()` names the first and last records a subscriber reads, and a subscription
 //!   from an offset reads exactly the records after it.
 //!
-//! `PROPTEST_CASES` sets the number of cases (64 by default).
+//! `PROPTEST_CASES` sets the number of cases (64 by default); `MODEL_STATS` prints what
+//! each case exercised (run with `--nocapture`), `MODEL_TRACE` the files' layout at every
+//! check. The `replay_` tests run sequences the property test once failed on.
 
 use std::{
     collections::BTreeMap,
@@ -26,7 +28,7 @@ use std::{
 };
 
 use futures_util::future::join_all;
-use proptest::{prelude::*, sample::Index, test_runner::Config as ProptestConfig};
+use proptest::{prelude::*, test_runner::Config as ProptestConfig};
 use streambed::commit_log::{
     CommitLog, ConsumerOffset, ConsumerRecord, ProducerRecord, Subscription, Topic,
 };
@@ -65,6 +67,26 @@ impl Value {
             })
             .collect()
     }
+}
+
+/// A position in something of a size known only when the operation runs (a fraction of
+/// it, in 64-bit fixed point). Ours rather than proptest's `Index` so that a failing
+/// sequence it prints can be written down again as a regression test.
+#[derive(Clone, Copy, Debug)]
+struct Index(u64);
+
+impl Index {
+    fn index(self, size: usize) -> usize {
+        ((size as u128 * u128::from(self.0)) >> 64) as usize
+    }
+
+    fn get<T>(self, slice: &[T]) -> &T {
+        &slice[self.index(slice.len())]
+    }
+}
+
+fn index() -> impl Strategy<Value = Index> {
+    any::<u64>().prop_map(Index)
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -117,11 +139,11 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         6 => prop::collection::vec((0..6u64, value()), 1..24).prop_map(Op::Produce),
         1 => Just(Op::Reopen),
-        1 => any::<Index>().prop_map(Op::Truncate),
-        2 => (any::<Index>(), any::<Index>(), 1..=255u8)
+        1 => index().prop_map(Op::Truncate),
+        2 => (index(), index(), 1..=255u8)
             .prop_map(|(file, at, mask)| Op::Flip { file, at, mask }),
         1 => Just(Op::Compact),
-        1 => any::<Index>().prop_map(Op::SubscribeFrom),
+        1 => index().prop_map(Op::SubscribeFrom),
     ]
 }
 
@@ -475,6 +497,24 @@ impl Harness {
     async fn check(&self) -> Vec<ConsumerRecord> {
         let before = self.compaction_mark();
         let offsets = self.log().offsets(topic(), 0).await;
+        if std::env::var_os("MODEL_TRACE").is_some() {
+            for suffix in ["", ".history", ".index"] {
+                let path = self.path(suffix);
+                if let Ok(bytes) = fs::read(&path) {
+                    eprintln!("{suffix}: {} bytes", bytes.len());
+                    if suffix != ".index" {
+                        let l = layout(&path, 64);
+                        eprintln!("  records {:?} damaged {:?}", l.records, l.damaged);
+                    } else {
+                        eprintln!("  {bytes:?}");
+                    }
+                }
+            }
+            eprintln!(
+                "offsets {offsets:?}; model {:?}",
+                self.model.recs.keys().collect::<Vec<_>>()
+            );
+        }
         let read = match offsets {
             Some(o) => {
                 let read = self.read(None, o.end_offset).await;
@@ -622,4 +662,77 @@ proptest! {
     ) {
         run_case(setup, &ops);
     }
+}
+
+fn produce(records: &[(u64, usize)]) -> Op {
+    Op::Produce(
+        records
+            .iter()
+            .map(|(key, len)| (*key, Value { len: *len, seed: 0 }))
+            .collect(),
+    )
+}
+
+/// The minimal sequence that found `a_record_between_damage_and_a_torn_tail_stays_readable`
+/// (damage_tests): damage at the start of an active file, an intact record, a torn tail.
+#[test]
+fn replay_a_record_between_damage_and_a_torn_tail_stays_readable() {
+    let setup = Setup {
+        threshold: 512,
+        read_buffer: 64,
+        retention: Retention::Latest,
+    };
+    let ops = [
+        produce(&[
+            (0, 0),
+            (0, 0),
+            (0, 481),
+            (0, 0),
+            (0, 0),
+            (0, 0),
+            (0, 15),
+            (0, 10),
+        ]),
+        Op::Truncate(Index(7624654217133281335)),
+        Op::Flip {
+            file: Index(0),
+            at: Index(5950562604422436006),
+            mask: 1,
+        },
+        Op::Flip {
+            file: Index(0),
+            at: Index(0),
+            mask: 1,
+        },
+    ];
+    run_case(setup, &ops);
+}
+
+/// The minimal sequence that found
+/// `compaction_keeps_the_record_after_damage_that_readers_resynchronise_on`
+/// (compaction_tests): a kept record between two damaged regions of an aged file.
+#[test]
+fn replay_compaction_keeps_the_record_after_damage() {
+    let setup = Setup {
+        threshold: 512,
+        read_buffer: 64,
+        retention: Retention::Latest,
+    };
+    let ops = [
+        produce(&[(0, 0)]),
+        Op::Flip {
+            file: Index(0),
+            at: Index(11068046444225730970),
+            mask: 1,
+        },
+        produce(&[(0, 0)]),
+        produce(&[(0, 0)]),
+        produce(&[(1, 0), (2, 325), (0, 0), (0, 103)]),
+        Op::Flip {
+            file: Index(0),
+            at: Index(1478696919736236603),
+            mask: 1,
+        },
+    ];
+    run_case(setup, &ops);
 }
