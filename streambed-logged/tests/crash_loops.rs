@@ -212,12 +212,19 @@ async fn crash_loop(compacting: bool) {
     // Every acknowledged record: offset → value.
     let mut acknowledged: BTreeMap<u64, String> = BTreeMap::new();
     let mut silent_kills = 0;
+    let mut mid_compaction_kills = 0;
     let mut highest_read = None;
     for generation in 0..kills {
         let delay = Duration::from_millis(moments.next_ms(3, 60));
         let lines = run_child(&root, compacting, generation, delay).await;
         if lines.is_empty() {
             silent_kills += 1;
+        }
+        if ["ancient_history", "work"]
+            .iter()
+            .any(|s| dir.path().join(format!("{TOPIC}.{s}")).exists())
+        {
+            mid_compaction_kills += 1;
         }
         for line in lines {
             let (offset, value) = line.split_once(' ').unwrap();
@@ -271,7 +278,8 @@ async fn crash_loop(compacting: bool) {
     let on_disk = read_topic(&root, compacting).await.len();
     println!(
         "crash loop ({name}): {kills} kills in {:.1} s, {} records acknowledged, {} kills \
-         before the first acknowledgement, {on_disk} records on disk at the end",
+         before the first acknowledgement, {mid_compaction_kills} with a compaction \
+         unfinished, {on_disk} records on disk at the end",
         elapsed.as_secs_f64(),
         acknowledged.len(),
         silent_kills
