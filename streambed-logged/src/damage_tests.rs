@@ -385,3 +385,27 @@ async fn a_record_between_damage_and_a_torn_tail_stays_readable() {
     assert_eq!(log.produce(produced(1)).await.unwrap().offset, 503);
     assert_eq!(read_all(&log, vec![]).await, [502, 503]);
 }
+
+/// Found while reviewing what the model tests allow: a history is written whole, so a
+/// record cut short at its end is damage, not a torn write; the offset it held (read by
+/// subscribers before the damage) was given out again.
+#[tokio::test]
+async fn damage_that_looks_torn_at_the_end_of_a_history_never_makes_offsets_repeat() {
+    let mut history = Vec::new();
+    let mut last_start = 0;
+    for o in 0..5u64 {
+        last_start = history.len();
+        record::encode(&mut history, &[], None, o, &[b'v'; 20], o);
+    }
+    // The last record's value length now claims more bytes than the file holds.
+    history[last_start + 4] = 120;
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("t.history"), &history).unwrap();
+    fs::write(dir.path().join("t"), b"").unwrap();
+    let log = FileLog::new(dir.path());
+    assert_eq!(read_all(&log, vec![]).await, [0, 1, 2, 3]);
+    let next = log.produce(produced(1)).await.unwrap().offset;
+    assert!(next > 4, "offset {next} may have been seen before");
+    assert_eq!(read_all(&log, vec![]).await, [0, 1, 2, 3, next]);
+    assert_eq!(log.damage_stats(&Topic::from("t")).unwrap().regions, 1);
+}

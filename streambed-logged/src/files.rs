@@ -225,6 +225,12 @@ pub(crate) fn file_end(
     let (last, tail) = scan_to_end(path, &file.file, start, buf_size, limit, damage, |_, _| {})?;
     let reserved = match tail {
         Tail::Damaged { from, to } => reserved_by(&file.file, from, to, last, limit),
+        // Histories are written whole: a record cut short at the end of one is damage.
+        Tail::Torn { at } if file.kind != FileKind::Active => {
+            let to = file.file.metadata()?.len();
+            damage.report(path, &file.file, at, to);
+            reserved_by(&file.file, at, to, last, limit)
+        }
         Tail::Clean { .. } | Tail::Torn { .. } => 0,
     };
     Ok(FileEnd { last, reserved })
