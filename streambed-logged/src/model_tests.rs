@@ -493,27 +493,33 @@ impl Harness {
         read
     }
 
+    /// Prints the layout of the topic's files, what `offsets()` said and what the model
+    /// holds: what one needs to see why a sequence fails.
+    fn trace(&self, offsets: Option<&streambed::commit_log::PartitionOffsets>) {
+        for suffix in ["", ".history", ".index"] {
+            let path = self.path(suffix);
+            let Ok(bytes) = fs::read(&path) else {
+                continue;
+            };
+            eprintln!("{TOPIC}{suffix}: {} bytes", bytes.len());
+            if suffix == ".index" {
+                eprintln!("  {bytes:?}");
+            } else {
+                let layout = layout(&path, self.setup.read_buffer);
+                eprintln!("  records {:?}", layout.records);
+                eprintln!("  damaged {:?}", layout.damaged);
+            }
+        }
+        let held: Vec<_> = self.model.recs.keys().collect();
+        eprintln!("offsets() {offsets:?}; the model holds {held:?}");
+    }
+
     /// Everything a fresh subscriber reads, checked against the model and `offsets()`.
     async fn check(&self) -> Vec<ConsumerRecord> {
         let before = self.compaction_mark();
         let offsets = self.log().offsets(topic(), 0).await;
         if std::env::var_os("MODEL_TRACE").is_some() {
-            for suffix in ["", ".history", ".index"] {
-                let path = self.path(suffix);
-                if let Ok(bytes) = fs::read(&path) {
-                    eprintln!("{suffix}: {} bytes", bytes.len());
-                    if suffix != ".index" {
-                        let l = layout(&path, 64);
-                        eprintln!("  records {:?} damaged {:?}", l.records, l.damaged);
-                    } else {
-                        eprintln!("  {bytes:?}");
-                    }
-                }
-            }
-            eprintln!(
-                "offsets {offsets:?}; model {:?}",
-                self.model.recs.keys().collect::<Vec<_>>()
-            );
+            self.trace(offsets.as_ref());
         }
         let read = match offsets {
             Some(o) => {
