@@ -183,7 +183,7 @@ impl Cursor {
                         }
                     }
                     self.files.pop_front();
-                    self.framer.reset(0);
+                    self.framer.next_file();
                     if self.files.is_empty() {
                         // The active file is being replaced; its writer will say when.
                         return Step::Wait;

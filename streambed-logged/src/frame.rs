@@ -78,6 +78,9 @@ pub(crate) struct Framer {
     end: usize,
     /// The greatest offset framed in this file.
     last: Option<Offset>,
+    /// The greatest offset framed in the files before this one, which every offset in
+    /// this one exceeds: what damage before the file's first intact record is judged by.
+    floor: Option<Offset>,
     /// Where the damage being skipped began.
     damage: Option<u64>,
     /// The position last read again from the file before being called damaged.
@@ -97,6 +100,7 @@ impl Framer {
             start: 0,
             end: 0,
             last: None,
+            floor: None,
             damage: None,
             rechecked: None,
         }
@@ -112,8 +116,17 @@ impl Framer {
         self.start = 0;
         self.end = 0;
         self.last = None;
+        self.floor = None;
         self.damage = None;
         self.rechecked = None;
+    }
+
+    /// Starts over at the beginning of the topic's next file, whose offsets all exceed
+    /// those framed so far.
+    pub(crate) fn next_file(&mut self) {
+        let floor = self.last.or(self.floor);
+        self.reset(0);
+        self.floor = floor;
     }
 
     /// The next record, damaged region or end of `file`.
@@ -263,10 +276,14 @@ impl Framer {
     }
 
     /// Whether `offset`, found at buffer index `i` after damage from `from`, is no further
-    /// from the last intact offset than the damaged bytes have room for.
+    /// from the last intact offset (in this file, or else in the files before it) than the
+    /// damaged bytes have room for.
     fn within_reach(&self, offset: Offset, from: u64, i: usize) -> bool {
         let skipped = self.pos_of(i).saturating_sub(from);
-        let first = self.last.map_or(0, |last| last.saturating_add(1));
+        let first = self
+            .last
+            .or(self.floor)
+            .map_or(0, |last| last.saturating_add(1));
         offset <= first.saturating_add(skipped.div_ceil(MIN_RECORD_LEN))
     }
 
