@@ -742,3 +742,29 @@ fn replay_compaction_keeps_the_record_after_damage() {
     ];
     run_case(setup, &ops);
 }
+
+/// The minimal sequence that found
+/// `a_record_between_two_damaged_ones_at_the_start_of_a_file_stays_readable`
+/// (damage_tests): damaged first and third records of an active file after an aging.
+#[test]
+fn replay_a_record_between_two_damaged_ones_at_the_start_of_a_file() {
+    let setup = Setup {
+        threshold: 512,
+        read_buffer: 64,
+        retention: Retention::Latest,
+    };
+    let ops = [
+        produce(&[(0, 0), (0, 491), (0, 0), (0, 0), (1, 0), (1, 0)]),
+        Op::Flip {
+            file: Index(0),
+            at: Index(9223372036854775808),
+            mask: 1,
+        },
+        Op::Flip {
+            file: Index(0),
+            at: Index(0),
+            mask: 1,
+        },
+    ];
+    run_case(setup, &ops);
+}
