@@ -188,7 +188,7 @@ const MAX_CLAIMED_JUMP: u64 = 1 << 32;
 pub(crate) struct FileEnd {
     /// The offset of the last intact record.
     pub(crate) last: Option<Offset>,
-    /// How the file ends after it.
+    /// How the file ends after it; never torn for a history, which is written whole.
     pub(crate) tail: Tail,
 }
 
@@ -249,6 +249,16 @@ pub(crate) fn file_end(
         damage,
         |_, _| {},
     )?;
+    let tail = match tail {
+        // Histories are written whole: a record cut short at the end of one is damage,
+        // whose offsets subscribers may have read before it was damaged.
+        Tail::Torn { at } if file.kind != FileKind::Active => {
+            let to = file.file.metadata()?.len();
+            damage.report(path, &file.file, at, to);
+            Tail::Damaged { from: at, to }
+        }
+        tail => tail,
+    };
     Ok(FileEnd { last, tail })
 }
 
