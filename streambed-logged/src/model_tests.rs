@@ -768,3 +768,28 @@ fn replay_a_record_between_two_damaged_ones_at_the_start_of_a_file() {
     ];
     run_case(setup, &ops);
 }
+
+/// The minimal sequence the 300-case run failed on after the merge with main's framer.
+#[test]
+fn replay_a_record_between_damage_and_a_truncation() {
+    let setup = Setup {
+        threshold: 512,
+        read_buffer: 64,
+        retention: Retention::Latest,
+    };
+    let ops = [
+        produce(&[(0, 501), (0, 0), (2, 0), (0, 0), (0, 0)]),
+        Op::Flip {
+            file: Index(0),
+            at: Index(9223372036854775808),
+            mask: 1,
+        },
+        Op::Truncate(Index(9684540638697514599)),
+        Op::Flip {
+            file: Index(0),
+            at: Index(0),
+            mask: 1,
+        },
+    ];
+    run_case(setup, &ops);
+}
