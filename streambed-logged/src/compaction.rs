@@ -19,8 +19,9 @@
 //!    free while the work file grows: every record it held is superseded by one in the
 //!    history. Damaged bytes in the aged files (see `FileLog::damage_stats`) are skipped
 //!    like every reader skips them, and copied into the work file where they were, with
-//!    the record before them: damage is never destroyed, and the offsets it may hold stay
-//!    after the last intact record.
+//!    the records just before and after them: damage is never destroyed, the offsets it
+//!    may hold stay after the last intact record, and readers resynchronise after it on
+//!    the same record as before.
 //! 3. **Commit**: rename the work file over the history, then delete the ancient history
 //!    if it is still there. In between, a reader that finds the ancient history reads it,
 //!    then skips the copies of its kept records that start the new history.

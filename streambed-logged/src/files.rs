@@ -188,7 +188,7 @@ const MAX_CLAIMED_JUMP: u64 = 1 << 32;
 pub(crate) struct FileEnd {
     /// The offset of the last intact record.
     pub(crate) last: Option<Offset>,
-    /// How the file ends after it.
+    /// How the file ends after it; never torn for a history, which is written whole.
     pub(crate) tail: Tail,
 }
 
@@ -226,9 +226,11 @@ fn scan_to_end(
 }
 
 /// How a file ends, using the index for the active file. Damage is reported to `damage`.
+/// `before` is the last offset of the files before this one, if known.
 pub(crate) fn file_end(
     paths: &TopicPaths,
     file: &OpenFile,
+    before: Option<Offset>,
     buf_size: usize,
     limit: usize,
     damage: &DamageLog,
@@ -243,12 +245,22 @@ pub(crate) fn file_end(
         path,
         &file.file,
         start,
-        None,
+        before,
         buf_size,
         limit,
         damage,
         |_, _| {},
     )?;
+    let tail = match tail {
+        // Histories are written whole: a record cut short at the end of one is damage,
+        // whose offsets subscribers may have read before it was damaged.
+        Tail::Torn { at } if file.kind != FileKind::Active => {
+            let to = file.file.metadata()?.len();
+            damage.report(path, &file.file, at, to);
+            Tail::Damaged { from: at, to }
+        }
+        tail => tail,
+    };
     Ok(FileEnd { last, tail })
 }
 
@@ -260,7 +272,7 @@ pub(crate) fn last_offset(
     limit: usize,
     damage: &DamageLog,
 ) -> io::Result<Option<Offset>> {
-    Ok(file_end(paths, file, buf_size, limit, damage)?.last)
+    Ok(file_end(paths, file, None, buf_size, limit, damage)?.last)
 }
 
 /// Answers `offsets()` from the files alone, for topics this process does not write.
@@ -281,12 +293,23 @@ pub(crate) fn offsets_from_disk(
     let Some(beginning_offset) = beginning else {
         return Ok(None);
     };
+    // Newer files with bytes but no record found on their own: damage at their start may
+    // hide records that only the offsets before the file show to be in reach.
+    let mut unseeded = Vec::new();
     for f in files.iter().rev() {
-        if let Some(end_offset) = last_offset(paths, f, buf_size, limit, damage)? {
+        let end = file_end(paths, f, None, buf_size, limit, damage)?;
+        if let Some(mut end_offset) = end.last {
+            for &newer in unseeded.iter().rev() {
+                let seeded = file_end(paths, newer, Some(end_offset), buf_size, limit, damage)?;
+                end_offset = seeded.last.unwrap_or(end_offset);
+            }
             return Ok(Some(PartitionOffsets {
                 beginning_offset,
                 end_offset,
             }));
+        }
+        if !matches!(end.tail, Tail::Clean { .. }) {
+            unseeded.push(f);
         }
     }
     Ok(None)
@@ -317,7 +340,7 @@ fn history_end<'a>(
 ) -> io::Result<(Option<Offset>, Vec<DamagedEnd<'a>>)> {
     let mut ends = Vec::new();
     for f in files.iter().rev().filter(|f| f.kind != FileKind::Active) {
-        let end = file_end(paths, f, buf_size, limit, damage)?;
+        let end = file_end(paths, f, None, buf_size, limit, damage)?;
         if let Tail::Damaged { from, to } = end.tail {
             ends.push(DamagedEnd {
                 file: &f.file,

@@ -9,9 +9,10 @@
 //! damaged region and left where they are. A candidate must also look like part of the
 //! log rather than a record-shaped value inside damaged bytes (a record stored in another
 //! record's value, say): its offset is within reach of the last one (no more records than
-//! the skipped bytes can hold, [`MIN_RECORD_LEN`] each), or the next bytes after it are an
-//! intact record with a greater offset, or the end of the file (or a torn record that ends
-//! it).
+//! the skipped bytes can hold, [`MIN_RECORD_LEN`] each; the last one is that of the files
+//! before when the file starts with damage, or the offset the damaged record still claims
+//! in a topic's first file), or the next bytes after it are an intact record with a
+//! greater offset, or the end of the file (or a torn record that ends it).
 //!
 //! Cost: a record starts with its version, a 0 byte, so only 0 bytes are tried; each try
 //! decodes at most `max_record_size` bytes. Memory stays within a few records.
@@ -27,7 +28,7 @@ use streambed::commit_log::Offset;
 
 use crate::{
     index::read_at,
-    record::{decode, decode_checked, Decoded, RecordView},
+    record::{claimed_offset, decode, decode_checked, Decoded, RecordView},
 };
 
 /// The smallest encoded record: version, header count, timestamp tag, key, value length
@@ -81,6 +82,8 @@ pub(crate) struct Framer {
     last: Option<Offset>,
     /// Where the damage being skipped began.
     damage: Option<u64>,
+    /// The offset the damaged record there still claims, when nothing before it is known.
+    claimed: Option<Offset>,
     /// The position last read again from the file before being called damaged.
     rechecked: Option<u64>,
 }
@@ -99,6 +102,7 @@ impl Framer {
             end: 0,
             last: None,
             damage: None,
+            claimed: None,
             rechecked: None,
         }
     }
@@ -114,6 +118,7 @@ impl Framer {
         self.end = 0;
         self.last = None;
         self.damage = None;
+        self.claimed = None;
         self.rechecked = None;
     }
 
@@ -222,6 +227,12 @@ impl Framer {
                     }
                     debug!("No record at byte {at}: {why:?}; resynchronising");
                     self.damage = Some(at);
+                    // At the start of a topic's first file, nothing else says where its
+                    // offsets begin (a compacted history's need not begin at 0).
+                    self.claimed = match self.last {
+                        None => claimed_offset(&self.buf[self.start..self.end], self.limit),
+                        Some(_) => None,
+                    };
                     self.start += 1;
                 }
             }
@@ -281,10 +292,15 @@ impl Framer {
     }
 
     /// Whether `offset`, found at buffer index `i` after damage from `from`, is no further
-    /// from the last intact offset than the damaged bytes have room for.
+    /// from the last intact offset (or, with none known, the offset the first damaged
+    /// record claims) than the damaged bytes have room for.
     fn within_reach(&self, offset: Offset, from: u64, i: usize) -> bool {
         let skipped = self.pos_of(i).saturating_sub(from);
-        let first = self.last.map_or(0, |last| last.saturating_add(1));
+        let first = match (self.last, self.claimed) {
+            (Some(last), _) => last.saturating_add(1),
+            (None, Some(claimed)) => claimed,
+            (None, None) => 0,
+        };
         offset <= first.saturating_add(skipped.div_ceil(MIN_RECORD_LEN))
     }
 
@@ -374,7 +390,8 @@ mod tests {
     #[test]
     fn a_record_after_damage_is_within_reach_of_the_offsets_before_the_file() {
         let mut first = record(1000, 90);
-        first[50] ^= 0x5a;
+        // Not even the offset it claims can be read.
+        first[0] ^= 0x5a;
         let second = record(1001, 90);
         let mut third = record(1002, 90);
         third[50] ^= 0x5a;

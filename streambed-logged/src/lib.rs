@@ -383,3 +383,6 @@ mod compaction_tests;
 
 #[cfg(test)]
 mod damage_tests;
+
+#[cfg(test)]
+mod model_tests;

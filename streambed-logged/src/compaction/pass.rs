@@ -227,6 +227,7 @@ fn rewrite<CS: CompactionStrategy>(
     // is written only once the next one shows it was not the last.
     let mut held: Vec<u8> = Vec::new();
     let mut held_keep = false;
+    let mut after_damage = false;
     let mut written = 0u64;
     let mut failure = None;
     for_each_aged(shared, config, |aged| match aged {
@@ -245,6 +246,9 @@ fn rewrite<CS: CompactionStrategy>(
                 },
                 _ => true,
             };
+            // Readers resynchronise on the first record after damage, judging its offset
+            // by the record before the damage: another record there may not pass.
+            held_keep |= std::mem::take(&mut after_damage);
             held.clear();
             held.extend_from_slice(raw);
             true
@@ -257,6 +261,7 @@ fn rewrite<CS: CompactionStrategy>(
                 .and_then(|()| copy_range(file, from, to, &mut work));
             held.clear();
             held_keep = false;
+            after_damage = true;
             written += 1;
             if let Err(e) = copied {
                 failure = Some(e);

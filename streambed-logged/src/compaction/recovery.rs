@@ -57,7 +57,7 @@ pub(crate) fn recover_history(
         let (history_first, history_end) = match &history {
             Some(history) => (
                 first_offset(&history.file, limit)?,
-                Some(file_end(paths, history, buf_size, limit, damage)?),
+                Some(file_end(paths, history, None, buf_size, limit, damage)?),
             ),
             None => (None, None),
         };
