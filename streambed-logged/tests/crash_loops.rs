@@ -22,6 +22,7 @@ use std::{
 
 use streambed::commit_log::{CommitLog, ConsumerRecord, ProducerRecord, Subscription, Topic};
 use streambed_logged::{compaction::KeyBasedRetention, Durability, FileLog};
+use streambed_test::harness::Harness;
 use tokio::{
     io::{AsyncBufReadExt, BufReader},
     process::Command,
@@ -35,27 +36,18 @@ const KEYS: u64 = 8;
 const GUARD: Duration = Duration::from_secs(30);
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    match std::env::var("CRASH_CHILD").as_deref() {
-        Ok("plain") => runtime.block_on(child(false)),
-        Ok("compacting") => runtime.block_on(child(true)),
-        _ if std::env::args().any(|a| a == "--list") => {
-            println!("fsync_acknowledged_records_survive_repeated_sigkill: test");
-            println!("fsync_acknowledged_records_survive_repeated_sigkill_while_compacting: test");
-        }
-        _ => {
-            runtime.block_on(crash_loop(false));
-            println!("test fsync_acknowledged_records_survive_repeated_sigkill ... ok");
-            runtime.block_on(crash_loop(true));
-            println!(
-                "test fsync_acknowledged_records_survive_repeated_sigkill_while_compacting ... ok"
-            );
-        }
-    }
+    Harness::new("CRASH_CHILD")
+        .child("plain", || child(false))
+        .child("compacting", || child(true))
+        .test(
+            "fsync_acknowledged_records_survive_repeated_sigkill",
+            || crash_loop(false),
+        )
+        .test(
+            "fsync_acknowledged_records_survive_repeated_sigkill_while_compacting",
+            || crash_loop(true),
+        )
+        .run();
 }
 
 fn log_at(root: &str, compacting: bool) -> FileLog {
