@@ -121,25 +121,29 @@ async fn one_byte_flipped_in_the_first_record_costs_only_that_record() {
     let (bytes, starts) = thousand_records();
     // The version, the header count, the key, the value, the offset and the CRC.
     for at in [0, 1, 3, 4, 50, starts[1] - 5, starts[1] - 1] {
-        let dir = tempfile::tempdir().unwrap();
-        let mut damaged = bytes.clone();
-        damaged[at] ^= 0x5a;
-        let next =
-            assert_damage_costs_only(dir.path(), &damaged, &[0], &format!("byte {at}")).await;
+        let next = flip_costs_only(&bytes, at, 0).await;
         assert_eq!(next, RECORDS);
     }
+}
+
+/// Flips byte `at` of `bytes` (as a topic's active file), checks that only record `lost`
+/// is lost and that the damaged bytes stay on disk, and answers the next offset.
+async fn flip_costs_only(bytes: &[u8], at: usize, lost: u64) -> u64 {
+    let dir = tempfile::tempdir().unwrap();
+    let mut damaged = bytes.to_vec();
+    damaged[at] ^= 0x5a;
+    let next = assert_damage_costs_only(dir.path(), &damaged, &[lost], &format!("byte {at}")).await;
+    let on_disk = fs::read(dir.path().join("t")).unwrap();
+    assert_eq!(&on_disk[..damaged.len()], &damaged[..], "damage destroyed");
+    next
 }
 
 #[tokio::test]
 async fn one_byte_flipped_in_a_middle_record_costs_only_that_record() {
     let (bytes, starts) = thousand_records();
     for at in [0, 1, 3, 4, 50, 100, 101] {
-        let dir = tempfile::tempdir().unwrap();
-        let mut damaged = bytes.clone();
         let pos = (starts[500] + at).min(starts[501] - 1);
-        damaged[pos] ^= 0x5a;
-        let next =
-            assert_damage_costs_only(dir.path(), &damaged, &[500], &format!("byte {at}")).await;
+        let next = flip_costs_only(&bytes, pos, 500).await;
         assert_eq!(next, RECORDS);
     }
 }
@@ -150,16 +154,10 @@ async fn one_byte_flipped_in_the_last_record_costs_only_that_record_and_never_it
     let last = starts[999];
     // Bytes whose damage leaves a complete-looking record: version, key, value, CRC.
     for at in [last, last + 3, last + 50, bytes.len() - 1] {
-        let dir = tempfile::tempdir().unwrap();
-        let mut damaged = bytes.clone();
-        damaged[at] ^= 0x5a;
-        let next =
-            assert_damage_costs_only(dir.path(), &damaged, &[999], &format!("byte {at}")).await;
+        let next = flip_costs_only(&bytes, at, 999).await;
         // Offset 999 may have been read before the damage: the next record comes after
         // every offset the damaged bytes could have held.
         assert!(next > 999);
-        let on_disk = fs::read(dir.path().join("t")).unwrap();
-        assert_eq!(&on_disk[..damaged.len()], &damaged[..], "damage destroyed");
     }
 }
 

@@ -670,6 +670,26 @@ proptest! {
     }
 }
 
+/// Runs a sequence a long run once failed on, with the small files and buffers those runs
+/// found it with.
+fn replay(ops: &[Op]) {
+    let setup = Setup {
+        threshold: 512,
+        read_buffer: 64,
+        retention: Retention::Latest,
+    };
+    run_case(setup, ops);
+}
+
+/// One bit flipped in the first of the topic's files, at `at` scaled into its size (see `Index`).
+fn flip(at: u64) -> Op {
+    Op::Flip {
+        file: Index(0),
+        at: Index(at),
+        mask: 1,
+    }
+}
+
 fn produce(records: &[(u64, usize)]) -> Op {
     Op::Produce(
         records
@@ -683,12 +703,7 @@ fn produce(records: &[(u64, usize)]) -> Op {
 /// (damage_tests): damage at the start of an active file, an intact record, a torn tail.
 #[test]
 fn replay_a_record_between_damage_and_a_torn_tail_stays_readable() {
-    let setup = Setup {
-        threshold: 512,
-        read_buffer: 64,
-        retention: Retention::Latest,
-    };
-    let ops = [
+    replay(&[
         produce(&[
             (0, 0),
             (0, 0),
@@ -700,18 +715,9 @@ fn replay_a_record_between_damage_and_a_torn_tail_stays_readable() {
             (0, 10),
         ]),
         Op::Truncate(Index(7624654217133281335)),
-        Op::Flip {
-            file: Index(0),
-            at: Index(5950562604422436006),
-            mask: 1,
-        },
-        Op::Flip {
-            file: Index(0),
-            at: Index(0),
-            mask: 1,
-        },
-    ];
-    run_case(setup, &ops);
+        flip(5950562604422436006),
+        flip(0),
+    ]);
 }
 
 /// The minimal sequence that found
@@ -719,28 +725,14 @@ fn replay_a_record_between_damage_and_a_torn_tail_stays_readable() {
 /// (compaction_tests): a kept record between two damaged regions of an aged file.
 #[test]
 fn replay_compaction_keeps_the_record_after_damage() {
-    let setup = Setup {
-        threshold: 512,
-        read_buffer: 64,
-        retention: Retention::Latest,
-    };
-    let ops = [
+    replay(&[
         produce(&[(0, 0)]),
-        Op::Flip {
-            file: Index(0),
-            at: Index(11068046444225730970),
-            mask: 1,
-        },
+        flip(11068046444225730970),
         produce(&[(0, 0)]),
         produce(&[(0, 0)]),
         produce(&[(1, 0), (2, 325), (0, 0), (0, 103)]),
-        Op::Flip {
-            file: Index(0),
-            at: Index(1478696919736236603),
-            mask: 1,
-        },
-    ];
-    run_case(setup, &ops);
+        flip(1478696919736236603),
+    ]);
 }
 
 /// The minimal sequence that found
@@ -748,48 +740,20 @@ fn replay_compaction_keeps_the_record_after_damage() {
 /// (damage_tests): damaged first and third records of an active file after an aging.
 #[test]
 fn replay_a_record_between_two_damaged_ones_at_the_start_of_a_file() {
-    let setup = Setup {
-        threshold: 512,
-        read_buffer: 64,
-        retention: Retention::Latest,
-    };
-    let ops = [
+    replay(&[
         produce(&[(0, 0), (0, 491), (0, 0), (0, 0), (1, 0), (1, 0)]),
-        Op::Flip {
-            file: Index(0),
-            at: Index(9223372036854775808),
-            mask: 1,
-        },
-        Op::Flip {
-            file: Index(0),
-            at: Index(0),
-            mask: 1,
-        },
-    ];
-    run_case(setup, &ops);
+        flip(9223372036854775808),
+        flip(0),
+    ]);
 }
 
 /// The minimal sequence the 300-case run failed on after the merge with main's framer.
 #[test]
 fn replay_a_record_between_damage_and_a_truncation() {
-    let setup = Setup {
-        threshold: 512,
-        read_buffer: 64,
-        retention: Retention::Latest,
-    };
-    let ops = [
+    replay(&[
         produce(&[(0, 501), (0, 0), (2, 0), (0, 0), (0, 0)]),
-        Op::Flip {
-            file: Index(0),
-            at: Index(9223372036854775808),
-            mask: 1,
-        },
+        flip(9223372036854775808),
         Op::Truncate(Index(9684540638697514599)),
-        Op::Flip {
-            file: Index(0),
-            at: Index(0),
-            mask: 1,
-        },
-    ];
-    run_case(setup, &ops);
+        flip(0),
+    ]);
 }
