@@ -809,17 +809,13 @@ async fn a_failing_compaction_neither_stops_producers_nor_loses_records() {
     log.register_compaction(Topic::from("t"), Failing)
         .await
         .unwrap();
-    let produce_all = async {
-        for i in 0..200u64 {
-            assert_eq!(
-                log.produce(record("t", i % 3, i)).await.unwrap().offset,
-                10 + i
-            );
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(30), produce_all)
-        .await
-        .expect("producing stalled behind a failing compaction");
+    produce_three_keys(
+        &log,
+        200,
+        10,
+        "producing stalled behind a failing compaction",
+    )
+    .await;
     let stats = log.compaction_stats(&Topic::from("t")).unwrap();
     assert_eq!(stats.compactions, 0, "{stats:?}");
     let shared = log.inner.topic(&Topic::from("t")).unwrap();
@@ -854,17 +850,7 @@ async fn damage_in_a_history_file_costs_its_record_and_compaction_carries_it_ove
     log.register_compaction(Topic::from("t"), KeyBasedRetention::new(100))
         .await
         .unwrap();
-    let produce_all = async {
-        for i in 0..200u64 {
-            assert_eq!(
-                log.produce(record("t", i % 3, i)).await.unwrap().offset,
-                11 + i
-            );
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(30), produce_all)
-        .await
-        .expect("producing stalled");
+    produce_three_keys(&log, 200, 11, "producing stalled").await;
     compaction_idle(&log, "t").await;
     let stats = log.compaction_stats(&Topic::from("t")).unwrap();
     assert!(stats.compactions >= 1, "{stats:?}");
@@ -959,4 +945,18 @@ async fn compaction_keeps_the_record_after_damage_that_readers_resynchronise_on(
     // 3 is the only record of key 1; 7 the latest of key 0. The records after each
     // damaged region stay too.
     assert_eq!(after, [1, 3, 5, 7]);
+}
+
+/// Produces `count` records to topic `t` over three keys, expecting offsets from `first` on,
+/// and fails with `stalled` should producing take more than 30 s.
+async fn produce_three_keys(log: &FileLog, count: u64, first: u64, stalled: &str) {
+    let produce_all = async {
+        for i in 0..count {
+            let offset = log.produce(record("t", i % 3, i)).await.unwrap().offset;
+            assert_eq!(offset, first + i);
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), produce_all)
+        .await
+        .expect(stalled);
 }
