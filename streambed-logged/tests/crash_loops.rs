@@ -16,6 +16,7 @@
 use std::{
     collections::{BTreeMap, HashMap},
     io::Write,
+    os::unix::process::ExitStatusExt,
     process::Stdio,
     time::{Duration, Instant},
 };
@@ -85,7 +86,14 @@ async fn child(compacting: bool) {
                     value: value.clone().into_bytes(),
                     partition: 0,
                 };
-                let offset = log.produce(record).await.unwrap().offset;
+                let offset = match log.produce(record).await {
+                    Ok(produced) => produced.offset,
+                    Err(e) => {
+                        // Not a kill: the parent must see this child fail.
+                        eprintln!("produce failed: {e}");
+                        std::process::exit(3);
+                    }
+                };
                 let mut out = std::io::stdout().lock();
                 writeln!(out, "{offset} {value}").unwrap();
                 out.flush().unwrap();
@@ -93,7 +101,7 @@ async fn child(compacting: bool) {
         }));
     }
     for t in tasks {
-        let _ = t.await;
+        t.await.unwrap();
     }
 }
 
@@ -139,8 +147,9 @@ async fn run_child(root: &str, compacting: bool, generation: u64, delay: Duratio
     // SIGKILL: no destructor, no flush runs in the child.
     child.start_kill().unwrap();
     let status = child.wait().await.unwrap();
-    assert!(
-        !status.success(),
+    assert_eq!(
+        status.signal(),
+        Some(libc::SIGKILL),
         "the child ended by itself before it was killed: {status}"
     );
     tokio::time::timeout(GUARD, reader)
@@ -277,7 +286,7 @@ async fn crash_loop(compacting: bool) {
         silent_kills
     );
     assert!(
-        acknowledged.len() as u64 > kills,
-        "too few records acknowledged to mean anything"
+        silent_kills <= kills / 2,
+        "too few children acknowledged anything for the loop to mean something"
     );
 }

@@ -87,18 +87,20 @@ impl Harness {
             runtime.block_on(child.start());
             return;
         }
-        let args: Vec<String> = std::env::args().skip(1).collect();
-        if args.iter().any(|a| a == "--list") {
-            for (name, _) in &self.tests {
-                println!("{name}: test");
+        let selection = Selection::from_args(std::env::args().skip(1));
+        if selection.list {
+            // None of these tests is ignored: a listing of ignored tests is empty.
+            if !selection.ignored {
+                for (name, _) in &self.tests {
+                    println!("{name}: test");
+                }
             }
             return;
         }
-        let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
         let started = Instant::now();
         let (mut passed, mut failed, mut filtered_out) = (0, 0, 0);
         for (name, test) in self.tests {
-            if !filters.is_empty() && !filters.iter().any(|f| name.contains(f.as_str())) {
+            if !selection.runs(name) {
                 filtered_out += 1;
                 continue;
             }
@@ -124,6 +126,52 @@ impl Harness {
         if failed > 0 {
             std::process::exit(101);
         }
+    }
+}
+
+/// Which tests a run of the binary asks for, read the way libtest reads its arguments.
+#[derive(Debug, Default, PartialEq)]
+struct Selection {
+    list: bool,
+    ignored: bool,
+    exact: bool,
+    filters: Vec<String>,
+    skips: Vec<String>,
+}
+
+impl Selection {
+    fn from_args(args: impl IntoIterator<Item = String>) -> Self {
+        let mut selection = Self::default();
+        let mut args = args.into_iter();
+        while let Some(arg) = args.next() {
+            match arg.as_str() {
+                "--list" => selection.list = true,
+                "--ignored" => selection.ignored = true,
+                "--exact" => selection.exact = true,
+                "--skip" => selection.skips.extend(args.next()),
+                // Options whose value is the next argument, not a filter.
+                "--test-threads" | "--format" | "--color" | "--logfile" | "-Z" => {
+                    args.next();
+                }
+                _ if arg.starts_with('-') => {}
+                _ => selection.filters.push(arg),
+            }
+        }
+        selection
+    }
+
+    /// Whether the test `name` runs: none does when only ignored tests are asked for.
+    fn runs(&self, name: &str) -> bool {
+        let matches = |pattern: &String| {
+            if self.exact {
+                name == pattern
+            } else {
+                name.contains(pattern.as_str())
+            }
+        };
+        !self.ignored
+            && (self.filters.is_empty() || self.filters.iter().any(matches))
+            && !self.skips.iter().any(matches)
     }
 }
 
@@ -169,4 +217,34 @@ pub fn reported(lines: &[String], tag: &str, name: &str) -> u64 {
         .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
         .and_then(|value| value.parse().ok())
         .unwrap_or_else(|| panic!("no {tag}… {name}=N reported: {lines:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Selection;
+
+    fn selection(args: &[&str]) -> Selection {
+        Selection::from_args(args.iter().map(|a| a.to_string()))
+    }
+
+    #[test]
+    fn option_values_are_not_taken_for_filters() {
+        let s = selection(&["--test-threads", "1", "--color", "never", "crash"]);
+        assert_eq!(s.filters, vec!["crash".to_string()]);
+        assert!(s.runs("crash_loop") && !s.runs("faults"));
+    }
+
+    #[test]
+    fn skip_excludes_and_exact_matches_whole_names() {
+        let s = selection(&["--skip", "compacting"]);
+        assert!(s.runs("plain") && !s.runs("while_compacting"));
+        let s = selection(&["--exact", "plain"]);
+        assert!(s.runs("plain") && !s.runs("plain_too"));
+    }
+
+    #[test]
+    fn asking_for_ignored_tests_runs_none() {
+        assert!(!selection(&["--ignored"]).runs("anything"));
+        assert!(selection(&["--include-ignored"]).runs("anything"));
+    }
 }
