@@ -149,7 +149,17 @@ impl Cursor {
             };
             let path = files::path_of(&self.shared.paths, current.kind);
             match frame {
-                Frame::Record { view, .. } => {
+                Frame::Record { view, pos, .. } => {
+                    if unacknowledged(&self.rx, view.offset) {
+                        // In the file but not yet acknowledged by this process's writer:
+                        // a failed write may still cut it off and give its offset to
+                        // another record. Read it again from its start once the writer
+                        // says more.
+                        let last = self.last;
+                        self.framer.reset(pos);
+                        self.framer.after(last);
+                        return self.ready_or_wait();
+                    }
                     if self.last < Some(view.offset) {
                         self.last = Some(view.offset);
                         self.ready
@@ -196,4 +206,11 @@ impl Cursor {
         }
         Step::Ready
     }
+}
+
+/// Whether the record at `offset` is beyond what this process's writer has published.
+/// Records written by another process are taken as they are read.
+fn unacknowledged(tail: &watch::Receiver<TailState>, offset: Offset) -> bool {
+    let tail = tail.borrow();
+    tail.local_writer && tail.ends.is_none_or(|(_, last)| offset > last)
 }
