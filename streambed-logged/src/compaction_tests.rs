@@ -36,17 +36,7 @@ fn value_of(r: &ConsumerRecord) -> u64 {
 }
 
 async fn read_all(log: &FileLog, topic: &str) -> Vec<ConsumerRecord> {
-    let subscriptions = vec![Subscription {
-        topic: Topic::from(topic),
-    }];
-    log.scoped_subscribe(
-        "test",
-        vec![],
-        subscriptions,
-        Some(Duration::from_millis(200)),
-    )
-    .collect()
-    .await
+    streambed_test::records::read_topic(log, topic, Duration::from_millis(200)).await
 }
 
 /// Waits until no compaction of `topic` is due or running.

@@ -534,16 +534,12 @@ impl Harness {
                 read
             }
             None => {
-                let subscriptions = vec![Subscription { topic: topic() }];
-                self.log()
-                    .scoped_subscribe(
-                        "model",
-                        vec![],
-                        subscriptions,
-                        Some(Duration::from_millis(200)),
-                    )
-                    .collect()
-                    .await
+                streambed_test::records::read_topic(
+                    self.log(),
+                    &topic(),
+                    Duration::from_millis(200),
+                )
+                .await
             }
         };
         for pair in read.windows(2) {

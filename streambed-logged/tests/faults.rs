@@ -122,17 +122,7 @@ async fn produce_until_failure(log: &FileLog, topic: &str) -> Vec<(u64, u64)> {
 /// Every record of `topic` under `root`, read by a log opened afresh.
 async fn read_back(root: &Path, topic: &str) -> Vec<ConsumerRecord> {
     let log = FileLog::new(root);
-    let subscriptions = vec![Subscription {
-        topic: Topic::from(topic),
-    }];
-    log.scoped_subscribe(
-        "check",
-        vec![],
-        subscriptions,
-        Some(Duration::from_millis(500)),
-    )
-    .collect()
-    .await
+    streambed_test::records::read_topic(&log, topic, Duration::from_millis(500)).await
 }
 
 /// Checks that the topic holds exactly `acked`: offsets from 0 without gap or repeat, each
