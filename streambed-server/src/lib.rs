@@ -7,6 +7,8 @@ mod consumer_limits;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod memory;
+mod peer_service;
+pub mod principal;
 pub mod topic;
 mod write_timeout;
 
@@ -17,6 +19,8 @@ use hyper_util::{
     rt::{TokioIo, TokioTimer},
     service::TowerToHyperService,
 };
+use peer_service::WithPeer;
+use principal::Peer;
 use streambed::commit_log::CommitLog;
 use tokio::{net::TcpListener, sync::watch, task::JoinSet};
 use write_timeout::WriteTimeout;
@@ -93,6 +97,9 @@ const CONNECTION_BUFFER_SIZE: usize = 64 * 1024;
 /// progress finish for up to [`ServerConfig::shutdown_grace_period`], then drops the
 /// connections left. Dropping the returned future drops every connection at once.
 ///
+/// The same as [`Server::new`] with `log` and `config`, then [`Server::serve`]; use
+/// [`Server`] for the protections beyond [`ServerConfig`].
+///
 /// ```
 /// use streambed_server::{memory::MemoryLog, serve, ServerConfig};
 ///
@@ -121,68 +128,106 @@ where
     CL: CommitLog + 'static,
     F: Future<Output = ()> + Send,
 {
-    let (stop, stopping) = watch::channel(false);
-    let router = api::router(log, &config, stopping.clone());
-    let mut connections = JoinSet::new();
-    let mut http = http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .max_buf_size(CONNECTION_BUFFER_SIZE)
-        .header_read_timeout(config.header_read_timeout)
-        .keep_alive(true);
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            _ = &mut shutdown => break,
-            // At the limit, connections wait in the listen backlog until one ends.
-            accepted = listener.accept(), if connections.len() < config.max_connections => match accepted {
-                Ok((stream, peer)) => {
-                    let _ = stream.set_nodelay(true);
-                    let connection = http.serve_connection(
-                        TokioIo::new(WriteTimeout::new(stream, config.write_timeout)),
-                        TowerToHyperService::new(router.clone()),
-                    );
-                    let mut stopping = stopping.clone();
-                    connections.spawn(async move {
-                        tokio::pin!(connection);
-                        let result = tokio::select! {
-                            result = connection.as_mut() => result,
-                            _ = stopped(&mut stopping) => {
-                                // Finish the request in progress, then close.
-                                connection.as_mut().graceful_shutdown();
-                                connection.await
+    Server::new(log, config).serve(listener, shutdown).await
+}
+
+/// A server of the Kafka HTTP API over a commit log, with everything it is configured with.
+///
+/// ```
+/// use streambed_server::{memory::MemoryLog, Server, ServerConfig};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+/// let server = Server::new(MemoryLog::new(), ServerConfig::default());
+/// // Shuts down at once: a real service passes a signal here.
+/// server.serve(listener, async {}).await?;
+/// # Ok(())
+/// # }
+/// ```
+pub struct Server<CL> {
+    log: CL,
+    config: ServerConfig,
+}
+
+impl<CL> Server<CL>
+where
+    CL: CommitLog + 'static,
+{
+    /// A server of `log`, treating its clients as `config` says.
+    pub fn new(log: CL, config: ServerConfig) -> Self {
+        Self { log, config }
+    }
+
+    /// Serves on `listener` until `shutdown` completes; see [`serve`] for how it stops.
+    pub async fn serve<F>(self, listener: TcpListener, shutdown: F) -> io::Result<()>
+    where
+        F: Future<Output = ()> + Send,
+    {
+        let Self { log, config } = self;
+        let (stop, stopping) = watch::channel(false);
+        let router = api::router(log, &config, stopping.clone());
+        let mut connections = JoinSet::new();
+        let mut http = http1::Builder::new();
+        http.timer(TokioTimer::new())
+            .max_buf_size(CONNECTION_BUFFER_SIZE)
+            .header_read_timeout(config.header_read_timeout)
+            .keep_alive(true);
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                // At the limit, connections wait in the listen backlog until one ends.
+                accepted = listener.accept(), if connections.len() < config.max_connections => match accepted {
+                    Ok((stream, peer)) => {
+                        let _ = stream.set_nodelay(true);
+                        let connection = http.serve_connection(
+                            TokioIo::new(WriteTimeout::new(stream, config.write_timeout)),
+                            TowerToHyperService::new(WithPeer::new(router.clone(), Peer::new(peer))),
+                        );
+                        let mut stopping = stopping.clone();
+                        connections.spawn(async move {
+                            tokio::pin!(connection);
+                            let result = tokio::select! {
+                                result = connection.as_mut() => result,
+                                _ = stopped(&mut stopping) => {
+                                    // Finish the request in progress, then close.
+                                    connection.as_mut().graceful_shutdown();
+                                    connection.await
+                                }
+                            };
+                            if let Err(error) = result {
+                                log::debug!("connection from {peer} ended: {error}");
                             }
-                        };
-                        if let Err(error) = result {
-                            log::debug!("connection from {peer} ended: {error}");
-                        }
-                    });
-                }
-                Err(error) => {
-                    // Typically out of file descriptors: pause rather than spin, and let
-                    // finishing connections free some.
-                    log::warn!("accepting a connection failed: {error}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            },
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+                        });
+                    }
+                    Err(error) => {
+                        // Typically out of file descriptors: pause rather than spin, and let
+                        // finishing connections free some.
+                        log::warn!("accepting a connection failed: {error}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                },
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            }
         }
+        drop(listener);
+        log::info!("shutting down: {} connection(s) open", connections.len());
+        let _ = stop.send(true);
+        let drained = tokio::time::timeout(config.shutdown_grace_period, async {
+            while connections.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            log::warn!(
+                "{} connection(s) still busy after {:?}; dropping them",
+                connections.len(),
+                config.shutdown_grace_period
+            );
+            connections.shutdown().await;
+        }
+        Ok(())
     }
-    drop(listener);
-    log::info!("shutting down: {} connection(s) open", connections.len());
-    let _ = stop.send(true);
-    let drained = tokio::time::timeout(config.shutdown_grace_period, async {
-        while connections.join_next().await.is_some() {}
-    })
-    .await;
-    if drained.is_err() {
-        log::warn!(
-            "{} connection(s) still busy after {:?}; dropping them",
-            connections.len(),
-            config.shutdown_grace_period
-        );
-        connections.shutdown().await;
-    }
-    Ok(())
 }
 
 /// Completes once `stopping` turns `true` (or its sender is gone, which also means stop).
