@@ -42,7 +42,7 @@ pub fn issue_token(
 /// assert_eq!(verified, None);
 /// ```
 pub fn verify_token(token: &str, now: SystemTime, root_secret: &[u8; KEY_SIZE]) -> Option<String> {
-    token::verify(token, now, root_secret)
+    token::verify(token, now, root_secret).map(|claims| claims.username)
 }
 
 /// Encodes and encrypts a secret into the bytes of its file.

@@ -46,6 +46,7 @@ mod secrets;
 mod storage;
 mod store;
 mod token;
+mod token_owner;
 mod users;
 
 pub use error::ConfidantError;
@@ -54,3 +55,4 @@ pub use store::FileSecretStore;
 /// misses of one secret share one read), and how many answers it holds; see
 /// [`FileSecretStore::cache_stats`].
 pub use streambed::secret_cache::CacheStats;
+pub use token_owner::TokenOwner;

@@ -3,20 +3,18 @@
 //! The trait can only say [`Error::Unauthorized`]; the reason a call failed goes to the
 //! debug log on the way, so it is not lost.
 
-use std::time::SystemTime;
-
 use async_trait::async_trait;
 use streambed::secret_store::{
     AppRoleAuthReply, AuthToken, Error, GetSecretReply, SecretData, SecretStore, UserPassAuthReply,
 };
 
-use crate::{token, ConfidantError, FileSecretStore};
+use crate::{ConfidantError, FileSecretStore};
 
 /// The token answered by AppRole logins, which this store does not need.
 const APPROLE_TOKEN: &str = "some-token";
 
 /// The trait's answer to a failed call: the reason logged, then [`Error::Unauthorized`].
-fn unauthorized(e: ConfidantError) -> Error {
+pub(crate) fn unauthorized(e: ConfidantError) -> Error {
     log::debug!("secret store call refused: {e}");
     Error::Unauthorized
 }
@@ -60,10 +58,8 @@ impl SecretStore for FileSecretStore {
     /// Accepts a token issued by [`userpass_auth`](SecretStore::userpass_auth) of any
     /// store with the same root secret, until it expires.
     async fn token_auth(&self, token: &str) -> Result<(), Error> {
-        self.check_root().map_err(unauthorized)?;
-        let user = token::verify(token, SystemTime::now(), &self.shared.root_secret)
-            .ok_or_else(|| unauthorized(ConfidantError::AuthenticationFailed))?;
-        self.set_session(Some(user));
+        let owner = self.token_principal(token)?;
+        self.set_session(Some(owner.username));
         Ok(())
     }
 

@@ -61,8 +61,16 @@ pub(crate) fn issue(
     STANDARD.encode(format!(r#"{{"data":{data},"signature":"{signature}"}}"#))
 }
 
-/// Checks a token's signature and expiry at `now`, answering the user name it carries.
-pub(crate) fn verify(token: &str, now: SystemTime, root_secret: &[u8; KEY_SIZE]) -> Option<String> {
+/// What a valid token says: whose it is and until when.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Claims {
+    pub(crate) username: String,
+    /// Milliseconds since the Unix epoch; the token is valid up to and including it.
+    pub(crate) expires: u64,
+}
+
+/// Checks a token's signature and expiry at `now`, answering what it carries.
+pub(crate) fn verify(token: &str, now: SystemTime, root_secret: &[u8; KEY_SIZE]) -> Option<Claims> {
     if token.len() > MAX_TOKEN_LEN {
         return None;
     }
@@ -74,7 +82,10 @@ pub(crate) fn verify(token: &str, now: SystemTime, root_secret: &[u8; KEY_SIZE])
         return None;
     }
     let data: TokenData = serde_json::from_str(data).ok()?;
-    (epoch_millis(now) <= data.expires).then(|| data.username.into_owned())
+    (epoch_millis(now) <= data.expires).then(|| Claims {
+        username: data.username.into_owned(),
+        expires: data.expires,
+    })
 }
 
 #[cfg(test)]
@@ -87,12 +98,13 @@ mod tests {
     fn issued_tokens_verify_until_they_expire() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         let token = issue("mitchellh", now, Duration::from_secs(10), &KEY);
-        assert_eq!(verify(&token, now, &KEY).as_deref(), Some("mitchellh"));
+        let claims = Claims {
+            username: "mitchellh".to_string(),
+            expires: 1_700_000_010_000,
+        };
+        assert_eq!(verify(&token, now, &KEY).as_ref(), Some(&claims));
         let at_expiry = now + Duration::from_secs(10);
-        assert_eq!(
-            verify(&token, at_expiry, &KEY).as_deref(),
-            Some("mitchellh")
-        );
+        assert_eq!(verify(&token, at_expiry, &KEY), Some(claims));
         let after = at_expiry + Duration::from_millis(1);
         assert_eq!(verify(&token, after, &KEY), None);
         assert_eq!(verify(&token, now, &[6; KEY_SIZE]), None);
@@ -105,8 +117,15 @@ mod tests {
         let lifetime = Duration::from_secs(8_386_094_080_398_008_609);
         let token = issue("ann", now, lifetime, &KEY);
         let far_future = now + Duration::from_secs(1 << 60);
-        assert_eq!(verify(&token, far_future, &KEY).as_deref(), Some("ann"));
-        assert_eq!(verify(&token, now + lifetime, &KEY).as_deref(), Some("ann"));
+        let user = |claims: Option<Claims>| claims.map(|c| c.username);
+        assert_eq!(
+            user(verify(&token, far_future, &KEY)).as_deref(),
+            Some("ann")
+        );
+        assert_eq!(
+            user(verify(&token, now + lifetime, &KEY)).as_deref(),
+            Some("ann")
+        );
     }
 
     #[test]

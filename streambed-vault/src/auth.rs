@@ -14,13 +14,8 @@ use streambed::{
 use crate::{
     call::Counted,
     outcome::{accepted, denied},
-    session::TOKEN_HEADER,
     VaultError, VaultSecretStore,
 };
-
-/// Vault's answer to a token lookup; only its success matters.
-#[derive(serde::Deserialize)]
-struct TokenLookup {}
 
 impl VaultSecretStore {
     /// Logs in at `url` with `body` and adopts the token granted.
@@ -106,26 +101,7 @@ impl VaultSecretStore {
     /// [`SecretStore::token_auth`](streambed::secret_store::SecretStore::token_auth) with
     /// the reason of a failure.
     pub async fn try_token_auth(&self, token: &str) -> Result<(), VaultError> {
-        let url = self
-            .config
-            .calls
-            .url(&["v1", "auth", "token"], ["lookup-self"])?;
-        let counted = Counted {
-            requests: "ss_token_auth_requests",
-            label: "token_auth",
-            value: "lookup-self",
-        };
-        let client = &self.config.calls.client;
-        let reply = self
-            .config
-            .calls
-            .send(&counted, || {
-                client.get(url.clone()).header(TOKEN_HEADER, token)
-            })
-            .await?;
-        accepted(&reply, &counted)?;
-        serde_json::from_slice::<TokenLookup>(&reply.body)
-            .map_err(|e| VaultError::InvalidReply(format!("token lookup answer: {e}")))?;
+        self.lookup_self(token).await?;
         self.session.adopt(token, format!("token:{token}"));
         Ok(())
     }

@@ -42,8 +42,10 @@ mod outcome;
 mod secret_store;
 mod session;
 mod store;
+mod token_owner;
 mod users;
 
 pub use builder::VaultSecretStoreBuilder;
 pub use error::VaultError;
 pub use store::VaultSecretStore;
+pub use token_owner::TokenOwner;

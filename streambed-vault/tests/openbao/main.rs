@@ -319,6 +319,48 @@ async fn token_auth_checks_the_token_and_adopts_it() {
 }
 
 #[tokio::test]
+async fn token_principal_names_the_user_or_display_name_without_adopting_the_token() {
+    let (bao, role_id, secret_id) = prepared("20m").await;
+    bao.create_user("ann", "ann-pass", &["user"]).await;
+    let login = store(&bao, Duration::from_secs(60));
+    let user_token = login
+        .userpass_auth("ann", "ann-pass")
+        .await
+        .unwrap()
+        .auth
+        .client_token;
+    let service_token = login
+        .approle_auth(&role_id, &secret_id)
+        .await
+        .unwrap()
+        .auth
+        .client_token;
+
+    let server = store(&bao, Duration::from_secs(60));
+    let owner = server.try_token_principal(&user_token).await.unwrap();
+    assert_eq!(owner.principal, "ann", "userpass: meta.username");
+    let expires = owner.expires.expect("a userpass token has a ttl");
+    assert!(expires > std::time::SystemTime::now() + Duration::from_secs(60));
+    let owner = server.token_principal(&service_token).await.unwrap();
+    assert_eq!(owner.principal, "approle", "no username: display_name");
+    assert_eq!(
+        server.token_principal(ROOT_TOKEN).await.unwrap().expires,
+        None,
+        "the root token never expires"
+    );
+    assert!(!server.is_authenticated(), "no token adopted");
+
+    assert!(matches!(
+        server.try_token_principal("not-a-token").await,
+        Err(VaultError::Unauthorized)
+    ));
+    assert_eq!(
+        server.token_principal("not-a-token").await,
+        Err(Error::Unauthorized)
+    );
+}
+
+#[tokio::test]
 async fn a_user_store_does_not_see_what_the_service_store_may_read() {
     let (bao, role_id, secret_id) = prepared("20m").await;
     bao.create_user("ann", "ann-pass", &["user"]).await;
