@@ -4,7 +4,7 @@
 //! clients in any language can report it; nothing a client sends can panic the server or
 //! disturb the connections of other clients.
 
-use std::{convert::Infallible, time::Duration};
+use std::{convert::Infallible, sync::Arc, time::Duration};
 
 use axum::{
     body::{Body, Bytes},
@@ -12,7 +12,7 @@ use axum::{
     http::{header, HeaderMap, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
     routing::{get, post},
-    Router,
+    Extension, Router,
 };
 use futures_util::FutureExt;
 use serde::{Deserialize, Serialize};
@@ -23,7 +23,13 @@ use streambed::{
 use tokio::sync::{mpsc, watch};
 use tokio_stream::{wrappers::ReceiverStream, StreamExt};
 
-use crate::{consumer_limits::check_consumer, topic::validate_topic, ServerConfig};
+use crate::{
+    consumer_limits::check_consumer,
+    policy::{Permission, Policy},
+    principal::Principal,
+    topic::validate_topic,
+    ServerConfig,
+};
 
 /// A refusal: its status and the [`ErrorReply`] sent as its JSON body.
 #[derive(Debug)]
@@ -33,7 +39,7 @@ pub(crate) struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> Self {
         Self {
             status,
             reply: ErrorReply {
@@ -69,11 +75,20 @@ struct AppState<CL> {
     consumer_heartbeat: Option<Duration>,
     max_subscriptions: usize,
     stopping: watch::Receiver<bool>,
+    /// With identities on, what each principal may do; `None`: everything, to everyone.
+    policy: Option<Arc<Policy>>,
 }
 
 /// Builds the router of the API over a commit log. Consumer streams end once `stopping`
-/// turns `true`, so that a graceful shutdown does not wait for them forever.
-pub(crate) fn router<CL>(log: CL, config: &ServerConfig, stopping: watch::Receiver<bool>) -> Router
+/// turns `true`, so that a graceful shutdown does not wait for them forever. With a
+/// `policy`, every topic a request names is checked against the principal the identity
+/// layer put in its extensions.
+pub(crate) fn router<CL>(
+    log: CL,
+    config: &ServerConfig,
+    stopping: watch::Receiver<bool>,
+    policy: Option<Arc<Policy>>,
+) -> Router
 where
     CL: CommitLog + 'static,
 {
@@ -85,6 +100,7 @@ where
         consumer_heartbeat: config.consumer_heartbeat.filter(|d| !d.is_zero()),
         max_subscriptions: config.max_subscriptions,
         stopping,
+        policy,
     };
     Router::new()
         .route(
@@ -105,6 +121,22 @@ where
 
 fn path_error(rejection: PathRejection) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, rejection.body_text())
+}
+
+/// 403 unless `policy` (when identities are on) grants the request's `principal`
+/// `permission` on `topic`.
+fn permit(
+    policy: Option<&Policy>,
+    principal: Option<&Principal>,
+    permission: Permission,
+    topic: &str,
+) -> Result<(), ApiError> {
+    match policy {
+        None => Ok(()),
+        Some(policy) => policy
+            .check(principal, permission, topic)
+            .map_err(|denied| ApiError::new(StatusCode::FORBIDDEN, denied.to_string())),
+    }
 }
 
 fn checked_topic(name: &str) -> Result<Topic, ApiError> {
@@ -135,10 +167,18 @@ async fn path_and_body<CL, P>(
 
 async fn offsets<CL: CommitLog + 'static>(
     State(state): State<AppState<CL>>,
+    principal: Option<Extension<Principal>>,
     path: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let Path((topic, partition)) = path.map_err(path_error)?;
     let topic = checked_topic(&topic)?;
+    let principal = principal.as_ref().map(|p| &p.0);
+    permit(
+        state.policy.as_deref(),
+        principal,
+        Permission::Consume,
+        &topic,
+    )?;
     let partition = partition.parse().map_err(|_| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -159,7 +199,26 @@ async fn produce<CL: CommitLog + 'static>(
     path: Result<Path<String>, PathRejection>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let (topic, bytes) = path_and_body(&state, path, checked_topic, request).await?;
+    let principal = state
+        .policy
+        .as_ref()
+        .and_then(|_| request.extensions().get::<Principal>().cloned());
+    let policy = state.policy.as_deref();
+    let check = |name: &str| {
+        let topic = checked_topic(name)?;
+        permit(policy, principal.as_ref(), Permission::Produce, &topic)?;
+        Ok(topic)
+    };
+    let (topic, bytes) = path_and_body(&state, path, check, request).await?;
+    // Creating a topic is producing to one without records; only checked when the
+    // principal lacks the permission, so granted producers pay no offsets lookup.
+    if let Some(policy) = policy {
+        if let Err(denied) = policy.check(principal.as_ref(), Permission::Create, &topic) {
+            if state.log.offsets(topic.clone(), 0).await.is_none() {
+                return Err(ApiError::new(StatusCode::FORBIDDEN, denied.to_string()));
+            }
+        }
+    }
     let request: ProduceRequest = parse_json(&bytes)?;
     // Every record is checked before the first is appended: a bad request writes nothing.
     if let Some(stray) = request.records.iter().find(|r| r.topic != topic) {
@@ -213,6 +272,10 @@ async fn consume<CL: CommitLog + 'static>(
     path: Result<Path<String>, PathRejection>,
     request: Request,
 ) -> Result<Response, ApiError> {
+    let principal = state
+        .policy
+        .as_ref()
+        .and_then(|_| request.extensions().get::<Principal>().cloned());
     let (group, bytes) = path_and_body(&state, path, |g| Ok(g.to_string()), request).await?;
     let consumer: Consumer = parse_json(&bytes)?;
     if consumer.subscriptions.is_empty() {
@@ -230,6 +293,12 @@ async fn consume<CL: CommitLog + 'static>(
         .chain(consumer.offsets.iter().map(|o| &o.topic))
     {
         checked_topic(topic)?;
+        permit(
+            state.policy.as_deref(),
+            principal.as_ref(),
+            Permission::Consume,
+            topic,
+        )?;
     }
     // A small channel bounds what a slow client can make the server hold: once it is full
     // the pump stops pulling from the log until the client reads.

@@ -6,20 +6,24 @@ mod consumer_limits;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod identity;
 pub mod memory;
 mod peer_service;
+pub mod policy;
 pub mod principal;
 pub mod topic;
 mod write_timeout;
 
-use std::{future::Future, io, time::Duration};
+use std::{future::Future, io, sync::Arc, time::Duration};
 
 use hyper::server::conn::http1;
 use hyper_util::{
     rt::{TokioIo, TokioTimer},
     service::TowerToHyperService,
 };
+use identity::Identities;
 use peer_service::WithPeer;
+use policy::Policy;
 use principal::Peer;
 use streambed::commit_log::CommitLog;
 use tokio::{net::TcpListener, sync::watch, task::JoinSet};
@@ -148,6 +152,8 @@ where
 pub struct Server<CL> {
     log: CL,
     config: ServerConfig,
+    identities: Option<Identities>,
+    policy: Option<Policy>,
 }
 
 impl<CL> Server<CL>
@@ -156,7 +162,38 @@ where
 {
     /// A server of `log`, treating its clients as `config` says.
     pub fn new(log: CL, config: ServerConfig) -> Self {
-        Self { log, config }
+        Self {
+            log,
+            config,
+            identities: None,
+            policy: None,
+        }
+    }
+
+    /// Turns identities on: every request needs a principal, from a bearer token or a
+    /// client certificate, or gets 401; what it may do is the [`policy`](Self::policy)'s
+    /// to say (nothing, without one). Off by default: every client may do everything.
+    ///
+    /// ```
+    /// use streambed_server::{identity::Identities, memory::MemoryLog, policy::Policy, Server, ServerConfig};
+    ///
+    /// let policy = Policy::from_json(r#"{"principals": {"gateway": {"produce": ["*"]}}}"#).unwrap();
+    /// let server = Server::new(MemoryLog::new(), ServerConfig::default())
+    ///     .identities(Identities::certificates_only())
+    ///     .policy(policy);
+    /// # let _ = server;
+    /// ```
+    pub fn identities(mut self, identities: Identities) -> Self {
+        self.identities = Some(identities);
+        self
+    }
+
+    /// What each principal may do; see [`policy`](crate::policy) for the file. Turns
+    /// identities on, from client certificates only unless [`identities`](Self::identities)
+    /// says otherwise.
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.policy = Some(policy);
+        self
     }
 
     /// Serves on `listener` until `shutdown` completes; see [`serve`] for how it stops.
@@ -164,9 +201,26 @@ where
     where
         F: Future<Output = ()> + Send,
     {
-        let Self { log, config } = self;
+        let Self {
+            log,
+            config,
+            identities,
+            policy,
+        } = self;
         let (stop, stopping) = watch::channel(false);
-        let router = api::router(log, &config, stopping.clone());
+        // Identities and policy come together: either one on means both, deny by default.
+        let access = match (identities, policy) {
+            (None, None) => None,
+            (identities, policy) => Some((
+                identities.unwrap_or_else(Identities::certificates_only),
+                Arc::new(policy.unwrap_or_else(Policy::deny_all)),
+            )),
+        };
+        let policy = access.as_ref().map(|(_, policy)| Arc::clone(policy));
+        let mut router = api::router(log, &config, stopping.clone(), policy);
+        if let Some((identities, _)) = access {
+            router = identity::layer::authenticated(router, identities);
+        }
         let mut connections = JoinSet::new();
         let mut http = http1::Builder::new();
         http.timer(TokioTimer::new())

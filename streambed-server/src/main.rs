@@ -1,10 +1,12 @@
 //! `streambed-server`: serves the Kafka HTTP API over a commit log in a directory.
 
-use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Parser, ValueEnum};
 use streambed::commit_log::CommitLog;
-use streambed_server::{memory::MemoryLog, serve, ServerConfig};
+use streambed_server::{
+    identity::Identities, memory::MemoryLog, policy::Policy, Server, ServerConfig,
+};
 use tokio::net::TcpListener;
 
 /// Serves a streambed commit log over the Kafka HTTP API: GET
@@ -69,6 +71,54 @@ struct Args {
     #[arg(long, env = "STREAMBED_WORKER_THREADS", default_value_t = 0)]
     worker_threads: usize,
 
+    /// A JSON file granting principals `produce`, `consume` and `create` on topics (see
+    /// the README). Turns identities on: every request then needs a bearer token (checked
+    /// through --token-store) or a verified client certificate (401 without), and may do
+    /// only what the file grants (403 otherwise)
+    #[arg(long, env = "STREAMBED_POLICY")]
+    policy: Option<PathBuf>,
+
+    /// Where bearer tokens are checked: `none` (client certificates only), `confidant`
+    /// (tokens of a streambed-confidant store's userpass logins) or `vault` (tokens of a
+    /// Vault or OpenBao server). Needs --policy
+    #[arg(long, env = "STREAMBED_TOKEN_STORE", value_enum, default_value_t = TokenStore::None)]
+    token_store: TokenStore,
+
+    /// With --token-store confidant: the store's directory (mode 700)
+    #[arg(
+        long,
+        env = "STREAMBED_CONFIDANT_ROOT_PATH",
+        default_value = "/var/lib/confidant"
+    )]
+    confidant_root_path: PathBuf,
+
+    /// With --token-store confidant: a file holding the store's root secret as 32 hex
+    /// characters (the `root-secret` file of the `confidant` CLI's credentials directory)
+    #[arg(long, env = "STREAMBED_CONFIDANT_ROOT_SECRET")]
+    confidant_root_secret: Option<PathBuf>,
+
+    /// With --token-store vault: the Vault or OpenBao server's address
+    #[arg(
+        long,
+        env = "STREAMBED_VAULT_ADDRESS",
+        default_value = "http://127.0.0.1:8200"
+    )]
+    vault_address: String,
+
+    /// With --token-store vault: a PEM file of a CA certificate to trust for the server
+    #[arg(long, env = "STREAMBED_VAULT_CA_FILE")]
+    vault_ca_file: Option<PathBuf>,
+
+    /// How long a verified token is trusted before its store is asked again (never past
+    /// the token's expiry)
+    #[arg(long, env = "STREAMBED_TOKEN_CACHE_TTL", default_value = "30s")]
+    token_cache_ttl: humantime::Duration,
+
+    /// Serve without identities on an address that is not loopback: anyone who reaches
+    /// the port may read, write and create every topic. Refused without this flag
+    #[arg(long, env = "STREAMBED_OPEN_DATA")]
+    open_data: bool,
+
     /// The least severe messages logged to stderr: error, warn, info, debug or trace
     #[arg(long, env = "STREAMBED_LOG_LEVEL", default_value = "info", value_parser = parse_level)]
     log_level: log::LevelFilter,
@@ -77,6 +127,17 @@ struct Args {
 fn parse_level(text: &str) -> Result<log::LevelFilter, String> {
     text.parse()
         .map_err(|_| format!("{text:?} is not one of off, error, warn, info, debug, trace"))
+}
+
+/// Where bearer tokens are checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum TokenStore {
+    /// No tokens: principals from client certificates only
+    None,
+    /// A streambed-confidant store (its userpass tokens)
+    Confidant,
+    /// A Vault or OpenBao server (auth/token/lookup-self)
+    Vault,
 }
 
 /// The commit log implementations the server can serve.
@@ -115,7 +176,99 @@ fn main() -> ExitCode {
     }
 }
 
+/// The identities and policy the flags ask for; `None` when identities are off, which only
+/// a loopback address, or --open-data, allows.
+fn access(args: &Args) -> Result<Option<(Identities, Policy)>, String> {
+    let Some(path) = &args.policy else {
+        if args.token_store != TokenStore::None {
+            return Err("--token-store needs --policy: what would its tokens grant?".to_owned());
+        }
+        if !args.listen.ip().is_loopback() {
+            if !args.open_data {
+                return Err(format!(
+                    "refusing to serve {} without identities: anyone reaching it could read, \
+                     write and create every topic. Give --policy (and --token-store), or \
+                     --open-data if the data is meant to be open",
+                    args.listen
+                ));
+            }
+            log::warn!(
+                "!!! OPEN DATA: serving {} with no identities and no permissions (--open-data): \
+                 ANYONE who reaches this port can read, write and create EVERY topic !!!",
+                args.listen
+            );
+        }
+        return Ok(None);
+    };
+    let policy = Policy::load(path).map_err(|error| error.to_string())?;
+    let identities = match args.token_store {
+        TokenStore::None => Identities::certificates_only(),
+        #[cfg(feature = "confidant")]
+        TokenStore::Confidant => {
+            let secret_file = args.confidant_root_secret.as_ref().ok_or(
+                "--token-store confidant needs --confidant-root-secret (a file of 32 hex characters)",
+            )?;
+            let unreadable = |error: std::io::Error| {
+                format!(
+                    "cannot read the root secret in {}: {error}",
+                    secret_file.display()
+                )
+            };
+            let file = std::fs::File::open(secret_file).map_err(unreadable)?;
+            let line = streambed::read_line(file).map_err(unreadable)?;
+            let root_secret = streambed::seal::Key::from_hex(line.trim()).map_err(|error| {
+                format!(
+                    "{} must hold 32 hex characters: {error}",
+                    secret_file.display()
+                )
+            })?;
+            let store = streambed_confidant::FileSecretStore::new(
+                args.confidant_root_path.clone(),
+                root_secret.as_bytes(),
+                Duration::from_secs(60),
+                1,
+                None,
+            );
+            Identities::tokens(store)
+        }
+        #[cfg(feature = "vault")]
+        TokenStore::Vault => {
+            let address = args
+                .vault_address
+                .parse()
+                .map_err(|error| format!("--vault-address {:?}: {error}", args.vault_address))?;
+            let certificate = match &args.vault_ca_file {
+                Some(path) => {
+                    let pem = std::fs::read(path)
+                        .map_err(|error| format!("cannot read {}: {error}", path.display()))?;
+                    let certificate = reqwest::Certificate::from_pem(&pem).map_err(|error| {
+                        format!("{} is not a PEM certificate: {error}", path.display())
+                    })?;
+                    Some(certificate)
+                }
+                None => None,
+            };
+            let store = streambed_vault::VaultSecretStore::builder(address)
+                .server_cert(certificate)
+                .request_timeout(Some(Duration::from_secs(5)))
+                .max_attempts(Some(2))
+                .build()
+                .map_err(|error| format!("cannot set up the Vault client: {error}"))?;
+            Identities::tokens(store)
+        }
+        #[allow(unreachable_patterns)]
+        other => return Err(format!("this build cannot check tokens with {other:?}")),
+    };
+    log::info!(
+        "identities on: tokens checked with {:?}, permissions from {}",
+        args.token_store,
+        path.display()
+    );
+    Ok(Some((identities.cache_ttl(*args.token_cache_ttl), policy)))
+}
+
 async fn run(args: Args) -> Result<(), String> {
+    let access = access(&args)?;
     let config = ServerConfig {
         max_body_size: args.max_body_size,
         header_read_timeout: *args.header_read_timeout,
@@ -140,22 +293,25 @@ async fn run(args: Args) -> Result<(), String> {
             let log =
                 streambed_logged::FileLog::new(args.root_path.clone()).with_durability(durability);
             log::info!("serving the topics of {}", args.root_path.display());
-            listen(log, args.listen, config).await
+            listen(Server::new(log, config), access, args.listen).await
         }
         #[cfg(not(feature = "file"))]
         Backend::File => Err("this build has no file backend (feature `file`)".to_owned()),
         Backend::Memory => {
             log::warn!("serving an in-memory log: records are lost when the server stops");
-            listen(MemoryLog::new(), args.listen, config).await
+            listen(Server::new(MemoryLog::new(), config), access, args.listen).await
         }
     }
 }
 
 async fn listen<CL: CommitLog + 'static>(
-    log: CL,
+    mut server: Server<CL>,
+    access: Option<(Identities, Policy)>,
     address: SocketAddr,
-    config: ServerConfig,
 ) -> Result<(), String> {
+    if let Some((identities, policy)) = access {
+        server = server.identities(identities).policy(policy);
+    }
     let listener = TcpListener::bind(address)
         .await
         .map_err(|error| format!("cannot listen on {address}: {error}"))?;
@@ -163,7 +319,8 @@ async fn listen<CL: CommitLog + 'static>(
         Ok(bound) => log::info!("listening on {bound}"),
         Err(_) => log::info!("listening on {address}"),
     }
-    serve(log, listener, config, shutdown_signal())
+    server
+        .serve(listener, shutdown_signal())
         .await
         .map_err(|error| format!("serving failed: {error}"))?;
     log::info!("stopped");
