@@ -241,3 +241,76 @@ impl Identities {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::http::{header, HeaderValue};
+
+    use super::*;
+
+    struct Fixed;
+
+    #[async_trait]
+    impl TokenVerifier for Fixed {
+        async fn verify(&self, token: &str) -> Result<Verified, VerifyError> {
+            match token {
+                "t" => Ok(Verified::new(Principal::new("token-user"), None)),
+                _ => Err(VerifyError::Refused),
+            }
+        }
+    }
+
+    fn bearer(token: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        let value = HeaderValue::from_str(&format!("Bearer {token}")).unwrap();
+        headers.insert(header::AUTHORIZATION, value);
+        headers
+    }
+
+    fn peer_with_certificate() -> Peer {
+        Peer::new("192.0.2.1:5000".parse().unwrap())
+            .with_certificate_principal(Principal::new("cert-subject"))
+    }
+
+    #[tokio::test]
+    async fn without_a_token_the_client_certificate_is_the_principal() {
+        let peer = peer_with_certificate();
+        for identities in [Identities::tokens(Fixed), Identities::certificates_only()] {
+            let principal = identities
+                .authenticate(&HeaderMap::new(), Some(&peer))
+                .await;
+            assert_eq!(principal, Ok(Principal::new("cert-subject")));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_bearer_token_wins_over_the_client_certificate() {
+        let peer = peer_with_certificate();
+        let identities = Identities::tokens(Fixed);
+        let principal = identities.authenticate(&bearer("t"), Some(&peer)).await;
+        assert_eq!(principal, Ok(Principal::new("token-user")));
+        let refused = identities.authenticate(&bearer("x"), Some(&peer)).await;
+        assert_eq!(
+            refused,
+            Err(Unauthenticated::Refused),
+            "no fallback past a bad token"
+        );
+    }
+
+    #[tokio::test]
+    async fn with_certificates_only_a_token_is_refused() {
+        let identities = Identities::certificates_only();
+        let refused = identities.authenticate(&bearer("t"), None).await;
+        assert_eq!(refused, Err(Unauthenticated::Refused));
+    }
+
+    #[tokio::test]
+    async fn neither_token_nor_certificate_is_missing() {
+        let peer = Peer::new("192.0.2.1:5000".parse().unwrap());
+        let identities = Identities::tokens(Fixed);
+        let missing = identities
+            .authenticate(&HeaderMap::new(), Some(&peer))
+            .await;
+        assert_eq!(missing, Err(Unauthenticated::Missing));
+    }
+}

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use serde_json::json;
 use streambed::commit_log::CommitLog;
-use streambed_server::{memory::MemoryLog, serve, ServerConfig};
+use streambed_server::{memory::MemoryLog, serve, Server, ServerConfig};
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use url::Url;
 
@@ -36,6 +36,21 @@ impl TestServer {
         let address = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel();
         let task = tokio::spawn(serve(log, listener, config, async {
+            let _ = stopped.await;
+        }));
+        Self {
+            address,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    /// `server` (say, with identities) on a free loopback port.
+    pub async fn start_server<CL: CommitLog + 'static>(server: Server<CL>) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel();
+        let task = tokio::spawn(server.serve(listener, async {
             let _ = stopped.await;
         }));
         Self {

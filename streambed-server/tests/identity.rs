@@ -1,0 +1,370 @@
+//! Identities and permissions through the library: bearer tokens of a real
+//! `FileSecretStore` checked, refused with 401, and what a principal may do checked against
+//! the policy for every topic a request names (403 otherwise).
+
+mod common;
+
+use std::{
+    os::unix::fs::PermissionsExt,
+    time::{Duration, SystemTime},
+};
+
+use base64::{engine::general_purpose::STANDARD, Engine};
+use common::TestServer;
+use reqwest::{header, StatusCode};
+use serde_json::{json, Value};
+use streambed::secret_store::SecretStore;
+use streambed_confidant::FileSecretStore;
+use streambed_server::{
+    identity::Identities, memory::MemoryLog, policy::Policy, Server, ServerConfig,
+};
+
+const ROOT_SECRET: [u8; 16] = [9; 16];
+
+const POLICY: &str = r#"{
+  "principals": {
+    "sensor": { "produce": ["farm-a:readings"] },
+    "gateway": { "produce": ["farm-a:*"], "create": ["farm-a:*"] },
+    "dashboard": { "consume": ["farm-a:readings", "default:*"] }
+  }
+}"#;
+
+/// A server with identities from a confidant store under a private temporary root, the
+/// policy above, and a login token for each principal of the policy.
+struct Setup {
+    server: TestServer,
+    _root: tempfile::TempDir,
+    tokens: std::collections::HashMap<&'static str, String>,
+}
+
+async fn setup() -> Setup {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let store = FileSecretStore::new(
+        root.path(),
+        &ROOT_SECRET,
+        Duration::from_secs(60),
+        100,
+        None,
+    );
+    let mut tokens = std::collections::HashMap::new();
+    for user in ["sensor", "gateway", "dashboard"] {
+        store
+            .userpass_create_update_user(user, user, "pw")
+            .await
+            .unwrap();
+        let login = store.userpass_auth(user, "pw").await.unwrap();
+        tokens.insert(user, login.auth.client_token);
+    }
+    let server = Server::new(MemoryLog::new(), ServerConfig::default())
+        .identities(Identities::tokens(store))
+        .policy(Policy::from_json(POLICY).unwrap());
+    Setup {
+        server: TestServer::start_server(server).await,
+        _root: root,
+        tokens,
+    }
+}
+
+impl Setup {
+    fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        user: Option<&str>,
+    ) -> reqwest::RequestBuilder {
+        let request = reqwest::Client::new().request(method, self.server.endpoint(path));
+        match user {
+            Some(user) => request.bearer_auth(&self.tokens[user]),
+            None => request,
+        }
+    }
+
+    async fn produce(&self, user: &str, topic: &str) -> StatusCode {
+        self.request(
+            reqwest::Method::POST,
+            &format!("/topics/{topic}"),
+            Some(user),
+        )
+        .json(&records(topic))
+        .send()
+        .await
+        .unwrap()
+        .status()
+    }
+
+    async fn consume(&self, user: &str, body: Value) -> reqwest::Response {
+        self.request(reqwest::Method::POST, "/consumers/g", Some(user))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+/// A produce request of one record to `topic`.
+fn records(topic: &str) -> Value {
+    json!({ "records": [{
+        "topic": topic, "headers": [], "timestamp": null, "key": 0, "value": "AQ==", "partition": 0
+    }] })
+}
+
+/// A token in the confidant format (standard base64 of the signed `data`), as a store
+/// with `secret` would issue it, expiring at `expires` ms since the epoch.
+fn handmade_token(user: &str, expires: u64, secret: &[u8; 16]) -> String {
+    let data = format!(r#"{{"username":"{user}","expires":{expires}}}"#);
+    let signature = hex::encode(streambed::crypto::sign(data.as_bytes(), secret));
+    STANDARD.encode(format!(r#"{{"data":{data},"signature":"{signature}"}}"#))
+}
+
+async fn assert_unauthorized(response: reqwest::Response, challenge: &str) {
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(response.headers()[header::WWW_AUTHENTICATE], challenge);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error_code"], 401, "{body}");
+}
+
+#[tokio::test]
+async fn a_token_from_userpass_auth_is_accepted_and_its_user_is_the_principal() {
+    let setup = setup().await;
+    assert_eq!(
+        setup.produce("gateway", "farm-a:readings").await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        setup.produce("sensor", "farm-a:readings").await,
+        StatusCode::OK
+    );
+    let offsets = setup
+        .request(
+            reqwest::Method::GET,
+            "/topics/farm-a:readings/partitions/0/offsets",
+            Some("dashboard"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(offsets.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_request_without_an_identity_gets_401_with_a_bearer_challenge() {
+    let setup = setup().await;
+    let response = setup
+        .request(
+            reqwest::Method::GET,
+            "/topics/farm-a:readings/partitions/0/offsets",
+            None,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_unauthorized(response, "Bearer").await;
+}
+
+#[tokio::test]
+async fn a_malformed_authorization_header_gets_401() {
+    let setup = setup().await;
+    for value in ["Basic c2Vuc29yOnB3", "Bearer", "Bearer two words", "token"] {
+        let response = setup
+            .request(
+                reqwest::Method::GET,
+                "/topics/farm-a:readings/partitions/0/offsets",
+                None,
+            )
+            .header(header::AUTHORIZATION, value)
+            .send()
+            .await
+            .unwrap();
+        assert_unauthorized(response, "Bearer error=\"invalid_request\"").await;
+    }
+}
+
+#[tokio::test]
+async fn a_bad_or_expired_token_gets_401() {
+    let setup = setup().await;
+    let now_ms = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let valid = handmade_token("dashboard", now_ms + 60_000, &ROOT_SECRET);
+    let expired = handmade_token("dashboard", now_ms - 1_000, &ROOT_SECRET);
+    let forged = handmade_token("dashboard", now_ms + 60_000, &[1; 16]);
+    let path = setup
+        .server
+        .endpoint("/topics/default:x/partitions/0/offsets");
+    let client = reqwest::Client::new();
+    // The hand-made token is accepted, so the format is right and the refusals below are
+    // for the expiry and the signature alone.
+    let accepted = client.get(&path).bearer_auth(&valid).send().await.unwrap();
+    assert_eq!(accepted.status(), StatusCode::NOT_FOUND, "no records yet");
+    for token in [expired.as_str(), forged.as_str(), "not-a-token"] {
+        let response = client.get(&path).bearer_auth(token).send().await.unwrap();
+        assert_unauthorized(response, "Bearer error=\"invalid_token\"").await;
+    }
+}
+
+#[tokio::test]
+async fn producing_without_the_permission_gets_403() {
+    let setup = setup().await;
+    let response = setup
+        .request(
+            reqwest::Method::POST,
+            "/topics/farm-a:readings",
+            Some("dashboard"),
+        )
+        .json(&records("farm-a:readings"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error_code"], 403);
+    assert_eq!(
+        body["message"],
+        r#"principal "dashboard" has no produce permission on topic "farm-a:readings""#
+    );
+    assert_eq!(
+        setup.produce("sensor", "farm-a:other").await,
+        StatusCode::FORBIDDEN
+    );
+}
+
+#[tokio::test]
+async fn creating_a_topic_needs_the_create_permission_adding_to_it_does_not() {
+    let setup = setup().await;
+    assert_eq!(
+        setup.produce("sensor", "farm-a:readings").await,
+        StatusCode::FORBIDDEN,
+        "no records yet: producing would create it"
+    );
+    assert_eq!(
+        setup.produce("gateway", "farm-a:readings").await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        setup.produce("sensor", "farm-a:readings").await,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn reading_offsets_needs_the_consume_permission() {
+    let setup = setup().await;
+    assert_eq!(
+        setup.produce("gateway", "farm-a:secret").await,
+        StatusCode::OK
+    );
+    let response = setup
+        .request(
+            reqwest::Method::GET,
+            "/topics/farm-a:secret/partitions/0/offsets",
+            Some("dashboard"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn every_subscription_and_every_offset_of_a_consumer_is_checked() {
+    let setup = setup().await;
+    let allowed = json!({ "topic": "farm-a:readings" });
+    let denied = json!({ "topic": "farm-a:secret" });
+    for subscriptions in [
+        vec![denied.clone()],
+        vec![allowed.clone(), denied.clone()],
+        vec![denied.clone(), allowed.clone()],
+    ] {
+        let response = setup
+            .consume("dashboard", json!({ "subscriptions": subscriptions }))
+            .await;
+        assert_eq!(
+            response.status(),
+            StatusCode::FORBIDDEN,
+            "{subscriptions:?}"
+        );
+    }
+    let response = setup
+        .consume(
+            "dashboard",
+            json!({
+                "offsets": [{ "topic": "farm-a:secret", "partition": 0, "offset": 0 }],
+                "subscriptions": [allowed],
+            }),
+        )
+        .await;
+    assert_eq!(
+        response.status(),
+        StatusCode::FORBIDDEN,
+        "an offset names a topic too"
+    );
+    let response = setup
+        .consume(
+            "dashboard",
+            json!({ "subscriptions": [allowed, { "topic": "default:x" }] }),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_consumer_sees_the_records_of_the_topics_it_may_read() {
+    let setup = setup().await;
+    assert_eq!(
+        setup.produce("gateway", "farm-a:readings").await,
+        StatusCode::OK
+    );
+    let mut response = setup
+        .consume(
+            "dashboard",
+            json!({ "subscriptions": [{ "topic": "farm-a:readings" }] }),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let chunk = tokio::time::timeout(Duration::from_secs(10), response.chunk())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let record: Value =
+        serde_json::from_slice(chunk.split(|b| *b == b'\n').next().unwrap()).unwrap();
+    assert_eq!(record["topic"], "farm-a:readings");
+}
+
+#[tokio::test]
+async fn with_identities_and_no_policy_everything_is_denied() {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let store = FileSecretStore::new(
+        root.path(),
+        &ROOT_SECRET,
+        Duration::from_secs(60),
+        100,
+        None,
+    );
+    store
+        .userpass_create_update_user("ann", "ann", "pw")
+        .await
+        .unwrap();
+    let token = store
+        .userpass_auth("ann", "pw")
+        .await
+        .unwrap()
+        .auth
+        .client_token;
+    let server = TestServer::start_server(
+        Server::new(MemoryLog::new(), ServerConfig::default())
+            .identities(Identities::tokens(store)),
+    )
+    .await;
+    let response = reqwest::Client::new()
+        .post(server.endpoint("/topics/default:x"))
+        .bearer_auth(token)
+        .json(&records("default:x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+}
