@@ -188,7 +188,7 @@ where
         self
     }
 
-    /// What each principal may do; see [`policy`](crate::policy) for the file. Turns
+    /// What each principal may do; see [`policy`](mod@crate::policy) for the file. Turns
     /// identities on, from client certificates only unless [`identities`](Self::identities)
     /// says otherwise.
     pub fn policy(mut self, policy: Policy) -> Self {

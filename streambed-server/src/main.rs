@@ -1,6 +1,6 @@
 //! `streambed-server`: serves the Kafka HTTP API over a commit log in a directory.
 
-use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
 
 use clap::{Parser, ValueEnum};
 use streambed::commit_log::CommitLog;
@@ -225,7 +225,7 @@ fn access(args: &Args) -> Result<Option<(Identities, Policy)>, String> {
             let store = streambed_confidant::FileSecretStore::new(
                 args.confidant_root_path.clone(),
                 root_secret.as_bytes(),
-                Duration::from_secs(60),
+                std::time::Duration::from_secs(60),
                 1,
                 None,
             );
@@ -250,7 +250,7 @@ fn access(args: &Args) -> Result<Option<(Identities, Policy)>, String> {
             };
             let store = streambed_vault::VaultSecretStore::builder(address)
                 .server_cert(certificate)
-                .request_timeout(Some(Duration::from_secs(5)))
+                .request_timeout(Some(std::time::Duration::from_secs(5)))
                 .max_attempts(Some(2))
                 .build()
                 .map_err(|error| format!("cannot set up the Vault client: {error}"))?;

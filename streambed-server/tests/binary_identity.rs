@@ -1,0 +1,290 @@
+//! The `streambed-server` program with identities on: a token from a real
+//! `FileSecretStore` login and one from a real OpenBao dev server accepted, bad and expired
+//! tokens refused with 401, topics without permission refused with 403 (every subscription
+//! checked), and the refusal to serve a non-loopback address without identities unless
+//! told the data is open.
+
+#[allow(dead_code)]
+#[path = "../../streambed-vault/tests/openbao/bao.rs"]
+mod bao;
+
+use std::{
+    io::{BufRead, BufReader, Read},
+    os::unix::fs::PermissionsExt,
+    path::Path,
+    process::{Child, ChildStderr, Command, Stdio},
+    time::{Duration, SystemTime},
+};
+
+use base64::{engine::general_purpose::STANDARD, Engine};
+use reqwest::{header, Method, StatusCode};
+use serde_json::{json, Value};
+use streambed::secret_store::SecretStore;
+use streambed_confidant::FileSecretStore;
+
+const PROGRAM: &str = env!("CARGO_BIN_EXE_streambed-server");
+
+const ROOT_SECRET: [u8; 16] = [4; 16];
+
+const POLICY: &str = r#"{
+  "principals": {
+    "ann": { "produce": ["farm-a:*"], "create": ["farm-a:*"], "consume": ["farm-a:*"] }
+  }
+}"#;
+
+/// A running server, killed when dropped.
+struct Running {
+    child: Child,
+    address: String,
+    output: String,
+    _stderr: BufReader<ChildStderr>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Running {
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    async fn produce(&self, token: Option<&str>, topic: &str) -> reqwest::Response {
+        let mut request = reqwest::Client::new()
+            .post(self.url(&format!("/topics/{topic}")))
+            .json(&json!({ "records": [{
+                "topic": topic, "headers": [], "timestamp": null, "key": 0, "value": "AQ==",
+                "partition": 0
+            }] }));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.unwrap()
+    }
+}
+
+fn command(args: &[&str]) -> Command {
+    let mut command = Command::new(PROGRAM);
+    command
+        .args(["--backend", "memory", "--worker-threads", "1"])
+        .args(args)
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped());
+    command
+}
+
+/// Starts the server with `args` and waits until it listens.
+fn start(args: &[&str]) -> Running {
+    let mut child = command(args).spawn().unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut output = String::new();
+    let address = loop {
+        let mut line = String::new();
+        let read = stderr.read_line(&mut line).unwrap();
+        assert_ne!(read, 0, "server exited early:\n{output}");
+        output.push_str(&line);
+        if let Some((_, address)) = line.trim_end().split_once("listening on ") {
+            break address.to_owned();
+        }
+    };
+    Running {
+        child,
+        address,
+        output,
+        _stderr: stderr,
+    }
+}
+
+/// Runs the server with `args`, which must make it exit with failure; its stderr.
+fn refused(args: &[&str]) -> String {
+    let mut child = command(args).spawn().unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "{args:?} served:\n{stderr}");
+    stderr
+}
+
+fn write_policy(dir: &Path) -> String {
+    let path = dir.join("policy.json");
+    std::fs::write(&path, POLICY).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+/// A token in the confidant format, signed with `secret`, expiring at `expires` (ms).
+fn handmade_token(user: &str, expires: u64, secret: &[u8; 16]) -> String {
+    let data = format!(r#"{{"username":"{user}","expires":{expires}}}"#);
+    let signature = hex::encode(streambed::crypto::sign(data.as_bytes(), secret));
+    STANDARD.encode(format!(r#"{{"data":{data},"signature":"{signature}"}}"#))
+}
+
+#[tokio::test]
+async fn the_binary_accepts_a_confidant_token_and_checks_every_topic_it_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("confidant");
+    std::fs::create_dir(&root).unwrap();
+    std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let secret_file = dir.path().join("root-secret");
+    std::fs::write(&secret_file, format!("{}\n", hex::encode(ROOT_SECRET))).unwrap();
+    let store = FileSecretStore::new(&root, &ROOT_SECRET, Duration::from_secs(60), 10, None);
+    store
+        .userpass_create_update_user("ann", "ann", "pw")
+        .await
+        .unwrap();
+    store
+        .userpass_create_update_user("bob", "bob", "pw")
+        .await
+        .unwrap();
+    let ann = store
+        .userpass_auth("ann", "pw")
+        .await
+        .unwrap()
+        .auth
+        .client_token;
+    let bob = store
+        .userpass_auth("bob", "pw")
+        .await
+        .unwrap()
+        .auth
+        .client_token;
+
+    let policy = write_policy(dir.path());
+    let server = start(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--policy",
+        &policy,
+        "--token-store",
+        "confidant",
+        "--confidant-root-path",
+        root.to_str().unwrap(),
+        "--confidant-root-secret",
+        secret_file.to_str().unwrap(),
+    ]);
+
+    assert_eq!(
+        server.produce(Some(&ann), "farm-a:readings").await.status(),
+        StatusCode::OK
+    );
+
+    let missing = server.produce(None, "farm-a:readings").await;
+    assert_eq!(missing.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(missing.headers()[header::WWW_AUTHENTICATE], "Bearer");
+    let now_ms = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let expired = handmade_token("ann", now_ms - 1, &ROOT_SECRET);
+    for token in [expired.as_str(), "bm90IGEgdG9rZW4="] {
+        let response = server.produce(Some(token), "farm-a:readings").await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{token}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error_code"], 401);
+    }
+
+    let forbidden = server.produce(Some(&ann), "farm-b:readings").await;
+    assert_eq!(forbidden.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        server.produce(Some(&bob), "farm-a:readings").await.status(),
+        StatusCode::FORBIDDEN
+    );
+
+    let consume = |subscriptions: Value| {
+        reqwest::Client::new()
+            .request(Method::POST, server.url("/consumers/g"))
+            .bearer_auth(&ann)
+            .json(&json!({ "subscriptions": subscriptions }))
+            .send()
+    };
+    let mixed = consume(json!([{ "topic": "farm-a:readings" }, { "topic": "farm-b:readings" }]));
+    assert_eq!(mixed.await.unwrap().status(), StatusCode::FORBIDDEN);
+    let allowed = consume(json!([{ "topic": "farm-a:readings" }]));
+    assert_eq!(allowed.await.unwrap().status(), StatusCode::OK);
+    assert!(server.output.contains("identities on"), "{}", server.output);
+}
+
+#[tokio::test]
+async fn the_binary_accepts_a_token_of_an_openbao_user() {
+    let bao = bao::Bao::start().await;
+    bao.enable_auth("userpass").await;
+    bao.create_user("ann", "ann-pass", &["default"]).await;
+    let login: Value = reqwest::Client::new()
+        .post(bao.url.join("v1/auth/userpass/login/ann").unwrap())
+        .json(&json!({ "password": "ann-pass" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["auth"]["client_token"].as_str().unwrap().to_owned();
+
+    let dir = tempfile::tempdir().unwrap();
+    let policy = write_policy(dir.path());
+    let server = start(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--policy",
+        &policy,
+        "--token-store",
+        "vault",
+        "--vault-address",
+        bao.url.as_str(),
+    ]);
+    assert_eq!(
+        server
+            .produce(Some(&token), "farm-a:readings")
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    let response = server
+        .produce(Some("hvs.not-a-token"), "farm-a:readings")
+        .await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[test]
+fn a_non_loopback_address_without_identities_is_refused() {
+    let stderr = refused(&["--listen", "0.0.0.0:0"]);
+    assert!(
+        stderr.contains("refusing to serve 0.0.0.0:0 without identities"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--open-data"), "{stderr}");
+}
+
+#[test]
+fn open_data_serves_a_non_loopback_address_with_a_loud_warning() {
+    let server = start(&["--listen", "0.0.0.0:0", "--open-data"]);
+    assert!(server.output.contains("WARN"), "{}", server.output);
+    assert!(server.output.contains("OPEN DATA"), "{}", server.output);
+}
+
+#[test]
+fn a_token_store_without_a_policy_is_refused() {
+    let stderr = refused(&["--token-store", "confidant"]);
+    assert!(stderr.contains("--token-store needs --policy"), "{stderr}");
+}
+
+#[test]
+fn a_policy_with_an_error_is_refused_naming_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("policy.json");
+    std::fs::write(
+        &path,
+        "{\"principals\": {\n  \"ann\": {\"consumes\": [\"*\"]}}}",
+    )
+    .unwrap();
+    let stderr = refused(&["--policy", path.to_str().unwrap()]);
+    assert!(stderr.contains("consumes"), "{stderr}");
+    assert!(stderr.contains("line 2"), "{stderr}");
+}
