@@ -35,13 +35,16 @@ pub struct TokenOwner {
     pub expires: Option<SystemTime>,
 }
 
-/// The part of Vault's answer to `lookup-self` that names the token's owner.
+/// The part of Vault's answer to `lookup-self` that names the token's owner. Every field
+/// is optional so that `token_auth`, which needs only the answer's success, accepts any
+/// JSON object as before.
 #[derive(Deserialize)]
 pub(crate) struct TokenLookup {
+    #[serde(default)]
     data: TokenData,
 }
 
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
 struct TokenData {
     #[serde(default)]
     display_name: Option<String>,
@@ -188,5 +191,6 @@ mod tests {
     fn an_answer_naming_nobody_has_no_owner() {
         assert_eq!(owner(r#"{"data":{"display_name":"","meta":null}}"#), None);
         assert_eq!(owner(r#"{"data":{}}"#), None);
+        assert_eq!(owner("{}"), None);
     }
 }
