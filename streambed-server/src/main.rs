@@ -200,6 +200,9 @@ fn access(args: &Args) -> Result<Option<(Identities, Policy)>, String> {
         }
         return Ok(None);
     };
+    if args.open_data {
+        log::info!("--open-data has no effect: identities are on (--policy)");
+    }
     let policy = Policy::load(path).map_err(|error| error.to_string())?;
     let identities = match args.token_store {
         TokenStore::None => Identities::certificates_only(),

@@ -6,6 +6,10 @@ mod common;
 
 use std::{
     os::unix::fs::PermissionsExt,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
     time::{Duration, SystemTime},
 };
 
@@ -16,7 +20,11 @@ use serde_json::{json, Value};
 use streambed::secret_store::SecretStore;
 use streambed_confidant::FileSecretStore;
 use streambed_server::{
-    identity::Identities, memory::MemoryLog, policy::Policy, Server, ServerConfig,
+    identity::{Identities, TokenVerifier, Verified, VerifyError},
+    memory::MemoryLog,
+    policy::Policy,
+    principal::Principal,
+    Server, ServerConfig,
 };
 
 const ROOT_SECRET: [u8; 16] = [9; 16];
@@ -367,4 +375,67 @@ async fn with_identities_and_no_policy_everything_is_denied() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
+}
+
+/// Accepts every token as `ann` after `delay`, counting its calls.
+struct Slow {
+    calls: Arc<AtomicUsize>,
+    delay: Duration,
+}
+
+#[async_trait::async_trait]
+impl TokenVerifier for Slow {
+    async fn verify(&self, _token: &str) -> Result<Verified, VerifyError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(self.delay).await;
+        Ok(Verified::new(Principal::new("ann"), None))
+    }
+}
+
+async fn slow_server(delay: Duration, timeout: Duration) -> (TestServer, Arc<AtomicUsize>) {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let verifier = Slow {
+        calls: Arc::clone(&calls),
+        delay,
+    };
+    let policy = Policy::from_json(r#"{"principals": {"ann": {"consume": ["*"]}}}"#).unwrap();
+    let server = Server::new(MemoryLog::new(), ServerConfig::default())
+        .identities(Identities::tokens(verifier).verify_timeout(timeout))
+        .policy(policy);
+    (TestServer::start_server(server).await, calls)
+}
+
+#[tokio::test]
+async fn a_token_is_verified_once_then_served_from_the_cache() {
+    let (server, calls) = slow_server(Duration::ZERO, Duration::from_secs(5)).await;
+    let client = reqwest::Client::new();
+    for _ in 0..5 {
+        let response = client
+            .get(server.endpoint("/topics/default:x/partitions/0/offsets"))
+            .bearer_auth("some-token")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::NOT_FOUND,
+            "accepted, no records"
+        );
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_store_that_does_not_answer_in_time_gets_503_with_retry_after() {
+    let (server, _) = slow_server(Duration::from_secs(30), Duration::from_millis(100)).await;
+    let response = reqwest::Client::new()
+        .get(server.endpoint("/topics/default:x/partitions/0/offsets"))
+        .bearer_auth("some-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error_code"], 503);
 }
