@@ -7,8 +7,8 @@ use tokio::sync::watch;
 
 use crate::{api, ServerConfig};
 
-/// The router `serve` puts behind each connection. Consumer streams end once `stopping`
-/// turns `true`.
+/// The router `serve` puts behind each connection, without identities. Consumer streams
+/// end once `stopping` turns `true`.
 ///
 /// ```
 /// use streambed_server::{fuzzing::router, memory::MemoryLog, ServerConfig};
@@ -21,5 +21,5 @@ pub fn router<CL>(log: CL, config: &ServerConfig, stopping: watch::Receiver<bool
 where
     CL: CommitLog + 'static,
 {
-    api::router(log, config, stopping)
+    api::router(log, config, stopping, None)
 }
