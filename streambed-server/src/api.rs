@@ -4,12 +4,12 @@
 //! clients in any language can report it; nothing a client sends can panic the server or
 //! disturb the connections of other clients.
 
-use std::{convert::Infallible, time::Duration};
+use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{
     body::{Body, Bytes},
     extract::{rejection::PathRejection, Path, Request, State},
-    http::{header, HeaderMap, HeaderValue, StatusCode},
+    http::{header, Extensions, HeaderMap, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
     routing::{get, post},
     Router,
@@ -23,13 +23,25 @@ use streambed::{
 use tokio::sync::{mpsc, watch};
 use tokio_stream::{wrappers::ReceiverStream, StreamExt};
 
-use crate::{consumer_limits::check_consumer, topic::validate_topic, ServerConfig};
+use crate::{
+    audit::{self, Who},
+    client::ClientKey,
+    consumer_limits::check_consumer,
+    ops::{Metrics, OpenStream, RefusalReason},
+    principal::{Peer, Principal},
+    provenance::ProvenanceHeader,
+    quota::{retry_after_secs, QuotaRefused, Quotas, StreamPermit},
+    topic::validate_topic,
+    ServerConfig,
+};
 
 /// A refusal: its status and the [`ErrorReply`] sent as its JSON body.
 #[derive(Debug)]
 pub(crate) struct ApiError {
     status: StatusCode,
     reply: ErrorReply,
+    /// Seconds to send as `Retry-After`.
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -41,6 +53,7 @@ impl ApiError {
                 message: message.into(),
                 offsets: None,
             },
+            retry_after: None,
         }
     }
 }
@@ -55,7 +68,73 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         response
+    }
+}
+
+/// The protections beyond [`ServerConfig`] a server was built with.
+pub(crate) struct Guards {
+    pub(crate) quotas: Quotas,
+    pub(crate) provenance: Option<ProvenanceHeader>,
+    pub(crate) metrics: Metrics,
+}
+
+impl Guards {
+    /// The answer to a request a quota refused, counted by its reason.
+    fn over_quota(&self, refused: QuotaRefused) -> ApiError {
+        let (status, reason, retry_after) = match &refused {
+            QuotaRefused::Rate { retry_after, .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                RefusalReason::RateLimit,
+                Some(retry_after_secs(*retry_after)),
+            ),
+            QuotaRefused::Streams { .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                RefusalReason::StreamQuota,
+                None,
+            ),
+            QuotaRefused::Topic(_) => (StatusCode::FORBIDDEN, RefusalReason::TopicQuota, None),
+        };
+        self.metrics.refused(reason);
+        let mut error = ApiError::new(status, refused.to_string());
+        error.retry_after = retry_after;
+        error
+    }
+
+    /// Charges a request to its client's rate, answering whom it counts against.
+    fn admit(&self, extensions: &Extensions) -> Result<ClientKey, ApiError> {
+        let client = ClientKey::of(extensions);
+        self.quotas
+            .admit(&client)
+            .map_err(|refused| self.over_quota(refused))?;
+        Ok(client)
+    }
+}
+
+/// Who sent a request, kept for its audit line.
+struct Sender {
+    principal: Option<Principal>,
+    peer: Option<SocketAddr>,
+}
+
+impl Sender {
+    fn of(extensions: &Extensions) -> Self {
+        Self {
+            principal: extensions.get::<Principal>().cloned(),
+            peer: extensions.get::<Peer>().map(|peer| peer.address),
+        }
+    }
+
+    fn who(&self) -> Who<'_> {
+        Who {
+            principal: self.principal.as_ref(),
+            peer: self.peer,
+        }
     }
 }
 
@@ -69,11 +148,17 @@ struct AppState<CL> {
     consumer_heartbeat: Option<Duration>,
     max_subscriptions: usize,
     stopping: watch::Receiver<bool>,
+    guards: Arc<Guards>,
 }
 
 /// Builds the router of the API over a commit log. Consumer streams end once `stopping`
 /// turns `true`, so that a graceful shutdown does not wait for them forever.
-pub(crate) fn router<CL>(log: CL, config: &ServerConfig, stopping: watch::Receiver<bool>) -> Router
+pub(crate) fn router<CL>(
+    log: CL,
+    config: &ServerConfig,
+    guards: Guards,
+    stopping: watch::Receiver<bool>,
+) -> Router
 where
     CL: CommitLog + 'static,
 {
@@ -85,6 +170,7 @@ where
         consumer_heartbeat: config.consumer_heartbeat.filter(|d| !d.is_zero()),
         max_subscriptions: config.max_subscriptions,
         stopping,
+        guards: Arc::new(guards),
     };
     Router::new()
         .route(
@@ -136,7 +222,9 @@ async fn path_and_body<CL, P>(
 async fn offsets<CL: CommitLog + 'static>(
     State(state): State<AppState<CL>>,
     path: Result<Path<(String, String)>, PathRejection>,
+    request: Request,
 ) -> Result<Response, ApiError> {
+    state.guards.admit(request.extensions())?;
     let Path((topic, partition)) = path.map_err(path_error)?;
     let topic = checked_topic(&topic)?;
     let partition = partition.parse().map_err(|_| {
@@ -154,13 +242,48 @@ async fn offsets<CL: CommitLog + 'static>(
     }
 }
 
+/// What a produce request did, for its audit line.
+#[derive(Default)]
+struct ProduceOutcome {
+    topic: Option<Topic>,
+    records: usize,
+    appended: Option<(u64, u64)>,
+}
+
 async fn produce<CL: CommitLog + 'static>(
     State(state): State<AppState<CL>>,
     path: Result<Path<String>, PathRejection>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let (topic, bytes) = path_and_body(&state, path, checked_topic, request).await?;
+    let sender = Sender::of(request.extensions());
+    let mut outcome = ProduceOutcome::default();
+    let result = append(&state, path, request, &mut outcome).await;
+    audit::produce(&audit::Produced {
+        who: sender.who(),
+        topic: outcome.topic.as_ref(),
+        records: outcome.records,
+        appended: outcome.appended,
+        status: match &result {
+            Ok(response) => response.status().as_u16(),
+            Err(error) => error.status.as_u16(),
+        },
+    });
+    result
+}
+
+/// Appends the records of a produce request, noting in `outcome` what it did.
+async fn append<CL: CommitLog + 'static>(
+    state: &AppState<CL>,
+    path: Result<Path<String>, PathRejection>,
+    request: Request,
+    outcome: &mut ProduceOutcome,
+) -> Result<Response, ApiError> {
+    let guards = &state.guards;
+    let client = guards.admit(request.extensions())?;
+    let (topic, bytes) = path_and_body(state, path, checked_topic, request).await?;
+    outcome.topic = Some(topic.clone());
     let request: ProduceRequest = parse_json(&bytes)?;
+    outcome.records = request.records.len();
     // Every record is checked before the first is appended: a bad request writes nothing.
     if let Some(stray) = request.records.iter().find(|r| r.topic != topic) {
         return Err(ApiError::new(
@@ -182,12 +305,40 @@ async fn produce<CL: CommitLog + 'static>(
             ),
         ));
     }
+    if let Some(header) = &guards.provenance {
+        header.check(&request.records).map_err(|forged| {
+            guards.metrics.refused(RefusalReason::ForgedProvenance);
+            ApiError::new(StatusCode::BAD_REQUEST, forged.to_string())
+        })?;
+    }
     let total = request.records.len();
+    let mut creation = match total {
+        0 => None,
+        _ => guards
+            .quotas
+            .produce_to(&state.log, &topic, &client)
+            .await
+            .map_err(|refused| guards.over_quota(refused))?,
+    };
     let mut offsets = Vec::with_capacity(total);
-    for record in request.records.into_owned() {
+    for mut record in request.records.into_owned() {
+        if let Some(header) = &guards.provenance {
+            header.stamp(&mut record, &client);
+        }
         match state.log.produce(record).await {
-            Ok(offset) => offsets.push(offset),
+            Ok(offset) => {
+                let first = outcome.appended.map_or(offset.offset, |(first, _)| first);
+                outcome.appended = Some((first, offset.offset));
+                offsets.push(offset);
+            }
             Err(error) => {
+                if offsets.is_empty() {
+                    // Nothing appended: the topic was not created after all.
+                    if let Some(creation) = creation.take() {
+                        creation.cancel();
+                    }
+                }
+                guards.metrics.produced(offsets.len());
                 log::error!(
                     "{topic}: record {} of {total} not appended: {error}",
                     offsets.len() + 1
@@ -205,6 +356,7 @@ async fn produce<CL: CommitLog + 'static>(
             }
         }
     }
+    guards.metrics.produced(offsets.len());
     Ok(json_response(StatusCode::OK, &ProduceReply { offsets }))
 }
 
@@ -213,6 +365,8 @@ async fn consume<CL: CommitLog + 'static>(
     path: Result<Path<String>, PathRejection>,
     request: Request,
 ) -> Result<Response, ApiError> {
+    let client = state.guards.admit(request.extensions())?;
+    let sender = Sender::of(request.extensions());
     let (group, bytes) = path_and_body(&state, path, |g| Ok(g.to_string()), request).await?;
     let consumer: Consumer = parse_json(&bytes)?;
     if consumer.subscriptions.is_empty() {
@@ -231,6 +385,21 @@ async fn consume<CL: CommitLog + 'static>(
     {
         checked_topic(topic)?;
     }
+    let permit = state
+        .guards
+        .quotas
+        .open_stream(&client)
+        .map_err(|refused| state.guards.over_quota(refused))?;
+    audit::consume(&audit::Consumed {
+        who: sender.who(),
+        group: &group,
+        topics: consumer
+            .subscriptions
+            .iter()
+            .map(|s| s.topic.as_str())
+            .collect(),
+        offsets: consumer.offsets.len(),
+    });
     // A small channel bounds what a slow client can make the server hold: once it is full
     // the pump stops pulling from the log until the client reads.
     let (sender, receiver) = mpsc::channel::<Bytes>(4);
@@ -240,6 +409,9 @@ async fn consume<CL: CommitLog + 'static>(
         stopping: state.stopping,
         chunk_size: state.consumer_chunk_size,
         heartbeat: state.consumer_heartbeat,
+        consumed: state.guards.metrics.consumed(),
+        _open: state.guards.metrics.stream_opened(),
+        _permit: permit,
     };
     tokio::spawn(pump.run(state.log, consumer));
     let body = Body::from_stream(ReceiverStream::new(receiver).map(Ok::<_, Infallible>));
@@ -259,6 +431,13 @@ struct Pump {
     /// Records ready at once are sent together in chunks of about this many bytes.
     chunk_size: usize,
     heartbeat: Option<Duration>,
+    /// Counts the records sent.
+    consumed: metrics::Counter,
+    /// Counts the stream as open while the pump runs.
+    _open: OpenStream,
+    /// The stream's place in its client's quota, given back when the pump ends, however
+    /// it ends (the client vanished, the write timeout cut it, the server stopped).
+    _permit: Option<StreamPermit>,
 }
 
 /// What a consumer stream sends when idle: whitespace between JSON values, which readers skip.
@@ -296,7 +475,9 @@ impl Pump {
                 continue;
             };
             let mut next = Some(first);
+            let mut records_in_chunk = 0;
             while let Some(record) = next.take() {
+                records_in_chunk += 1;
                 if let Err(error) = serde_json::to_writer(&mut chunk, &record) {
                     log::error!(
                         "consumer {}: record not expressible as JSON: {error}",
@@ -309,6 +490,7 @@ impl Pump {
                     next = records.next().now_or_never().flatten();
                 }
             }
+            self.consumed.increment(records_in_chunk);
             if !self.send(Bytes::from(std::mem::take(&mut chunk))).await {
                 break;
             }

@@ -2,13 +2,18 @@
 #![warn(missing_docs)]
 
 mod api;
+pub mod audit;
+mod client;
 mod consumer_limits;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod memory;
+mod ops;
 mod peer_service;
 pub mod principal;
+pub mod provenance;
+pub mod quota;
 pub mod topic;
 mod write_timeout;
 
@@ -19,8 +24,13 @@ use hyper_util::{
     rt::{TokioIo, TokioTimer},
     service::TowerToHyperService,
 };
+pub use metrics_exporter_prometheus;
+use metrics_exporter_prometheus::PrometheusHandle;
+use ops::Metrics;
 use peer_service::WithPeer;
 use principal::Peer;
+use provenance::ProvenanceHeader;
+use quota::{QuotaConfig, Quotas};
 use streambed::commit_log::CommitLog;
 use tokio::{net::TcpListener, sync::watch, task::JoinSet};
 use write_timeout::WriteTimeout;
@@ -148,15 +158,85 @@ where
 pub struct Server<CL> {
     log: CL,
     config: ServerConfig,
+    quotas: QuotaConfig,
+    provenance: Option<ProvenanceHeader>,
+    metrics: Option<(PrometheusHandle, Metrics)>,
 }
 
 impl<CL> Server<CL>
 where
     CL: CommitLog + 'static,
 {
-    /// A server of `log`, treating its clients as `config` says.
+    /// A server of `log`, treating its clients as `config` says, without quotas,
+    /// provenance headers or metrics until the methods below add them.
     pub fn new(log: CL, config: ServerConfig) -> Self {
-        Self { log, config }
+        Self {
+            log,
+            config,
+            quotas: QuotaConfig::unlimited(),
+            provenance: None,
+            metrics: None,
+        }
+    }
+
+    /// Enforces `quotas` (see [`QuotaConfig`]; its default suits a router).
+    ///
+    /// ```
+    /// use streambed_server::{memory::MemoryLog, quota::QuotaConfig, Server, ServerConfig};
+    ///
+    /// let server = Server::new(MemoryLog::new(), ServerConfig::default())
+    ///     .with_quotas(QuotaConfig::default());
+    /// # drop(server);
+    /// ```
+    pub fn with_quotas(mut self, quotas: QuotaConfig) -> Self {
+        self.quotas = quotas;
+        self
+    }
+
+    /// Stamps every produced record with `header`, naming the request's principal (or,
+    /// without identities, its client's IP address); a request whose records carry a
+    /// header of that name already gets 400. See [`provenance`].
+    ///
+    /// ```
+    /// use streambed_server::{
+    ///     memory::MemoryLog, provenance::ProvenanceHeader, Server, ServerConfig,
+    /// };
+    ///
+    /// let header = ProvenanceHeader::new("streambed-principal").unwrap();
+    /// let server = Server::new(MemoryLog::new(), ServerConfig::default())
+    ///     .with_provenance_header(header);
+    /// # drop(server);
+    /// ```
+    pub fn with_provenance_header(mut self, header: ProvenanceHeader) -> Self {
+        self.provenance = Some(header);
+        self
+    }
+
+    /// Measures requests, records, consumer streams and refusals through the `metrics`
+    /// facade, and serves `GET /metrics` by rendering `handle`.
+    ///
+    /// The measurements are registered with the recorder in effect when this is called:
+    /// the global one a program installs (for example with
+    /// `PrometheusBuilder::install_recorder`, which returns `handle`), or a local one
+    /// (`metrics::with_local_recorder`), which lets tests in one process keep apart.
+    /// Without this method the server measures nothing and `/metrics` answers 404.
+    ///
+    /// ```
+    /// use streambed_server::{
+    ///     memory::MemoryLog, metrics_exporter_prometheus::PrometheusBuilder, Server,
+    ///     ServerConfig,
+    /// };
+    ///
+    /// let recorder = PrometheusBuilder::new().build_recorder();
+    /// let server = metrics::with_local_recorder(&recorder, || {
+    ///     Server::new(MemoryLog::new(), ServerConfig::default()).with_metrics(recorder.handle())
+    /// });
+    /// assert!(recorder.handle().render().contains("streambed_http_requests_total"));
+    /// # drop(server);
+    /// ```
+    pub fn with_metrics(mut self, handle: PrometheusHandle) -> Self {
+        self.metrics = Some((handle, Metrics::register()));
+        self
     }
 
     /// Serves on `listener` until `shutdown` completes; see [`serve`] for how it stops.
@@ -164,9 +244,29 @@ where
     where
         F: Future<Output = ()> + Send,
     {
-        let Self { log, config } = self;
+        let Self {
+            log,
+            config,
+            quotas,
+            provenance,
+            metrics,
+        } = self;
         let (stop, stopping) = watch::channel(false);
-        let router = api::router(log, &config, stopping.clone());
+        let (handle, measured) = match metrics {
+            Some((handle, metrics)) => (Some(handle), Some(metrics)),
+            None => (None, None),
+        };
+        let guards = api::Guards {
+            quotas: Quotas::new(quotas),
+            provenance,
+            metrics: measured.clone().unwrap_or_else(Metrics::noop),
+        };
+        let router = api::router(log, &config, guards, stopping.clone()).merge(ops::routes(handle));
+        // Only a server with metrics pays for counting every request.
+        let router = match measured {
+            Some(metrics) => ops::instrument(router, metrics),
+            None => router,
+        };
         let mut connections = JoinSet::new();
         let mut http = http1::Builder::new();
         http.timer(TokioTimer::new())
