@@ -317,12 +317,15 @@ impl log::Log for StderrLogger {
 
     fn log(&self, record: &log::Record<'_>) {
         if self.enabled(record.metadata()) {
-            eprintln!(
-                "{:<5} {}: {}",
+            // Formatted first, then written at once: stderr is unbuffered, and writing the
+            // pieces one by one would cost a system call each (per request, for audit lines).
+            let line = format!(
+                "{:<5} {}: {}\n",
                 record.level(),
                 record.target(),
                 record.args()
             );
+            let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes());
         }
     }
 
