@@ -480,7 +480,9 @@ impl Pump {
                 records_in_chunk += 1;
                 if let Err(error) = serde_json::to_writer(&mut chunk, &record) {
                     log::error!(
-                        "consumer {}: record not expressible as JSON: {error}",
+                        // Debug-quoted: a group name is the client's, and a newline in
+                        // it must not start a line that looks like another (an audit line).
+                        "consumer {:?}: record not expressible as JSON: {error}",
                         self.group
                     );
                     return;
@@ -495,7 +497,7 @@ impl Pump {
                 break;
             }
         }
-        log::debug!("consumer {}: stream ended", self.group);
+        log::debug!("consumer {:?}: stream ended", self.group);
     }
 
     /// Hands a chunk to the connection; `false` once the stream should end.

@@ -179,7 +179,8 @@ async fn without_metrics_the_program_serves_no_metrics_route() {
 
 #[tokio::test]
 async fn audit_lines_escape_what_clients_chose_so_no_line_can_be_forged() {
-    let program = Program::start(&[]);
+    // At debug level the group is also named when its stream ends.
+    let program = Program::start(&["--log-level", "debug"]);
     assert_eq!(
         program.produce("default:t", json!([])).await.status(),
         StatusCode::OK
@@ -215,6 +216,11 @@ async fn audit_lines_escape_what_clients_chose_so_no_line_can_be_forged() {
     assert_eq!(consume["group"], forged);
     assert_eq!(consume["topics"], json!(["default:t"]));
     assert_eq!(consume["offsets"], 1);
+
+    drop(stream);
+    let lines = program
+        .stderr_until(|line| line.contains("stream ended"))
+        .await;
     assert!(
         lines.iter().all(|line| !line.starts_with("{\"event\"")),
         "a forged line appeared: {lines:?}"
