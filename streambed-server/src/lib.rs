@@ -24,9 +24,9 @@ use hyper_util::{
     rt::{TokioIo, TokioTimer},
     service::TowerToHyperService,
 };
+#[cfg(feature = "prometheus")]
 pub use metrics_exporter_prometheus;
-use metrics_exporter_prometheus::PrometheusHandle;
-use ops::Metrics;
+use ops::{Metrics, Render};
 use peer_service::WithPeer;
 use principal::Peer;
 use provenance::ProvenanceHeader;
@@ -160,7 +160,7 @@ pub struct Server<CL> {
     config: ServerConfig,
     quotas: QuotaConfig,
     provenance: Option<ProvenanceHeader>,
-    metrics: Option<(PrometheusHandle, Metrics)>,
+    metrics: Option<(Render, Metrics)>,
 }
 
 impl<CL> Server<CL>
@@ -221,6 +221,8 @@ where
     /// (`metrics::with_local_recorder`), which lets tests in one process keep apart.
     /// Without this method the server measures nothing and `/metrics` answers 404.
     ///
+    /// Needs the `prometheus` feature (on by default).
+    ///
     /// ```
     /// use streambed_server::{
     ///     memory::MemoryLog, metrics_exporter_prometheus::PrometheusBuilder, Server,
@@ -234,8 +236,10 @@ where
     /// assert!(recorder.handle().render().contains("streambed_http_requests_total"));
     /// # drop(server);
     /// ```
-    pub fn with_metrics(mut self, handle: PrometheusHandle) -> Self {
-        self.metrics = Some((handle, Metrics::register()));
+    #[cfg(feature = "prometheus")]
+    pub fn with_metrics(mut self, handle: metrics_exporter_prometheus::PrometheusHandle) -> Self {
+        let render: Render = std::sync::Arc::new(move || handle.render());
+        self.metrics = Some((render, Metrics::register()));
         self
     }
 
@@ -252,8 +256,8 @@ where
             metrics,
         } = self;
         let (stop, stopping) = watch::channel(false);
-        let (handle, measured) = match metrics {
-            Some((handle, metrics)) => (Some(handle), Some(metrics)),
+        let (render, measured) = match metrics {
+            Some((render, metrics)) => (Some(render), Some(metrics)),
             None => (None, None),
         };
         let guards = api::Guards {
@@ -261,7 +265,7 @@ where
             provenance,
             metrics: measured.clone().unwrap_or_else(Metrics::noop),
         };
-        let router = api::router(log, &config, guards, stopping.clone()).merge(ops::routes(handle));
+        let router = api::router(log, &config, guards, stopping.clone()).merge(ops::routes(render));
         // Only a server with metrics pays for counting every request.
         let router = match measured {
             Some(metrics) => ops::instrument(router, metrics),

@@ -7,7 +7,6 @@ use streambed::commit_log::CommitLog;
 use streambed_server::{
     audit,
     memory::MemoryLog,
-    metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle},
     provenance::ProvenanceHeader,
     quota::{QuotaConfig, RateLimit},
     Server, ServerConfig,
@@ -205,7 +204,8 @@ async fn run(args: Args) -> Result<(), String> {
 struct Guards {
     quotas: QuotaConfig,
     provenance: Option<ProvenanceHeader>,
-    metrics: Option<PrometheusHandle>,
+    #[cfg(feature = "prometheus")]
+    metrics: Option<streambed_server::metrics_exporter_prometheus::PrometheusHandle>,
 }
 
 impl Guards {
@@ -226,17 +226,23 @@ impl Guards {
             None => None,
         };
         // One recorder for the process; the server registers its measurements with it.
+        #[cfg(feature = "prometheus")]
         let metrics = match args.metrics {
             true => Some(
-                PrometheusBuilder::new()
+                streambed_server::metrics_exporter_prometheus::PrometheusBuilder::new()
                     .install_recorder()
                     .map_err(|error| format!("cannot install the metrics recorder: {error}"))?,
             ),
             false => None,
         };
+        #[cfg(not(feature = "prometheus"))]
+        if args.metrics {
+            log::warn!("this build has no metrics (feature `prometheus`): /metrics answers 404");
+        }
         Ok(Self {
             quotas,
             provenance,
+            #[cfg(feature = "prometheus")]
             metrics,
         })
     }
@@ -246,6 +252,7 @@ impl Guards {
         if let Some(header) = self.provenance {
             server = server.with_provenance_header(header);
         }
+        #[cfg(feature = "prometheus")]
         if let Some(handle) = self.metrics {
             server = server.with_metrics(handle);
         }

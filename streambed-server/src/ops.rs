@@ -8,6 +8,9 @@
 //! the [`PrometheusHandle`] given to the server. Label values come from fixed lists (routes,
 //! status codes, refusal reasons), never from topics or principals, so the number of series
 //! cannot grow with what clients send.
+//!
+//! This module knows the exporter only as a function rendering the text, so that a build
+//! without the `prometheus` feature keeps everything but `/metrics`.
 
 use axum::{
     extract::{Request, State},
@@ -17,8 +20,12 @@ use axum::{
     routing::get,
     Router,
 };
+use std::sync::Arc;
+
 use metrics::{Counter, Gauge};
-use metrics_exporter_prometheus::PrometheusHandle;
+
+/// Renders every measurement in the Prometheus text format.
+pub(crate) type Render = Arc<dyn Fn() -> String + Send + Sync>;
 
 /// The routes requests are counted by.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,6 +49,8 @@ impl Route {
         Route::Other,
     ];
 
+    // Registering (and so labelling) happens only through `Server::with_metrics`.
+    #[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
     fn label(self) -> &'static str {
         match self {
             Route::Offsets => "offsets",
@@ -96,6 +105,8 @@ impl RefusalReason {
         RefusalReason::ForgedProvenance,
     ];
 
+    // Registering (and so labelling) happens only through `Server::with_metrics`.
+    #[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
     fn label(self) -> &'static str {
         match self {
             RefusalReason::RateLimit => "rate_limit",
@@ -124,6 +135,8 @@ pub(crate) struct Metrics {
 impl Metrics {
     /// Registers every series with the recorder in effect now, so all of them show in
     /// `/metrics` from the start.
+    // Registering (and so labelling) happens only through `Server::with_metrics`.
+    #[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
     pub(crate) fn register() -> Self {
         metrics::describe_counter!(
             "streambed_http_requests_total",
@@ -233,11 +246,11 @@ impl Drop for OpenStream {
     }
 }
 
-/// `GET /health`, and `GET /metrics` when there is a handle to render.
-pub(crate) fn routes(handle: Option<PrometheusHandle>) -> Router {
+/// `GET /health`, and `GET /metrics` when there is something to render it.
+pub(crate) fn routes(render: Option<Render>) -> Router {
     let router = Router::new().route("/health", get(health));
-    match handle {
-        Some(handle) => router.route("/metrics", get(render).with_state(handle)),
+    match render {
+        Some(render) => router.route("/metrics", get(metrics_text).with_state(render)),
         None => router,
     }
 }
@@ -264,8 +277,8 @@ async fn health() -> Response {
     response
 }
 
-async fn render(State(handle): State<PrometheusHandle>) -> Response {
-    let mut response = (StatusCode::OK, handle.render()).into_response();
+async fn metrics_text(State(render): State<Render>) -> Response {
+    let mut response = (StatusCode::OK, render()).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
@@ -273,7 +286,7 @@ async fn render(State(handle): State<PrometheusHandle>) -> Response {
     response
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "prometheus"))]
 mod tests {
     use super::*;
     use metrics_exporter_prometheus::PrometheusBuilder;

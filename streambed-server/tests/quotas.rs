@@ -10,7 +10,6 @@ use serde_json::{json, Value};
 use streambed::commit_log::CommitLog;
 use streambed_server::{
     memory::MemoryLog,
-    metrics_exporter_prometheus::PrometheusBuilder,
     provenance::ProvenanceHeader,
     quota::{QuotaConfig, RateLimit},
     Server, ServerConfig,
@@ -307,8 +306,11 @@ async fn records_are_stamped_with_their_producer_and_a_forged_stamp_is_refused()
     );
 }
 
+#[cfg(feature = "prometheus")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_requests_records_streams_errors_and_refusals() {
+    use streambed_server::metrics_exporter_prometheus::PrometheusBuilder;
+
     let recorder = PrometheusBuilder::new().build_recorder();
     let handle = recorder.handle();
     let config = quotas(|q| q.max_streams_per_principal = Some(1));
@@ -388,6 +390,7 @@ async fn metrics_count_requests_records_streams_errors_and_refusals() {
     }
 }
 
+#[cfg(feature = "prometheus")]
 async fn handle_text(server: &Running) -> String {
     Client::new()
         .get(server.endpoint("/metrics"))
