@@ -38,9 +38,10 @@ pub struct RateLimit {
     pub per_second: u32,
     /// Requests a client that was idle may make at once. Default 400.
     pub burst: u32,
-    /// The most clients given a bucket of their own; those beyond share a single bucket
-    /// until idle clients are forgotten (a client is forgotten once its bucket is full
-    /// again). Bounds the memory the limiter uses, about 100 bytes a client. Default 4096.
+    /// The most clients given a bucket of their own (rounded up to a multiple of 16, the
+    /// limiter's shards); those beyond share a single bucket until idle clients are
+    /// forgotten (a client is forgotten once its bucket is full again). Bounds the memory
+    /// the limiter uses, about 100 bytes a client. Default 4096.
     pub max_tracked: usize,
 }
 
