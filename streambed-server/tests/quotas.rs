@@ -213,6 +213,61 @@ async fn requests_over_the_rate_get_429_with_retry_after_and_health_is_never_lim
     );
 }
 
+/// Asks for a topic's offsets from source address `from`, and says whether the rate limit
+/// let it through.
+async fn admitted_from(server: &Running, from: std::net::IpAddr) -> bool {
+    let client = Client::builder().local_address(from).build().unwrap();
+    let response = client
+        .get(server.endpoint("/topics/t/partitions/0/offsets"))
+        .send()
+        .await
+        .unwrap();
+    match response.status() {
+        StatusCode::NOT_FOUND => true,
+        StatusCode::TOO_MANY_REQUESTS => false,
+        other => panic!("unexpected {other}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_address_has_its_own_rate_until_the_table_is_full_then_newcomers_share_one() {
+    let config = quotas(|q| {
+        q.rate_limit = Some(RateLimit {
+            per_second: 1,
+            burst: 1,
+            max_tracked: 16,
+        })
+    });
+    let server =
+        Running::start(Server::new(MemoryLog::new(), ServerConfig::default()).with_quotas(config))
+            .await;
+    let started = Instant::now();
+    let a = [127, 0, 0, 2].into();
+    assert!(admitted_from(&server, a).await);
+    assert!(!admitted_from(&server, a).await, "a's burst of 1 is spent");
+    assert!(
+        admitted_from(&server, [127, 0, 0, 3].into()).await,
+        "another address has its own bucket"
+    );
+
+    // 300 more distinct addresses: a table without a cap would admit every one.
+    let mut admitted = 0;
+    for n in 0..300u32 {
+        let address = [127, 0, 1 + (n / 250) as u8, 1 + (n % 250) as u8].into();
+        if admitted_from(&server, address).await {
+            admitted += 1;
+        }
+    }
+    // At most one bucket per shard (16) at a time, each shard sweeping idle buckets at
+    // most once a second, plus the shared bucket's one token a second.
+    let seconds = started.elapsed().as_secs() + 1;
+    eprintln!("{admitted} of 300 new addresses admitted within {seconds} s");
+    assert!(
+        admitted <= 17 * seconds,
+        "{admitted} of 300 new addresses admitted within {seconds} s"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn topics_beyond_the_total_quota_are_not_created_but_existing_ones_take_records() {
     let log = MemoryLog::new();
