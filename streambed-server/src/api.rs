@@ -4,15 +4,15 @@
 //! clients in any language can report it; nothing a client sends can panic the server or
 //! disturb the connections of other clients.
 
-use std::{convert::Infallible, sync::Arc, time::Duration};
+use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{
     body::{Body, Bytes},
     extract::{rejection::PathRejection, Path, Request, State},
-    http::{header, HeaderMap, HeaderValue, StatusCode},
+    http::{header, Extensions, HeaderMap, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
     routing::{get, post},
-    Extension, Router,
+    Router,
 };
 use futures_util::FutureExt;
 use serde::{Deserialize, Serialize};
@@ -24,9 +24,14 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::{wrappers::ReceiverStream, StreamExt};
 
 use crate::{
+    audit::{self, Who},
+    client::ClientKey,
     consumer_limits::check_consumer,
+    ops::{Metrics, OpenStream, RefusalReason},
     policy::{Permission, Policy},
-    principal::Principal,
+    principal::{Peer, Principal},
+    provenance::ProvenanceHeader,
+    quota::{retry_after_secs, QuotaRefused, Quotas, StreamPermit},
     topic::validate_topic,
     ServerConfig,
 };
@@ -36,6 +41,8 @@ use crate::{
 pub(crate) struct ApiError {
     status: StatusCode,
     reply: ErrorReply,
+    /// Seconds to send as `Retry-After`.
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -47,6 +54,7 @@ impl ApiError {
                 message: message.into(),
                 offsets: None,
             },
+            retry_after: None,
         }
     }
 }
@@ -61,7 +69,97 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         response
+    }
+}
+
+/// The protections beyond [`ServerConfig`] a server was built with.
+pub(crate) struct Guards {
+    pub(crate) quotas: Quotas,
+    pub(crate) provenance: Option<ProvenanceHeader>,
+    pub(crate) metrics: Metrics,
+    /// With identities on, what each principal may do; `None`: everything, to everyone.
+    pub(crate) policy: Option<Arc<Policy>>,
+}
+
+impl Guards {
+    /// The answer to a request a quota refused, counted by its reason.
+    fn over_quota(&self, refused: QuotaRefused) -> ApiError {
+        let (status, reason, retry_after) = match &refused {
+            QuotaRefused::Rate { retry_after, .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                RefusalReason::RateLimit,
+                Some(retry_after_secs(*retry_after)),
+            ),
+            QuotaRefused::Streams { .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                RefusalReason::StreamQuota,
+                None,
+            ),
+            QuotaRefused::Topic(_) => (StatusCode::FORBIDDEN, RefusalReason::TopicQuota, None),
+        };
+        self.metrics.refused(reason);
+        let mut error = ApiError::new(status, refused.to_string());
+        error.retry_after = retry_after;
+        error
+    }
+
+    /// 403 unless the policy (when identities are on) grants the request's `principal`
+    /// `permission` on `topic`.
+    fn permit(
+        &self,
+        principal: Option<&Principal>,
+        permission: Permission,
+        topic: &str,
+    ) -> Result<(), ApiError> {
+        match &self.policy {
+            None => Ok(()),
+            Some(policy) => policy
+                .check(principal, permission, topic)
+                .map_err(|denied| self.forbidden(denied.to_string())),
+        }
+    }
+
+    /// The answer to a request the policy refused, counted.
+    fn forbidden(&self, message: String) -> ApiError {
+        self.metrics.refused(RefusalReason::Forbidden);
+        ApiError::new(StatusCode::FORBIDDEN, message)
+    }
+
+    /// Charges a request to its client's rate, answering whom it counts against.
+    fn admit(&self, extensions: &Extensions) -> Result<ClientKey, ApiError> {
+        let client = ClientKey::of(extensions);
+        self.quotas
+            .admit(&client)
+            .map_err(|refused| self.over_quota(refused))?;
+        Ok(client)
+    }
+}
+
+/// Who sent a request, kept for its audit line.
+struct Sender {
+    principal: Option<Principal>,
+    peer: Option<SocketAddr>,
+}
+
+impl Sender {
+    fn of(extensions: &Extensions) -> Self {
+        Self {
+            principal: extensions.get::<Principal>().cloned(),
+            peer: extensions.get::<Peer>().map(|peer| peer.address),
+        }
+    }
+
+    fn who(&self) -> Who<'_> {
+        Who {
+            principal: self.principal.as_ref(),
+            peer: self.peer,
+        }
     }
 }
 
@@ -75,19 +173,16 @@ struct AppState<CL> {
     consumer_heartbeat: Option<Duration>,
     max_subscriptions: usize,
     stopping: watch::Receiver<bool>,
-    /// With identities on, what each principal may do; `None`: everything, to everyone.
-    policy: Option<Arc<Policy>>,
+    guards: Arc<Guards>,
 }
 
 /// Builds the router of the API over a commit log. Consumer streams end once `stopping`
-/// turns `true`, so that a graceful shutdown does not wait for them forever. With a
-/// `policy`, every topic a request names is checked against the principal the identity
-/// layer put in its extensions.
+/// turns `true`, so that a graceful shutdown does not wait for them forever.
 pub(crate) fn router<CL>(
     log: CL,
     config: &ServerConfig,
+    guards: Guards,
     stopping: watch::Receiver<bool>,
-    policy: Option<Arc<Policy>>,
 ) -> Router
 where
     CL: CommitLog + 'static,
@@ -100,7 +195,7 @@ where
         consumer_heartbeat: config.consumer_heartbeat.filter(|d| !d.is_zero()),
         max_subscriptions: config.max_subscriptions,
         stopping,
-        policy,
+        guards: Arc::new(guards),
     };
     Router::new()
         .route(
@@ -121,22 +216,6 @@ where
 
 fn path_error(rejection: PathRejection) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, rejection.body_text())
-}
-
-/// 403 unless `policy` (when identities are on) grants the request's `principal`
-/// `permission` on `topic`.
-fn permit(
-    policy: Option<&Policy>,
-    principal: Option<&Principal>,
-    permission: Permission,
-    topic: &str,
-) -> Result<(), ApiError> {
-    match policy {
-        None => Ok(()),
-        Some(policy) => policy
-            .check(principal, permission, topic)
-            .map_err(|denied| ApiError::new(StatusCode::FORBIDDEN, denied.to_string())),
-    }
 }
 
 fn checked_topic(name: &str) -> Result<Topic, ApiError> {
@@ -167,15 +246,14 @@ async fn path_and_body<CL, P>(
 
 async fn offsets<CL: CommitLog + 'static>(
     State(state): State<AppState<CL>>,
-    principal: Option<Extension<Principal>>,
     path: Result<Path<(String, String)>, PathRejection>,
+    request: Request,
 ) -> Result<Response, ApiError> {
+    state.guards.admit(request.extensions())?;
     let Path((topic, partition)) = path.map_err(path_error)?;
     let topic = checked_topic(&topic)?;
-    let principal = principal.as_ref().map(|p| &p.0);
-    permit(
-        state.policy.as_deref(),
-        principal,
+    state.guards.permit(
+        request.extensions().get::<Principal>(),
         Permission::Consume,
         &topic,
     )?;
@@ -194,32 +272,66 @@ async fn offsets<CL: CommitLog + 'static>(
     }
 }
 
+/// What a produce request did, for its audit line.
+#[derive(Default)]
+struct ProduceOutcome {
+    topic: Option<Topic>,
+    records: usize,
+    appended: Option<(u64, u64)>,
+}
+
 async fn produce<CL: CommitLog + 'static>(
     State(state): State<AppState<CL>>,
     path: Result<Path<String>, PathRejection>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let principal = state
+    let sender = Sender::of(request.extensions());
+    let mut outcome = ProduceOutcome::default();
+    let result = append(&state, path, request, &mut outcome).await;
+    audit::produce(&audit::Produced {
+        who: sender.who(),
+        topic: outcome.topic.as_ref(),
+        records: outcome.records,
+        appended: outcome.appended,
+        status: match &result {
+            Ok(response) => response.status().as_u16(),
+            Err(error) => error.status.as_u16(),
+        },
+    });
+    result
+}
+
+/// Appends the records of a produce request, noting in `outcome` what it did.
+async fn append<CL: CommitLog + 'static>(
+    state: &AppState<CL>,
+    path: Result<Path<String>, PathRejection>,
+    request: Request,
+    outcome: &mut ProduceOutcome,
+) -> Result<Response, ApiError> {
+    let guards = &state.guards;
+    let client = guards.admit(request.extensions())?;
+    let principal = guards
         .policy
         .as_ref()
         .and_then(|_| request.extensions().get::<Principal>().cloned());
-    let policy = state.policy.as_deref();
     let check = |name: &str| {
         let topic = checked_topic(name)?;
-        permit(policy, principal.as_ref(), Permission::Produce, &topic)?;
+        guards.permit(principal.as_ref(), Permission::Produce, &topic)?;
         Ok(topic)
     };
-    let (topic, bytes) = path_and_body(&state, path, check, request).await?;
+    let (topic, bytes) = path_and_body(state, path, check, request).await?;
+    outcome.topic = Some(topic.clone());
     // Creating a topic is producing to one without records; only checked when the
     // principal lacks the permission, so granted producers pay no offsets lookup.
-    if let Some(policy) = policy {
+    if let Some(policy) = &guards.policy {
         if let Err(denied) = policy.check(principal.as_ref(), Permission::Create, &topic) {
             if state.log.offsets(topic.clone(), 0).await.is_none() {
-                return Err(ApiError::new(StatusCode::FORBIDDEN, denied.to_string()));
+                return Err(guards.forbidden(denied.to_string()));
             }
         }
     }
     let request: ProduceRequest = parse_json(&bytes)?;
+    outcome.records = request.records.len();
     // Every record is checked before the first is appended: a bad request writes nothing.
     if let Some(stray) = request.records.iter().find(|r| r.topic != topic) {
         return Err(ApiError::new(
@@ -241,12 +353,40 @@ async fn produce<CL: CommitLog + 'static>(
             ),
         ));
     }
+    if let Some(header) = &guards.provenance {
+        header.check(&request.records).map_err(|forged| {
+            guards.metrics.refused(RefusalReason::ForgedProvenance);
+            ApiError::new(StatusCode::BAD_REQUEST, forged.to_string())
+        })?;
+    }
     let total = request.records.len();
+    let mut creation = match total {
+        0 => None,
+        _ => guards
+            .quotas
+            .produce_to(&state.log, &topic, &client)
+            .await
+            .map_err(|refused| guards.over_quota(refused))?,
+    };
     let mut offsets = Vec::with_capacity(total);
-    for record in request.records.into_owned() {
+    for mut record in request.records.into_owned() {
+        if let Some(header) = &guards.provenance {
+            header.stamp(&mut record, &client);
+        }
         match state.log.produce(record).await {
-            Ok(offset) => offsets.push(offset),
+            Ok(offset) => {
+                let first = outcome.appended.map_or(offset.offset, |(first, _)| first);
+                outcome.appended = Some((first, offset.offset));
+                offsets.push(offset);
+            }
             Err(error) => {
+                if offsets.is_empty() {
+                    // Nothing appended: the topic was not created after all.
+                    if let Some(creation) = creation.take() {
+                        creation.cancel();
+                    }
+                }
+                guards.metrics.produced(offsets.len());
                 log::error!(
                     "{topic}: record {} of {total} not appended: {error}",
                     offsets.len() + 1
@@ -264,6 +404,7 @@ async fn produce<CL: CommitLog + 'static>(
             }
         }
     }
+    guards.metrics.produced(offsets.len());
     Ok(json_response(StatusCode::OK, &ProduceReply { offsets }))
 }
 
@@ -272,10 +413,13 @@ async fn consume<CL: CommitLog + 'static>(
     path: Result<Path<String>, PathRejection>,
     request: Request,
 ) -> Result<Response, ApiError> {
+    let client = state.guards.admit(request.extensions())?;
+    let sender = Sender::of(request.extensions());
     let principal = state
+        .guards
         .policy
         .as_ref()
-        .and_then(|_| request.extensions().get::<Principal>().cloned());
+        .and_then(|_| sender.principal.clone());
     let (group, bytes) = path_and_body(&state, path, |g| Ok(g.to_string()), request).await?;
     let consumer: Consumer = parse_json(&bytes)?;
     if consumer.subscriptions.is_empty() {
@@ -293,13 +437,25 @@ async fn consume<CL: CommitLog + 'static>(
         .chain(consumer.offsets.iter().map(|o| &o.topic))
     {
         checked_topic(topic)?;
-        permit(
-            state.policy.as_deref(),
-            principal.as_ref(),
-            Permission::Consume,
-            topic,
-        )?;
+        state
+            .guards
+            .permit(principal.as_ref(), Permission::Consume, topic)?;
     }
+    let permit = state
+        .guards
+        .quotas
+        .open_stream(&client)
+        .map_err(|refused| state.guards.over_quota(refused))?;
+    audit::consume(&audit::Consumed {
+        who: sender.who(),
+        group: &group,
+        topics: consumer
+            .subscriptions
+            .iter()
+            .map(|s| s.topic.as_str())
+            .collect(),
+        offsets: consumer.offsets.len(),
+    });
     // A small channel bounds what a slow client can make the server hold: once it is full
     // the pump stops pulling from the log until the client reads.
     let (sender, receiver) = mpsc::channel::<Bytes>(4);
@@ -309,6 +465,9 @@ async fn consume<CL: CommitLog + 'static>(
         stopping: state.stopping,
         chunk_size: state.consumer_chunk_size,
         heartbeat: state.consumer_heartbeat,
+        consumed: state.guards.metrics.consumed(),
+        _open: state.guards.metrics.stream_opened(),
+        _permit: permit,
     };
     tokio::spawn(pump.run(state.log, consumer));
     let body = Body::from_stream(ReceiverStream::new(receiver).map(Ok::<_, Infallible>));
@@ -328,6 +487,13 @@ struct Pump {
     /// Records ready at once are sent together in chunks of about this many bytes.
     chunk_size: usize,
     heartbeat: Option<Duration>,
+    /// Counts the records sent.
+    consumed: metrics::Counter,
+    /// Counts the stream as open while the pump runs.
+    _open: OpenStream,
+    /// The stream's place in its client's quota, given back when the pump ends, however
+    /// it ends (the client vanished, the write timeout cut it, the server stopped).
+    _permit: Option<StreamPermit>,
 }
 
 /// What a consumer stream sends when idle: whitespace between JSON values, which readers skip.
@@ -365,10 +531,14 @@ impl Pump {
                 continue;
             };
             let mut next = Some(first);
+            let mut records_in_chunk = 0;
             while let Some(record) = next.take() {
+                records_in_chunk += 1;
                 if let Err(error) = serde_json::to_writer(&mut chunk, &record) {
                     log::error!(
-                        "consumer {}: record not expressible as JSON: {error}",
+                        // Debug-quoted: a group name is the client's, and a newline in
+                        // it must not start a line that looks like another (an audit line).
+                        "consumer {:?}: record not expressible as JSON: {error}",
                         self.group
                     );
                     return;
@@ -378,11 +548,12 @@ impl Pump {
                     next = records.next().now_or_never().flatten();
                 }
             }
+            self.consumed.increment(records_in_chunk);
             if !self.send(Bytes::from(std::mem::take(&mut chunk))).await {
                 break;
             }
         }
-        log::debug!("consumer {}: stream ended", self.group);
+        log::debug!("consumer {:?}: stream ended", self.group);
     }
 
     /// Hands a chunk to the connection; `false` once the stream should end.

@@ -5,10 +5,16 @@
 use streambed::commit_log::CommitLog;
 use tokio::sync::watch;
 
-use crate::{api, ServerConfig};
+use crate::{
+    api,
+    ops::Metrics,
+    quota::{QuotaConfig, Quotas},
+    ServerConfig,
+};
 
-/// The router `serve` puts behind each connection, without identities. Consumer streams
-/// end once `stopping` turns `true`.
+/// The router `serve` puts behind each connection, without identities, quotas, provenance
+/// or metrics (as [`serve`](crate::serve) runs it). Consumer streams end once `stopping`
+/// turns `true`.
 ///
 /// ```
 /// use streambed_server::{fuzzing::router, memory::MemoryLog, ServerConfig};
@@ -21,5 +27,11 @@ pub fn router<CL>(log: CL, config: &ServerConfig, stopping: watch::Receiver<bool
 where
     CL: CommitLog + 'static,
 {
-    api::router(log, config, stopping, None)
+    let guards = api::Guards {
+        quotas: Quotas::new(QuotaConfig::unlimited()),
+        provenance: None,
+        metrics: Metrics::noop(),
+        policy: None,
+    };
+    api::router(log, config, guards, stopping)
 }

@@ -2,15 +2,20 @@
 #![warn(missing_docs)]
 
 mod api;
+pub mod audit;
+mod client;
 mod consumer_limits;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod identity;
 pub mod memory;
+mod ops;
 mod peer_service;
 pub mod policy;
 pub mod principal;
+pub mod provenance;
+pub mod quota;
 pub mod topic;
 mod write_timeout;
 
@@ -22,9 +27,14 @@ use hyper_util::{
     service::TowerToHyperService,
 };
 use identity::Identities;
+#[cfg(feature = "prometheus")]
+pub use metrics_exporter_prometheus;
+use ops::{Metrics, Render};
 use peer_service::WithPeer;
 use policy::Policy;
 use principal::Peer;
+use provenance::ProvenanceHeader;
+use quota::{QuotaConfig, Quotas};
 use streambed::commit_log::CommitLog;
 use tokio::{net::TcpListener, sync::watch, task::JoinSet};
 use write_timeout::WriteTimeout;
@@ -154,24 +164,31 @@ pub struct Server<CL> {
     config: ServerConfig,
     identities: Option<Identities>,
     policy: Option<Policy>,
+    quotas: QuotaConfig,
+    provenance: Option<ProvenanceHeader>,
+    metrics: Option<(Render, Metrics)>,
 }
 
 impl<CL> Server<CL>
 where
     CL: CommitLog + 'static,
 {
-    /// A server of `log`, treating its clients as `config` says.
+    /// A server of `log`, treating its clients as `config` says, without quotas,
+    /// provenance headers or metrics until the methods below add them.
     pub fn new(log: CL, config: ServerConfig) -> Self {
         Self {
             log,
             config,
             identities: None,
             policy: None,
+            quotas: QuotaConfig::unlimited(),
+            provenance: None,
+            metrics: None,
         }
     }
 
     /// Turns identities on: every request needs a principal, from a bearer token or a
-    /// client certificate, or gets 401; what it may do is the [`policy`](Self::policy)'s
+    /// client certificate, or gets 401; what it may do is the [`with_policy`](Self::with_policy)'s
     /// to say (nothing, without one). Off by default: every client may do everything.
     ///
     /// ```
@@ -179,20 +196,84 @@ where
     ///
     /// let policy = Policy::from_json(r#"{"principals": {"gateway": {"produce": ["*"]}}}"#).unwrap();
     /// let server = Server::new(MemoryLog::new(), ServerConfig::default())
-    ///     .identities(Identities::certificates_only())
-    ///     .policy(policy);
+    ///     .with_identities(Identities::certificates_only())
+    ///     .with_policy(policy);
     /// # let _ = server;
     /// ```
-    pub fn identities(mut self, identities: Identities) -> Self {
+    pub fn with_identities(mut self, identities: Identities) -> Self {
         self.identities = Some(identities);
         self
     }
 
     /// What each principal may do; see [`policy`](mod@crate::policy) for the file. Turns
-    /// identities on, from client certificates only unless [`identities`](Self::identities)
+    /// identities on, from client certificates only unless [`with_identities`](Self::with_identities)
     /// says otherwise.
-    pub fn policy(mut self, policy: Policy) -> Self {
+    pub fn with_policy(mut self, policy: Policy) -> Self {
         self.policy = Some(policy);
+        self
+    }
+
+    /// Enforces `quotas` (see [`QuotaConfig`]; its default suits a router).
+    ///
+    /// ```
+    /// use streambed_server::{memory::MemoryLog, quota::QuotaConfig, Server, ServerConfig};
+    ///
+    /// let server = Server::new(MemoryLog::new(), ServerConfig::default())
+    ///     .with_quotas(QuotaConfig::default());
+    /// # drop(server);
+    /// ```
+    pub fn with_quotas(mut self, quotas: QuotaConfig) -> Self {
+        self.quotas = quotas;
+        self
+    }
+
+    /// Stamps every produced record with `header`, naming the request's principal (or,
+    /// without identities, its client's IP address); a request whose records carry a
+    /// header of that name already gets 400. See [`provenance`].
+    ///
+    /// ```
+    /// use streambed_server::{
+    ///     memory::MemoryLog, provenance::ProvenanceHeader, Server, ServerConfig,
+    /// };
+    ///
+    /// let header = ProvenanceHeader::new("streambed-principal").unwrap();
+    /// let server = Server::new(MemoryLog::new(), ServerConfig::default())
+    ///     .with_provenance_header(header);
+    /// # drop(server);
+    /// ```
+    pub fn with_provenance_header(mut self, header: ProvenanceHeader) -> Self {
+        self.provenance = Some(header);
+        self
+    }
+
+    /// Measures requests, records, consumer streams and refusals through the `metrics`
+    /// facade, and serves `GET /metrics` by rendering `handle`.
+    ///
+    /// The measurements are registered with the recorder in effect when this is called:
+    /// the global one a program installs (for example with
+    /// `PrometheusBuilder::install_recorder`, which returns `handle`), or a local one
+    /// (`metrics::with_local_recorder`), which lets tests in one process keep apart.
+    /// Without this method the server measures nothing and `/metrics` answers 404.
+    ///
+    /// Needs the `prometheus` feature (on by default).
+    ///
+    /// ```
+    /// use streambed_server::{
+    ///     memory::MemoryLog, metrics_exporter_prometheus::PrometheusBuilder, Server,
+    ///     ServerConfig,
+    /// };
+    ///
+    /// let recorder = PrometheusBuilder::new().build_recorder();
+    /// let server = metrics::with_local_recorder(&recorder, || {
+    ///     Server::new(MemoryLog::new(), ServerConfig::default()).with_metrics(recorder.handle())
+    /// });
+    /// assert!(recorder.handle().render().contains("streambed_http_requests_total"));
+    /// # drop(server);
+    /// ```
+    #[cfg(feature = "prometheus")]
+    pub fn with_metrics(mut self, handle: metrics_exporter_prometheus::PrometheusHandle) -> Self {
+        let render: Render = std::sync::Arc::new(move || handle.render());
+        self.metrics = Some((render, Metrics::register()));
         self
     }
 
@@ -206,8 +287,10 @@ where
             config,
             identities,
             policy,
+            quotas,
+            provenance,
+            metrics,
         } = self;
-        let (stop, stopping) = watch::channel(false);
         // Identities and policy come together: either one on means both, deny by default.
         let access = match (identities, policy) {
             (None, None) => None,
@@ -216,11 +299,30 @@ where
                 Arc::new(policy.unwrap_or_else(Policy::deny_all)),
             )),
         };
+        let (stop, stopping) = watch::channel(false);
+        let (render, measured) = match metrics {
+            Some((render, metrics)) => (Some(render), Some(metrics)),
+            None => (None, None),
+        };
         let policy = access.as_ref().map(|(_, policy)| Arc::clone(policy));
-        let mut router = api::router(log, &config, stopping.clone(), policy);
-        if let Some((identities, _)) = access {
+        let identities = access.map(|(identities, _)| identities);
+        let guards = api::Guards {
+            quotas: Quotas::new(quotas),
+            provenance,
+            metrics: measured.clone().unwrap_or_else(Metrics::noop),
+            policy,
+        };
+        let mut router = api::router(log, &config, guards, stopping.clone());
+        if let Some(identities) = identities {
             router = identity::layer::authenticated(router, identities);
         }
+        // Probes and scrapers need no identity: these routes tell nothing about the data.
+        let router = router.merge(ops::routes(render));
+        // Only a server with metrics pays for counting every request.
+        let router = match measured {
+            Some(metrics) => ops::instrument(router, metrics),
+            None => router,
+        };
         let mut connections = JoinSet::new();
         let mut http = http1::Builder::new();
         http.timer(TokioTimer::new())

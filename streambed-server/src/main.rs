@@ -2,10 +2,16 @@
 
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
 
-use clap::{Parser, ValueEnum};
+use clap::{ArgAction, Parser, ValueEnum};
 use streambed::commit_log::CommitLog;
 use streambed_server::{
-    identity::Identities, memory::MemoryLog, policy::Policy, Server, ServerConfig,
+    audit,
+    identity::Identities,
+    memory::MemoryLog,
+    policy::Policy,
+    provenance::ProvenanceHeader,
+    quota::{QuotaConfig, RateLimit},
+    Server, ServerConfig,
 };
 use tokio::net::TcpListener;
 
@@ -66,6 +72,47 @@ struct Args {
     /// get 400
     #[arg(long, env = "STREAMBED_MAX_SUBSCRIPTIONS", default_value_t = 64)]
     max_subscriptions: usize,
+
+    /// Consumer streams one principal (or, without identities, one IP address) may have
+    /// open at once; more get 429; 0: no limit
+    #[arg(long, env = "STREAMBED_MAX_STREAMS_PER_PRINCIPAL", default_value_t = 8)]
+    max_streams_per_principal: usize,
+
+    /// Topics one principal (or IP address) may create while the server runs; more get
+    /// 403; 0: no limit
+    #[arg(long, env = "STREAMBED_MAX_TOPICS_PER_PRINCIPAL", default_value_t = 64)]
+    max_topics_per_principal: usize,
+
+    /// Topics the server accepts producing to in all; creating more gets 403; 0: no limit
+    #[arg(long, env = "STREAMBED_MAX_TOPICS", default_value_t = 512)]
+    max_topics: usize,
+
+    /// Requests per second one principal (or IP address) may make on average; more get
+    /// 429 with Retry-After; 0: no limit
+    #[arg(long, env = "STREAMBED_RATE_LIMIT", default_value_t = 200)]
+    rate_limit: u32,
+
+    /// Requests a principal (or IP address) that was idle may make at once
+    #[arg(long, env = "STREAMBED_RATE_BURST", default_value_t = 400)]
+    rate_burst: u32,
+
+    /// The most principals or IP addresses given a rate of their own; the rest share one
+    #[arg(long, env = "STREAMBED_RATE_LIMIT_CLIENTS", default_value_t = 4096)]
+    rate_limit_clients: usize,
+
+    /// Stamp every produced record with a header of this name holding the principal (or,
+    /// without identities, the client's IP address); records already carrying it get 400
+    #[arg(long, env = "STREAMBED_PROVENANCE_HEADER")]
+    provenance_header: Option<String>,
+
+    /// Log an audit line (target `audit`, level info) per produce request and per consumer
+    /// stream opened
+    #[arg(long, env = "STREAMBED_AUDIT", default_value_t = true, action = ArgAction::Set)]
+    audit: bool,
+
+    /// Serve GET /metrics in the Prometheus text format
+    #[arg(long, env = "STREAMBED_METRICS", default_value_t = true, action = ArgAction::Set)]
+    metrics: bool,
 
     /// Threads serving requests; 0 means one per CPU
     #[arg(long, env = "STREAMBED_WORKER_THREADS", default_value_t = 0)]
@@ -152,7 +199,8 @@ enum Backend {
 fn main() -> ExitCode {
     let args = Args::parse();
     log::set_max_level(args.log_level);
-    if log::set_logger(&StderrLogger).is_err() {
+    let logger: &'static StderrLogger = Box::leak(Box::new(StderrLogger { audit: args.audit }));
+    if log::set_logger(logger).is_err() {
         eprintln!("a logger is already installed");
     }
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
@@ -283,6 +331,7 @@ async fn run(args: Args) -> Result<(), String> {
         max_subscriptions: args.max_subscriptions,
         ..ServerConfig::default()
     };
+    let guards = Guards::from_args(&args)?;
     match args.backend {
         #[cfg(feature = "file")]
         Backend::File => {
@@ -296,14 +345,79 @@ async fn run(args: Args) -> Result<(), String> {
             let log =
                 streambed_logged::FileLog::new(args.root_path.clone()).with_durability(durability);
             log::info!("serving the topics of {}", args.root_path.display());
-            listen(Server::new(log, config), access, args.listen).await
+            listen(guards.apply(Server::new(log, config)), access, args.listen).await
         }
         #[cfg(not(feature = "file"))]
         Backend::File => Err("this build has no file backend (feature `file`)".to_owned()),
         Backend::Memory => {
             log::warn!("serving an in-memory log: records are lost when the server stops");
-            listen(Server::new(MemoryLog::new(), config), access, args.listen).await
+            listen(
+                guards.apply(Server::new(MemoryLog::new(), config)),
+                access,
+                args.listen,
+            )
+            .await
         }
+    }
+}
+
+/// What the server is built with beyond its `ServerConfig`: quotas, provenance, metrics.
+struct Guards {
+    quotas: QuotaConfig,
+    provenance: Option<ProvenanceHeader>,
+    #[cfg(feature = "prometheus")]
+    metrics: Option<streambed_server::metrics_exporter_prometheus::PrometheusHandle>,
+}
+
+impl Guards {
+    fn from_args(args: &Args) -> Result<Self, String> {
+        let limit = |n: usize| Some(n).filter(|n| *n > 0);
+        let quotas = QuotaConfig {
+            max_streams_per_principal: limit(args.max_streams_per_principal),
+            max_topics_per_principal: limit(args.max_topics_per_principal),
+            max_topics: limit(args.max_topics),
+            rate_limit: (args.rate_limit > 0).then(|| RateLimit {
+                per_second: args.rate_limit,
+                burst: args.rate_burst.max(1),
+                max_tracked: args.rate_limit_clients.max(1),
+            }),
+        };
+        let provenance = match &args.provenance_header {
+            Some(name) => Some(ProvenanceHeader::new(name.as_str()).map_err(|e| e.to_string())?),
+            None => None,
+        };
+        // One recorder for the process; the server registers its measurements with it.
+        #[cfg(feature = "prometheus")]
+        let metrics = match args.metrics {
+            true => Some(
+                streambed_server::metrics_exporter_prometheus::PrometheusBuilder::new()
+                    .install_recorder()
+                    .map_err(|error| format!("cannot install the metrics recorder: {error}"))?,
+            ),
+            false => None,
+        };
+        #[cfg(not(feature = "prometheus"))]
+        if args.metrics {
+            log::warn!("this build has no metrics (feature `prometheus`): /metrics answers 404");
+        }
+        Ok(Self {
+            quotas,
+            provenance,
+            #[cfg(feature = "prometheus")]
+            metrics,
+        })
+    }
+
+    fn apply<CL: CommitLog + 'static>(self, mut server: Server<CL>) -> Server<CL> {
+        server = server.with_quotas(self.quotas);
+        if let Some(header) = self.provenance {
+            server = server.with_provenance_header(header);
+        }
+        #[cfg(feature = "prometheus")]
+        if let Some(handle) = self.metrics {
+            server = server.with_metrics(handle);
+        }
+        server
     }
 }
 
@@ -313,7 +427,7 @@ async fn listen<CL: CommitLog + 'static>(
     address: SocketAddr,
 ) -> Result<(), String> {
     if let Some((identities, policy)) = access {
-        server = server.identities(identities).policy(policy);
+        server = server.with_identities(identities).with_policy(policy);
     }
     let listener = TcpListener::bind(address)
         .await
@@ -360,21 +474,27 @@ async fn shutdown_signal() {
 }
 
 /// Writes log messages to stderr, one a line; service managers add timestamps.
-struct StderrLogger;
+struct StderrLogger {
+    /// Whether audit lines are written.
+    audit: bool,
+}
 
 impl log::Log for StderrLogger {
     fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
-        metadata.level() <= log::max_level()
+        metadata.level() <= log::max_level() && (self.audit || metadata.target() != audit::TARGET)
     }
 
     fn log(&self, record: &log::Record<'_>) {
         if self.enabled(record.metadata()) {
-            eprintln!(
-                "{:<5} {}: {}",
+            // Formatted first, then written at once: stderr is unbuffered, and writing the
+            // pieces one by one would cost a system call each (per request, for audit lines).
+            let line = format!(
+                "{:<5} {}: {}\n",
                 record.level(),
                 record.target(),
                 record.args()
             );
+            let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes());
         }
     }
 

@@ -63,6 +63,9 @@ struct ServerProcess {
     _root: tempfile::TempDir,
 }
 
+/// Flags that turn off the per-client quotas, for tests of one client's heavy use.
+const UNLIMITED: &[&str] = &["--rate-limit", "0", "--max-streams-per-principal", "0"];
+
 impl ServerProcess {
     fn start(extra_args: &[&str]) -> Self {
         raise_open_file_limit();
@@ -494,7 +497,8 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 async fn asking_the_offsets_of_30000_distinct_topics_leaves_the_server_memory_bounded() {
     // 30,000 requests (one per name) keep this test short in debug builds; kept for ever,
     // their state would be about 40 MB. The subscription test below names 100,000.
-    let server = ServerProcess::start(&[]);
+    // Quotas off: this is about the log's state, not about one client's share of it.
+    let server = ServerProcess::start(UNLIMITED);
     let pid = server.pid();
     let sweep = |from: usize, to: usize| async move {
         in_four_clients(from..to, |names| {
@@ -552,7 +556,7 @@ async fn subscribe_and_leave(address: SocketAddr, names: std::ops::Range<usize>)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscribing_to_100000_distinct_topics_then_leaving_leaves_the_server_memory_bounded() {
-    let server = ServerProcess::start(&[]);
+    let server = ServerProcess::start(UNLIMITED);
     let pid = server.pid();
     let sweep = |from: usize, to: usize| {
         in_four_clients(from..to, |names| subscribe_and_leave(server.address, names))

@@ -65,8 +65,8 @@ async fn setup() -> Setup {
         tokens.insert(user, login.auth.client_token);
     }
     let server = Server::new(MemoryLog::new(), ServerConfig::default())
-        .identities(Identities::tokens(store))
-        .policy(Policy::from_json(POLICY).unwrap());
+        .with_identities(Identities::tokens(store))
+        .with_policy(Policy::from_json(POLICY).unwrap());
     Setup {
         server: TestServer::start_server(server).await,
         _root: root,
@@ -364,7 +364,7 @@ async fn with_identities_and_no_policy_everything_is_denied() {
         .client_token;
     let server = TestServer::start_server(
         Server::new(MemoryLog::new(), ServerConfig::default())
-            .identities(Identities::tokens(store)),
+            .with_identities(Identities::tokens(store)),
     )
     .await;
     let response = reqwest::Client::new()
@@ -400,8 +400,8 @@ async fn slow_server(delay: Duration, timeout: Duration) -> (TestServer, Arc<Ato
     };
     let policy = Policy::from_json(r#"{"principals": {"ann": {"consume": ["*"]}}}"#).unwrap();
     let server = Server::new(MemoryLog::new(), ServerConfig::default())
-        .identities(Identities::tokens(verifier).verify_timeout(timeout))
-        .policy(policy);
+        .with_identities(Identities::tokens(verifier).verify_timeout(timeout))
+        .with_policy(policy);
     (TestServer::start_server(server).await, calls)
 }
 
