@@ -2,6 +2,7 @@
 #![warn(missing_docs)]
 
 mod api;
+mod connection;
 mod consumer_limits;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
@@ -9,21 +10,17 @@ pub mod fuzzing;
 pub mod memory;
 mod peer_service;
 pub mod principal;
+pub mod tls;
 pub mod topic;
 mod write_timeout;
 
-use std::{future::Future, io, time::Duration};
+use std::{future::Future, io, sync::Arc, time::Duration};
 
 use hyper::server::conn::http1;
-use hyper_util::{
-    rt::{TokioIo, TokioTimer},
-    service::TowerToHyperService,
-};
-use peer_service::WithPeer;
-use principal::Peer;
+use hyper_util::rt::TokioTimer;
 use streambed::commit_log::CommitLog;
+use tls::Tls;
 use tokio::{net::TcpListener, sync::watch, task::JoinSet};
-use write_timeout::WriteTimeout;
 
 /// How a server treats its clients.
 ///
@@ -148,6 +145,7 @@ where
 pub struct Server<CL> {
     log: CL,
     config: ServerConfig,
+    tls: Option<Tls>,
 }
 
 impl<CL> Server<CL>
@@ -156,7 +154,36 @@ where
 {
     /// A server of `log`, treating its clients as `config` says.
     pub fn new(log: CL, config: ServerConfig) -> Self {
-        Self { log, config }
+        Self {
+            log,
+            config,
+            tls: None,
+        }
+    }
+
+    /// Serves HTTPS rather than plain HTTP, with `tls` (see [`tls`] for mutual TLS and
+    /// reloading). The handshake must complete within
+    /// [`ServerConfig::header_read_timeout`]; a verified client certificate's subject
+    /// becomes the [`Peer::certificate_principal`](principal::Peer) of its connection's
+    /// requests.
+    ///
+    /// ```no_run
+    /// use streambed_server::{memory::MemoryLog, tls::{Tls, TlsFiles}, Server, ServerConfig};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let tls = Tls::load(TlsFiles::new("server.pem", "server.key"))?;
+    /// let listener = tokio::net::TcpListener::bind("127.0.0.1:8443").await?;
+    /// Server::new(MemoryLog::new(), ServerConfig::default())
+    ///     .tls(tls)
+    ///     .serve(listener, std::future::pending())
+    ///     .await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn tls(mut self, tls: Tls) -> Self {
+        self.tls = Some(tls);
+        self
     }
 
     /// Serves on `listener` until `shutdown` completes; see [`serve`] for how it stops.
@@ -164,7 +191,7 @@ where
     where
         F: Future<Output = ()> + Send,
     {
-        let Self { log, config } = self;
+        let Self { log, config, tls } = self;
         let (stop, stopping) = watch::channel(false);
         let router = api::router(log, &config, stopping.clone());
         let mut connections = JoinSet::new();
@@ -173,6 +200,12 @@ where
             .max_buf_size(CONNECTION_BUFFER_SIZE)
             .header_read_timeout(config.header_read_timeout)
             .keep_alive(true);
+        let settings = Arc::new(connection::Settings {
+            http,
+            tls,
+            write_timeout: config.write_timeout,
+            handshake_timeout: config.header_read_timeout,
+        });
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -181,25 +214,13 @@ where
                 accepted = listener.accept(), if connections.len() < config.max_connections => match accepted {
                     Ok((stream, peer)) => {
                         let _ = stream.set_nodelay(true);
-                        let connection = http.serve_connection(
-                            TokioIo::new(WriteTimeout::new(stream, config.write_timeout)),
-                            TowerToHyperService::new(WithPeer::new(router.clone(), Peer::new(peer))),
-                        );
-                        let mut stopping = stopping.clone();
-                        connections.spawn(async move {
-                            tokio::pin!(connection);
-                            let result = tokio::select! {
-                                result = connection.as_mut() => result,
-                                _ = stopped(&mut stopping) => {
-                                    // Finish the request in progress, then close.
-                                    connection.as_mut().graceful_shutdown();
-                                    connection.await
-                                }
-                            };
-                            if let Err(error) = result {
-                                log::debug!("connection from {peer} ended: {error}");
-                            }
-                        });
+                        connections.spawn(connection::serve(
+                            Arc::clone(&settings),
+                            stream,
+                            peer,
+                            router.clone(),
+                            stopping.clone(),
+                        ));
                     }
                     Err(error) => {
                         // Typically out of file descriptors: pause rather than spin, and let

@@ -4,7 +4,11 @@ use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
 
 use clap::{Parser, ValueEnum};
 use streambed::commit_log::CommitLog;
-use streambed_server::{memory::MemoryLog, serve, ServerConfig};
+use streambed_server::{
+    memory::MemoryLog,
+    tls::{ClientCertificates, Tls, TlsFiles},
+    Server, ServerConfig,
+};
 use tokio::net::TcpListener;
 
 /// Serves a streambed commit log over the Kafka HTTP API: GET
@@ -65,6 +69,25 @@ struct Args {
     #[arg(long, env = "STREAMBED_MAX_SUBSCRIPTIONS", default_value_t = 64)]
     max_subscriptions: usize,
 
+    /// Serve HTTPS with the certificate chain in this PEM file (server certificate first);
+    /// needs --tls-key. Certificate, key and client CA are read again on SIGHUP
+    #[arg(long, env = "STREAMBED_TLS_CERT", requires = "tls_key", value_name = "PEM_FILE")]
+    tls_cert: Option<PathBuf>,
+
+    /// The PEM file of the private key of --tls-cert
+    #[arg(long, env = "STREAMBED_TLS_KEY", requires = "tls_cert", value_name = "PEM_FILE")]
+    tls_key: Option<PathBuf>,
+
+    /// Mutual TLS: ask clients for a certificate, which must chain to a CA in this PEM
+    /// file; its subject's common name becomes the client's principal. A client may still
+    /// show none (and identify itself with a token) unless --tls-require-client-cert
+    #[arg(long, env = "STREAMBED_TLS_CLIENT_CA", requires = "tls_cert", value_name = "PEM_FILE")]
+    tls_client_ca: Option<PathBuf>,
+
+    /// With --tls-client-ca, refuse at the handshake every client without a certificate
+    #[arg(long, env = "STREAMBED_TLS_REQUIRE_CLIENT_CERT", requires = "tls_client_ca")]
+    tls_require_client_cert: bool,
+
     /// Threads serving requests; 0 means one per CPU
     #[arg(long, env = "STREAMBED_WORKER_THREADS", default_value_t = 0)]
     worker_threads: usize,
@@ -116,6 +139,7 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), String> {
+    let tls = tls(&args)?;
     let config = ServerConfig {
         max_body_size: args.max_body_size,
         header_read_timeout: *args.header_read_timeout,
@@ -140,34 +164,98 @@ async fn run(args: Args) -> Result<(), String> {
             let log =
                 streambed_logged::FileLog::new(args.root_path.clone()).with_durability(durability);
             log::info!("serving the topics of {}", args.root_path.display());
-            listen(log, args.listen, config).await
+            listen(log, args.listen, config, tls).await
         }
         #[cfg(not(feature = "file"))]
         Backend::File => Err("this build has no file backend (feature `file`)".to_owned()),
         Backend::Memory => {
             log::warn!("serving an in-memory log: records are lost when the server stops");
-            listen(MemoryLog::new(), args.listen, config).await
+            listen(MemoryLog::new(), args.listen, config, tls).await
         }
     }
+}
+
+/// The TLS configuration the flags name, read and checked before the server listens.
+fn tls(args: &Args) -> Result<Option<Tls>, String> {
+    let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) else {
+        return Ok(None);
+    };
+    let mut files = TlsFiles::new(cert, key);
+    if let Some(client_ca) = &args.tls_client_ca {
+        let client_certificates = if args.tls_require_client_cert {
+            ClientCertificates::Required
+        } else {
+            ClientCertificates::Optional
+        };
+        files = files.client_ca(client_ca, client_certificates);
+    }
+    Tls::load(files).map(Some).map_err(|error| error.to_string())
 }
 
 async fn listen<CL: CommitLog + 'static>(
     log: CL,
     address: SocketAddr,
     config: ServerConfig,
+    tls: Option<Tls>,
 ) -> Result<(), String> {
     let listener = TcpListener::bind(address)
         .await
         .map_err(|error| format!("cannot listen on {address}: {error}"))?;
-    match listener.local_addr() {
-        Ok(bound) => log::info!("listening on {bound}"),
-        Err(_) => log::info!("listening on {address}"),
+    let bound = listener.local_addr().unwrap_or(address);
+    let mut server = Server::new(log, config);
+    match tls {
+        None => log::info!("listening on {bound}"),
+        Some(tls) => {
+            let clients = match &tls.files().client_ca {
+                None => "no client certificates".to_owned(),
+                Some(ca) => format!(
+                    "client certificates {} from the CA in {}",
+                    match tls.files().client_certificates {
+                        ClientCertificates::Optional => "verified when shown",
+                        ClientCertificates::Required => "required",
+                    },
+                    ca.display()
+                ),
+            };
+            log::info!("listening on {bound} (https, {clients})");
+            reload_on_hangup(tls.clone());
+            server = server.tls(tls);
+        }
     }
-    serve(log, listener, config, shutdown_signal())
+    server
+        .serve(listener, shutdown_signal())
         .await
         .map_err(|error| format!("serving failed: {error}"))?;
     log::info!("stopped");
     Ok(())
+}
+
+/// Reloads the TLS files on every SIGHUP, keeping the configuration in use when the new
+/// files are unusable.
+fn reload_on_hangup(tls: Tls) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hangups = match signal(SignalKind::hangup()) {
+            Ok(hangups) => hangups,
+            Err(error) => {
+                log::error!("cannot listen for SIGHUP, TLS files will not be reloaded: {error}");
+                return;
+            }
+        };
+        tokio::spawn(async move {
+            while hangups.recv().await.is_some() {
+                match tls.reload() {
+                    Ok(()) => log::info!("SIGHUP: TLS files reloaded; new connections use them"),
+                    Err(error) => log::error!(
+                        "SIGHUP: TLS files not reloaded, the previous ones stay in use: {error}"
+                    ),
+                }
+            }
+        });
+    }
+    #[cfg(not(unix))]
+    drop(tls);
 }
 
 /// Completes on Ctrl-C or, on Unix, SIGTERM (what service managers send).
