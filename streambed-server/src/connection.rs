@@ -42,7 +42,13 @@ pub(crate) async fn serve(
     match &settings.tls {
         None => {
             let stream = WriteTimeout::new(stream, write_timeout);
-            http(&settings.http, stream, WithPeer::new(router, peer), stopping).await;
+            http(
+                &settings.http,
+                stream,
+                WithPeer::new(router, peer),
+                stopping,
+            )
+            .await;
         }
         Some(tls) => {
             let handshake = tls.accept(stream, settings.handshake_timeout, |stream| {
@@ -54,7 +60,13 @@ pub(crate) async fn serve(
                         Some(principal) => peer.with_certificate_principal(principal),
                         None => peer,
                     };
-                    http(&settings.http, stream, WithPeer::new(router, peer), stopping).await;
+                    http(
+                        &settings.http,
+                        stream,
+                        WithPeer::new(router, peer),
+                        stopping,
+                    )
+                    .await;
                 }
                 Err(error) => log::debug!("no TLS session with {address}: {error}"),
             }
@@ -71,8 +83,7 @@ async fn http<IO>(
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let address = service.peer().address;
-    let connection =
-        http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+    let connection = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
     tokio::pin!(connection);
     let result = tokio::select! {
         result = connection.as_mut() => result,

@@ -71,21 +71,40 @@ struct Args {
 
     /// Serve HTTPS with the certificate chain in this PEM file (server certificate first);
     /// needs --tls-key. Certificate, key and client CA are read again on SIGHUP
-    #[arg(long, env = "STREAMBED_TLS_CERT", requires = "tls_key", value_name = "PEM_FILE")]
+    #[arg(
+        long,
+        env = "STREAMBED_TLS_CERT",
+        requires = "tls_key",
+        value_name = "PEM_FILE"
+    )]
     tls_cert: Option<PathBuf>,
 
     /// The PEM file of the private key of --tls-cert
-    #[arg(long, env = "STREAMBED_TLS_KEY", requires = "tls_cert", value_name = "PEM_FILE")]
+    #[arg(
+        long,
+        env = "STREAMBED_TLS_KEY",
+        requires = "tls_cert",
+        value_name = "PEM_FILE"
+    )]
     tls_key: Option<PathBuf>,
 
     /// Mutual TLS: ask clients for a certificate, which must chain to a CA in this PEM
     /// file; its subject's common name becomes the client's principal. A client may still
     /// show none (and identify itself with a token) unless --tls-require-client-cert
-    #[arg(long, env = "STREAMBED_TLS_CLIENT_CA", requires = "tls_cert", value_name = "PEM_FILE")]
+    #[arg(
+        long,
+        env = "STREAMBED_TLS_CLIENT_CA",
+        requires = "tls_cert",
+        value_name = "PEM_FILE"
+    )]
     tls_client_ca: Option<PathBuf>,
 
     /// With --tls-client-ca, refuse at the handshake every client without a certificate
-    #[arg(long, env = "STREAMBED_TLS_REQUIRE_CLIENT_CERT", requires = "tls_client_ca")]
+    #[arg(
+        long,
+        env = "STREAMBED_TLS_REQUIRE_CLIENT_CERT",
+        requires = "tls_client_ca"
+    )]
     tls_require_client_cert: bool,
 
     /// Threads serving requests; 0 means one per CPU
@@ -189,7 +208,9 @@ fn tls(args: &Args) -> Result<Option<Tls>, String> {
         };
         files = files.client_ca(client_ca, client_certificates);
     }
-    Tls::load(files).map(Some).map_err(|error| error.to_string())
+    Tls::load(files)
+        .map(Some)
+        .map_err(|error| error.to_string())
 }
 
 async fn listen<CL: CommitLog + 'static>(

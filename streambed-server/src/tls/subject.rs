@@ -5,7 +5,9 @@
 use x509_cert::{
     attr::AttributeTypeAndValue,
     der::{
-        asn1::{Ia5StringRef, ObjectIdentifier, PrintableStringRef, TeletexStringRef, Utf8StringRef},
+        asn1::{
+            Ia5StringRef, ObjectIdentifier, PrintableStringRef, TeletexStringRef, Utf8StringRef,
+        },
         Decode, Tag, Tagged,
     },
     name::Name,
