@@ -369,3 +369,195 @@ fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
         reason: error.to_string(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use streambed_test::pki::TestCa;
+
+    use super::*;
+
+    /// The files of a server certificate for localhost from `ca`, in `dir`.
+    fn server_files(ca: &TestCa, dir: &Path) -> TlsFiles {
+        let files = TlsFiles::new(dir.join("server.pem"), dir.join("server.key"));
+        ca.server("localhost")
+            .write(&files.certificate_chain, &files.private_key)
+            .unwrap();
+        files
+    }
+
+    #[test]
+    fn the_plain_http_answer_declares_its_body_length() {
+        let answer = std::str::from_utf8(PLAIN_HTTP_ANSWER).unwrap();
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+        assert!(head.contains(&format!("Content-Length: {}\r\n", body.len())));
+        let body: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(body["error_code"], 400);
+    }
+
+    #[test]
+    fn a_certificate_and_key_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let tls = Tls::load(server_files(&TestCa::new("ca"), dir.path())).unwrap();
+        assert!(!tls.verifies_clients());
+    }
+
+    #[test]
+    fn a_key_that_is_not_the_certificates_is_refused_naming_both_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = TestCa::new("ca");
+        let files = server_files(&ca, dir.path());
+        std::fs::write(&files.private_key, ca.server("localhost").key_pem).unwrap();
+        let error = Tls::load(files).unwrap_err();
+        assert!(matches!(error, TlsError::Config { .. }), "{error:?}");
+        let message = error.to_string();
+        assert!(message.contains("server.pem") && message.contains("server.key"), "{message}");
+    }
+
+    #[test]
+    fn a_file_without_pem_sections_is_refused_naming_what_it_should_hold() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = server_files(&TestCa::new("ca"), dir.path());
+        std::fs::write(&files.private_key, "no key here").unwrap();
+        let error = Tls::load(files.clone()).unwrap_err();
+        assert!(
+            matches!(&error, TlsError::Pem { what: "private key", path, .. } if *path == files.private_key),
+            "{error:?}"
+        );
+        std::fs::write(&files.certificate_chain, "").unwrap();
+        let error = Tls::load(files.clone()).unwrap_err();
+        assert!(
+            matches!(&error, TlsError::Pem { what: "certificate", .. }),
+            "{error:?}"
+        );
+    }
+
+    #[test]
+    fn required_client_certificates_without_a_ca_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut files = server_files(&TestCa::new("ca"), dir.path());
+        files.client_certificates = ClientCertificates::Required;
+        assert!(matches!(
+            Tls::load(files),
+            Err(TlsError::RequiredWithoutCa)
+        ));
+    }
+
+    #[test]
+    fn a_client_ca_file_without_certificates_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca_path = dir.path().join("clients.pem");
+        std::fs::write(&ca_path, TestCa::new("ca").server("x").key_pem).unwrap();
+        let files = server_files(&TestCa::new("ca"), dir.path())
+            .client_ca(&ca_path, ClientCertificates::Optional);
+        assert!(matches!(
+            Tls::load(files),
+            Err(TlsError::Pem { what: "certificate", .. })
+        ));
+    }
+
+    #[test]
+    fn a_reload_from_bad_files_keeps_the_configuration_in_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = TestCa::new("ca");
+        let files = server_files(&ca, dir.path());
+        let tls = Tls::load(files.clone()).unwrap();
+        let in_use = Arc::as_ptr(tls.shared.acceptor.read().unwrap().config());
+        std::fs::write(&files.private_key, "truncated").unwrap();
+        assert!(tls.reload().is_err());
+        assert_eq!(
+            Arc::as_ptr(tls.shared.acceptor.read().unwrap().config()),
+            in_use
+        );
+        ca.server("localhost")
+            .write(&files.certificate_chain, &files.private_key)
+            .unwrap();
+        tls.clone().reload().unwrap();
+        assert_ne!(
+            Arc::as_ptr(tls.shared.acceptor.read().unwrap().config()),
+            in_use,
+            "a reload through a clone is not seen by the original"
+        );
+    }
+
+    #[test]
+    fn http_1_1_is_offered_through_alpn() {
+        let dir = tempfile::tempdir().unwrap();
+        let tls = Tls::load(server_files(&TestCa::new("ca"), dir.path())).unwrap();
+        let acceptor = tls.shared.acceptor.read().unwrap().clone();
+        assert_eq!(acceptor.config().alpn_protocols, vec![b"http/1.1".to_vec()]);
+    }
+}
+
+#[cfg(test)]
+mod handshake_tests {
+    use tokio::net::TcpListener;
+    use tokio_rustls::{
+        rustls::{pki_types::ServerName, ClientConfig, HandshakeKind},
+        TlsConnector,
+    };
+
+    use streambed_test::pki::{Issued, TestCa};
+
+    use super::*;
+
+    fn client_config(ca: &TestCa, identity: &Issued) -> Arc<ClientConfig> {
+        let mut roots = RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_slice(ca.certificate_pem().as_bytes()).unwrap())
+            .unwrap();
+        let chain = vec![CertificateDer::from_pem_slice(identity.certificate_pem.as_bytes()).unwrap()];
+        let key = PrivateKeyDer::from_pem_slice(identity.key_pem.as_bytes()).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_client_auth_cert(chain, key)
+            .unwrap();
+        Arc::new(config)
+    }
+
+    #[tokio::test]
+    async fn a_resumed_session_keeps_the_principal_of_its_client_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = TestCa::new("ca");
+        let files = TlsFiles::new(dir.path().join("s.pem"), dir.path().join("s.key"))
+            .client_ca(dir.path().join("ca.pem"), ClientCertificates::Required);
+        ca.server("localhost")
+            .write(&files.certificate_chain, &files.private_key)
+            .unwrap();
+        std::fs::write(dir.path().join("ca.pem"), ca.certificate_pem()).unwrap();
+        let tls = Tls::load(files).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let connector = TlsConnector::from(client_config(&ca, &ca.client("sensor-9")));
+        let mut kinds = Vec::new();
+        for _ in 0..3 {
+            let client = async {
+                let stream = TcpStream::connect(address).await.unwrap();
+                let mut stream = connector
+                    .connect(ServerName::try_from("localhost").unwrap(), stream)
+                    .await
+                    .unwrap();
+                // TLS 1.3 hands out the session after the handshake: read until the
+                // server closes, so the client has it before the next connection.
+                let mut rest = Vec::new();
+                let _ = stream.read_to_end(&mut rest).await;
+            };
+            let server = async {
+                let (stream, _) = listener.accept().await.unwrap();
+                let (mut stream, principal) = tls
+                    .accept(stream, Duration::from_secs(5), |stream| stream)
+                    .await
+                    .unwrap();
+                kinds.push(stream.get_ref().1.handshake_kind());
+                stream.shutdown().await.unwrap();
+                principal
+            };
+            let ((), principal) = tokio::join!(client, server);
+            assert_eq!(principal.unwrap().as_str(), "sensor-9");
+        }
+        assert_eq!(kinds[0], Some(HandshakeKind::Full));
+        assert_eq!(kinds[1..], [Some(HandshakeKind::Resumed); 2]);
+    }
+}

@@ -8,7 +8,7 @@ use std::{fs, io, path::Path};
 pub use rcgen::DnType;
 
 use rcgen::{
-    BasicConstraints, Certificate, CertificateParams, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+    BasicConstraints, Certificate, CertificateParams, DistinguishedName, ExtendedKeyUsagePurpose, IsCa, KeyPair,
     KeyUsagePurpose,
 };
 
@@ -88,6 +88,7 @@ impl TestCa {
     /// for tests of subjects without a common name.
     pub fn client_with_subject(&self, subject: &[(DnType, &str)]) -> Issued {
         let mut params = CertificateParams::new(Vec::<String>::new()).expect("client names");
+        params.distinguished_name = DistinguishedName::new();
         for (kind, value) in subject {
             params.distinguished_name.push(kind.clone(), *value);
         }
