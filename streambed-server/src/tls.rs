@@ -410,7 +410,10 @@ mod tests {
         let error = Tls::load(files).unwrap_err();
         assert!(matches!(error, TlsError::Config { .. }), "{error:?}");
         let message = error.to_string();
-        assert!(message.contains("server.pem") && message.contains("server.key"), "{message}");
+        assert!(
+            message.contains("server.pem") && message.contains("server.key"),
+            "{message}"
+        );
     }
 
     #[test]
@@ -426,7 +429,13 @@ mod tests {
         std::fs::write(&files.certificate_chain, "").unwrap();
         let error = Tls::load(files.clone()).unwrap_err();
         assert!(
-            matches!(&error, TlsError::Pem { what: "certificate", .. }),
+            matches!(
+                &error,
+                TlsError::Pem {
+                    what: "certificate",
+                    ..
+                }
+            ),
             "{error:?}"
         );
     }
@@ -436,10 +445,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut files = server_files(&TestCa::new("ca"), dir.path());
         files.client_certificates = ClientCertificates::Required;
-        assert!(matches!(
-            Tls::load(files),
-            Err(TlsError::RequiredWithoutCa)
-        ));
+        assert!(matches!(Tls::load(files), Err(TlsError::RequiredWithoutCa)));
     }
 
     #[test]
@@ -451,7 +457,10 @@ mod tests {
             .client_ca(&ca_path, ClientCertificates::Optional);
         assert!(matches!(
             Tls::load(files),
-            Err(TlsError::Pem { what: "certificate", .. })
+            Err(TlsError::Pem {
+                what: "certificate",
+                ..
+            })
         ));
     }
 
@@ -505,7 +514,8 @@ mod handshake_tests {
         roots
             .add(CertificateDer::from_pem_slice(ca.certificate_pem().as_bytes()).unwrap())
             .unwrap();
-        let chain = vec![CertificateDer::from_pem_slice(identity.certificate_pem.as_bytes()).unwrap()];
+        let chain =
+            vec![CertificateDer::from_pem_slice(identity.certificate_pem.as_bytes()).unwrap()];
         let key = PrivateKeyDer::from_pem_slice(identity.key_pem.as_bytes()).unwrap();
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let config = ClientConfig::builder_with_provider(provider)

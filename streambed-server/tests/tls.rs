@@ -113,7 +113,9 @@ impl Files {
             key: dir.join("server.key"),
             client_ca: dir.join("clients.pem"),
         };
-        ca.server("localhost").write(&files.cert, &files.key).unwrap();
+        ca.server("localhost")
+            .write(&files.cert, &files.key)
+            .unwrap();
         std::fs::write(&files.client_ca, ca.certificate_pem()).unwrap();
         files
     }
@@ -154,6 +156,46 @@ async fn health(client: &reqwest::Client, server: &Running) -> reqwest::Result<u
     Ok(client.get(url).send().await?.status().as_u16())
 }
 
+#[test]
+fn help_documents_the_tls_flags() {
+    let output = Command::new(PROGRAM).arg("--help").output().unwrap();
+    let help = String::from_utf8(output.stdout).unwrap();
+    for flag in [
+        "--tls-cert",
+        "--tls-key",
+        "--tls-client-ca",
+        "--tls-require-client-cert",
+    ] {
+        assert!(help.contains(flag), "{flag} missing from:\n{help}");
+    }
+}
+
+#[test]
+fn a_key_without_a_certificate_is_refused_before_listening() {
+    let output = Command::new(PROGRAM)
+        .args(["--backend", "memory", "--listen", "127.0.0.1:0"])
+        .args(["--tls-key", "/nonexistent.key"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--tls-cert"), "{stderr}");
+}
+
+#[test]
+fn unreadable_tls_files_stop_the_server_before_it_listens_naming_the_file() {
+    let output = Command::new(PROGRAM)
+        .args(["--backend", "memory", "--listen", "127.0.0.1:0"])
+        .args(["--tls-cert", "/nonexistent/server.pem"])
+        .args(["--tls-key", "/nonexistent/server.key"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("/nonexistent/server.pem"), "{stderr}");
+    assert!(!stderr.contains("listening on"), "{stderr}");
+}
+
 #[tokio::test]
 async fn records_are_produced_and_consumed_over_https_with_a_client_certificate() {
     let dir = tempfile::tempdir().unwrap();
@@ -182,6 +224,39 @@ async fn records_are_produced_and_consumed_over_https_with_a_client_certificate(
 }
 
 #[tokio::test]
+async fn the_client_arguments_name_the_ca_and_client_certificate_files() {
+    use clap::Parser;
+    use streambed_kafka::args::CommitLogArgs;
+
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new("ca");
+    let files = Files::write(&ca, dir.path());
+    let mut args = files.args();
+    args.push("--tls-require-client-cert");
+    let server = Running::start(&args);
+    let (cert, key) = (dir.path().join("client.pem"), dir.path().join("client.key"));
+    ca.client("gateway").write(&cert, &key).unwrap();
+    let url = server.url();
+    let args = CommitLogArgs::parse_from([
+        "service",
+        "--cl-server",
+        &url,
+        "--cl-server-cert-path",
+        files.client_ca.to_str().unwrap(),
+        "--cl-client-cert-path",
+        cert.to_str().unwrap(),
+        "--cl-client-key-path",
+        key.to_str().unwrap(),
+    ]);
+    let log = args.commit_log().await.unwrap();
+    let offset = log
+        .produce(record("default:events", 1, "on"))
+        .await
+        .unwrap();
+    assert_eq!(offset.offset, 0);
+}
+
+#[tokio::test]
 async fn the_listener_log_line_says_https_and_how_clients_are_verified() {
     let dir = tempfile::tempdir().unwrap();
     let files = Files::write(&TestCa::new("ca"), dir.path());
@@ -201,7 +276,10 @@ async fn the_listener_log_line_says_https_and_how_clients_are_verified() {
     }
     let _ = child.kill();
     let _ = child.wait();
-    assert!(line.contains("(https, client certificates required"), "{line}");
+    assert!(
+        line.contains("(https, client certificates required"),
+        "{line}"
+    );
 }
 
 #[tokio::test]
@@ -211,7 +289,9 @@ async fn a_client_certificate_from_another_ca_is_refused_at_the_handshake() {
     let files = Files::write(&ca, dir.path());
     let server = Running::start(&files.args());
     let stranger = TestCa::new("theirs").client("farm-a-sensor-7");
-    assert!(health(&client(&ca, Some(&stranger)), &server).await.is_err());
+    assert!(health(&client(&ca, Some(&stranger)), &server)
+        .await
+        .is_err());
 
     // The Kafka client gives up at once, naming the certificate, rather than retrying.
     let log = KafkaRestCommitLog::new(server.url().parse().unwrap(), Some(trusting(&ca)), false)
@@ -224,12 +304,18 @@ async fn a_client_certificate_from_another_ca_is_refused_at_the_handshake() {
     .await
     .expect("a refused client certificate is retried")
     .unwrap_err();
-    assert!(matches!(error, ClientError::Certificate { .. }), "{error:?}");
+    assert!(
+        matches!(error, ClientError::Certificate { .. }),
+        "{error:?}"
+    );
 
     // Certificates are optional here: without one, and with one of ours, a client is in.
     assert_eq!(health(&client(&ca, None), &server).await.unwrap(), 404);
     let ours = ca.client("farm-a-sensor-8");
-    assert_eq!(health(&client(&ca, Some(&ours)), &server).await.unwrap(), 404);
+    assert_eq!(
+        health(&client(&ca, Some(&ours)), &server).await.unwrap(),
+        404
+    );
 }
 
 #[tokio::test]
@@ -249,7 +335,10 @@ async fn with_client_certificates_required_a_client_without_one_is_refused() {
     .await
     .expect("a missing client certificate is retried")
     .unwrap_err();
-    assert!(matches!(error, ClientError::Certificate { .. }), "{error:?}");
+    assert!(
+        matches!(error, ClientError::Certificate { .. }),
+        "{error:?}"
+    );
 }
 
 #[tokio::test]
@@ -284,9 +373,14 @@ async fn a_new_certificate_is_used_by_new_connections_after_sighup_and_bad_files
     assert_eq!(health(&trusts_old, &server).await.unwrap(), 404);
 
     let new_ca = TestCa::new("new");
-    new_ca.server("localhost").write(&files.cert, &files.key).unwrap();
+    new_ca
+        .server("localhost")
+        .write(&files.cert, &files.key)
+        .unwrap();
     server.signal("-HUP");
-    assert!(server.wait_for("SIGHUP").contains("reloaded; new connections"));
+    assert!(server
+        .wait_for("SIGHUP")
+        .contains("reloaded; new connections"));
     assert_eq!(health(&client(&new_ca, None), &server).await.unwrap(), 404);
     assert!(health(&trusts_old, &server).await.is_err());
 }

@@ -8,8 +8,8 @@ use std::{fs, io, path::Path};
 pub use rcgen::DnType;
 
 use rcgen::{
-    BasicConstraints, Certificate, CertificateParams, DistinguishedName, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-    KeyUsagePurpose,
+    BasicConstraints, Certificate, CertificateParams, DistinguishedName, ExtendedKeyUsagePurpose,
+    IsCa, KeyPair, KeyUsagePurpose,
 };
 
 /// A certificate and its private key, both PEM-encoded.
