@@ -167,17 +167,33 @@ where
     /// becomes the [`Peer::certificate_principal`](principal::Peer) of its connection's
     /// requests.
     ///
-    /// ```no_run
+    /// ```
     /// use streambed_server::{memory::MemoryLog, tls::{Tls, TlsFiles}, Server, ServerConfig};
+    /// # use streambed_test::pki::TestCa;
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// let tls = Tls::load(TlsFiles::new("server.pem", "server.key"))?;
-    /// let listener = tokio::net::TcpListener::bind("127.0.0.1:8443").await?;
-    /// Server::new(MemoryLog::new(), ServerConfig::default())
-    ///     .tls(tls)
-    ///     .serve(listener, std::future::pending())
-    ///     .await?;
+    /// # let dir = tempfile::tempdir()?;
+    /// # let (cert, key) = (dir.path().join("server.pem"), dir.path().join("server.key"));
+    /// # let ca = TestCa::new("ca");
+    /// # ca.server("localhost").write(&cert, &key)?;
+    /// // `cert` and `key`: PEM files of the server's certificate chain and its key.
+    /// let tls = Tls::load(TlsFiles::new(&cert, &key))?;
+    /// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    /// let port = listener.local_addr()?.port();
+    /// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    /// let server = tokio::spawn(
+    ///     Server::new(MemoryLog::new(), ServerConfig::default())
+    ///         .tls(tls)
+    ///         .serve(listener, async { let _ = stopped.await; }),
+    /// );
+    /// let client = reqwest::Client::builder()
+    ///     .add_root_certificate(reqwest::Certificate::from_pem(ca.certificate_pem().as_bytes())?)
+    ///     .build()?;
+    /// let url = format!("https://localhost:{port}/topics/t/partitions/0/offsets");
+    /// assert_eq!(client.get(url).send().await?.status(), 404);
+    /// let _ = stop.send(());
+    /// server.await??;
     /// # Ok(())
     /// # }
     /// ```

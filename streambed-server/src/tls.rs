@@ -200,11 +200,6 @@ impl Tls {
         &self.shared.files
     }
 
-    /// Whether clients are asked for a certificate (a client CA is configured).
-    pub fn verifies_clients(&self) -> bool {
-        self.shared.files.client_ca.is_some()
-    }
-
     /// Runs the handshake on `stream` (wrapped by `wrap` beneath TLS) within `timeout`,
     /// answering the TLS stream and the principal its verified client certificate names.
     ///
@@ -397,8 +392,9 @@ mod tests {
     #[test]
     fn a_certificate_and_key_load() {
         let dir = tempfile::tempdir().unwrap();
-        let tls = Tls::load(server_files(&TestCa::new("ca"), dir.path())).unwrap();
-        assert!(!tls.verifies_clients());
+        let files = server_files(&TestCa::new("ca"), dir.path());
+        let tls = Tls::load(files.clone()).unwrap();
+        assert_eq!(tls.files(), &files);
     }
 
     #[test]

@@ -13,6 +13,15 @@ use rcgen::{
 };
 
 /// A certificate and its private key, both PEM-encoded.
+///
+/// ```
+/// use streambed_test::pki::TestCa;
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let sensor = TestCa::new("ca").client("sensor-7");
+/// sensor.write(&dir.path().join("c.pem"), &dir.path().join("c.key")).unwrap();
+/// assert!(sensor.identity_pem().ends_with(&sensor.key_pem));
+/// ```
 #[derive(Clone, Debug)]
 pub struct Issued {
     /// The certificate (for a leaf, followed by nothing: the CA is trusted on its own).
