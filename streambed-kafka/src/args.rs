@@ -19,6 +19,7 @@
 use std::path::PathBuf;
 
 use clap::Parser;
+use streambed::http::InvalidBearerToken;
 use thiserror::Error;
 use url::Url;
 
@@ -47,6 +48,20 @@ pub struct CommitLogArgs {
     /// Accept any TLS certificate from the server (insecure: for tests only)
     #[arg(env, long)]
     pub cl_server_insecure: bool,
+
+    /// A file holding the token sent as `Authorization: Bearer <token>` with every
+    /// request, for a server that checks identities (surrounding whitespace is ignored)
+    #[arg(env, long)]
+    pub cl_bearer_token_path: Option<PathBuf>,
+
+    /// A PEM file of the client certificate (then any intermediates) to show a server that
+    /// asks for one (mutual TLS); needs --cl-client-key-path
+    #[arg(env, long, requires = "cl_client_key_path")]
+    pub cl_client_cert_path: Option<PathBuf>,
+
+    /// The PEM file of the private key of --cl-client-cert-path
+    #[arg(env, long, requires = "cl_client_cert_path")]
+    pub cl_client_key_path: Option<PathBuf>,
 }
 
 /// The arguments do not describe a usable client.
@@ -72,14 +87,30 @@ pub enum CommitLogArgsError {
         /// Why it is unusable.
         reason: String,
     },
+    /// The bearer token file could not be read or holds no usable token.
+    #[error("cannot use the bearer token in {path}: {reason}")]
+    BearerToken {
+        /// The file named by `--cl-bearer-token-path`.
+        path: PathBuf,
+        /// Why it is unusable.
+        reason: String,
+    },
+    /// The client certificate or its key could not be read or used.
+    #[error("cannot use the client certificate or key at {path}: {reason}")]
+    ClientCertificate {
+        /// The file named by `--cl-client-cert-path` or `--cl-client-key-path`.
+        path: PathBuf,
+        /// Why it is unusable.
+        reason: String,
+    },
     /// The client could not be built.
     #[error(transparent)]
     Client(#[from] ClientError),
 }
 
 impl CommitLogArgs {
-    /// Builds the client these arguments describe, reading the certificate file if one
-    /// is named.
+    /// Builds the client these arguments describe, reading the certificate, token and
+    /// client certificate files that are named.
     ///
     /// ```
     /// use clap::Parser;
@@ -111,10 +142,40 @@ impl CommitLogArgs {
             }
             None => None,
         };
-        Ok(KafkaRestCommitLog::try_new(
-            self.cl_server.clone(),
-            cert,
-            self.cl_server_insecure,
-        )?)
+        let mut log =
+            KafkaRestCommitLog::try_new(self.cl_server.clone(), cert, self.cl_server_insecure)?;
+        if let Some(path) = &self.cl_bearer_token_path {
+            let unusable = |reason: String| CommitLogArgsError::BearerToken {
+                path: path.clone(),
+                reason,
+            };
+            let token = std::fs::read_to_string(path).map_err(|e| unusable(e.to_string()))?;
+            let token = token
+                .trim()
+                .parse()
+                .map_err(|e: InvalidBearerToken| unusable(e.to_string()))?;
+            log = log.with_bearer_token(token);
+        }
+        if let (Some(cert_path), Some(key_path)) =
+            (&self.cl_client_cert_path, &self.cl_client_key_path)
+        {
+            let read = |path: &PathBuf| {
+                std::fs::read(path).map_err(|e| CommitLogArgsError::ClientCertificate {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })
+            };
+            let mut pem = read(cert_path)?;
+            pem.push(b'\n');
+            pem.extend_from_slice(&read(key_path)?);
+            let identity = reqwest::Identity::from_pem(&pem).map_err(|e| {
+                CommitLogArgsError::ClientCertificate {
+                    path: cert_path.clone(),
+                    reason: e.to_string(),
+                }
+            })?;
+            log = log.with_client_identity(identity)?;
+        }
+        Ok(log)
     }
 }

@@ -35,10 +35,12 @@ pub enum ClientError {
     /// of an API path (it would name another path); nothing was sent.
     #[error("{0:?} cannot be an API path segment: empty, \".\" and \"..\" are refused")]
     BadPathSegment(String),
-    /// TLS refused the server's certificate (not trusted, expired, for another name...):
-    /// no retry cures that, so the call fails at once. Trust the server's certificate
-    /// with `server_cert`.
-    #[error("the TLS certificate of {url} was refused: {reason}")]
+    /// TLS refused the server's certificate (not trusted, expired, for another name...),
+    /// or the server refused the client's (mutual TLS: none shown where one is required,
+    /// or one from a CA it does not trust): no retry cures that, so the call fails at
+    /// once. Trust the server's certificate with `server_cert`; show a client certificate
+    /// with [`KafkaRestCommitLog::with_client_identity`](crate::KafkaRestCommitLog::with_client_identity).
+    #[error("a TLS certificate was refused at {url}: {reason}")]
     Certificate {
         /// The URL requested.
         url: Url,

@@ -12,7 +12,7 @@ mod subscriber;
 use std::{pin::Pin, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
-use reqwest::{Certificate, Client, RequestBuilder, Response, StatusCode};
+use reqwest::{Certificate, Client, Identity, RequestBuilder, Response, StatusCode};
 use serde::Deserialize;
 use streambed::{
     commit_log::{
@@ -20,7 +20,8 @@ use streambed::{
         ProducerError, ProducerRecord, Subscription, Topic,
     },
     http::{
-        self, ApiUrlError, BodyError, ClientOptions, Idempotence, RetryPolicy, TryError, TryFailure,
+        self, ApiUrlError, BearerToken, BodyError, ClientOptions, Idempotence, RetryPolicy,
+        TryError, TryFailure,
     },
     kafka_api::{ErrorReply, ProduceReply, ProduceRequest},
 };
@@ -65,6 +66,8 @@ pub struct KafkaRestCommitLog {
     /// The client, or why it could not be built (every call then fails with that reason:
     /// [`KafkaRestCommitLog::new`] cannot return an error).
     client: Result<Client, Arc<reqwest::Error>>,
+    /// What the client was built from, to build it again with a builder method's change.
+    options: ClientOptions,
     server: Url,
 }
 
@@ -95,13 +98,58 @@ impl KafkaRestCommitLog {
     /// # drop(log);
     /// ```
     pub fn new(server: Url, server_cert: Option<Certificate>, tls_insecure: bool) -> Self {
-        let client = client_options(server_cert, tls_insecure)
+        let options = client_options(server_cert, tls_insecure);
+        let client = build_logged(&options, &server);
+        Self {
+            client,
+            options,
+            server,
+        }
+    }
+
+    /// The same log, sending `Authorization: Bearer <token>` with every request (produce,
+    /// offsets and consumer streams, reconnections included), for a server that checks
+    /// identities. The token is never logged or shown by `Debug`.
+    ///
+    /// ```
+    /// use streambed_kafka::KafkaRestCommitLog;
+    ///
+    /// let log = KafkaRestCommitLog::new("https://logs.example:8082".parse().unwrap(), None, false)
+    ///     .with_bearer_token("s.token-from-the-secret-store".parse().unwrap());
+    /// assert!(!format!("{log:?}").contains("s.token"));
+    /// ```
+    pub fn with_bearer_token(mut self, token: BearerToken) -> Self {
+        self.options.bearer_token = Some(token);
+        self.client = build_logged(&self.options, &self.server);
+        self
+    }
+
+    /// The same log, showing `identity` (a client certificate chain and its key, see
+    /// [`Identity::from_pem`]) to a server that asks for one: mutual TLS, where the server
+    /// names the client by the certificate's subject. Fails when TLS cannot be set up
+    /// with it (for example a key of a kind rustls does not support).
+    ///
+    /// ```
+    /// use streambed_kafka::KafkaRestCommitLog;
+    /// # let ca = streambed_test::pki::TestCa::new("ca");
+    /// # let pem = ca.client("sensor-7").identity_pem();
+    ///
+    /// // `pem`: the client's certificate chain followed by its private key.
+    /// let identity = reqwest::Identity::from_pem(pem.as_bytes()).unwrap();
+    /// let log = KafkaRestCommitLog::new("https://logs.example:8443".parse().unwrap(), None, false)
+    ///     .with_client_identity(identity)
+    ///     .unwrap();
+    /// # drop(log);
+    /// ```
+    pub fn with_client_identity(mut self, identity: Identity) -> Result<Self, ClientError> {
+        self.options.client_identity = Some(identity);
+        let client = self
+            .options
+            .clone()
             .build()
-            .map_err(|error| {
-                log::error!("the HTTP client for {server} could not be built: {error}");
-                Arc::new(error)
-            });
-        Self { client, server }
+            .map_err(|error| ClientError::Build(Arc::new(error)))?;
+        self.client = Ok(client);
+        Ok(self)
     }
 
     /// Like [`KafkaRestCommitLog::new`], but fails when the client cannot be built or the
@@ -123,11 +171,14 @@ impl KafkaRestCommitLog {
         if server.cannot_be_a_base() {
             return Err(ClientError::BadServerUrl(server));
         }
-        let client = client_options(server_cert, tls_insecure)
+        let options = client_options(server_cert, tls_insecure);
+        let client = options
+            .clone()
             .build()
             .map_err(|e| ClientError::Build(Arc::new(e)))?;
         Ok(Self {
             client: Ok(client),
+            options,
             server,
         })
     }
@@ -284,6 +335,15 @@ fn client_options(server_cert: Option<Certificate>, tls_insecure: bool) -> Clien
         tls_insecure,
         ..ClientOptions::default()
     }
+}
+
+/// The client `options` describe, or why it cannot be built, logged: every call then
+/// fails with that reason.
+fn build_logged(options: &ClientOptions, server: &Url) -> Result<Client, Arc<reqwest::Error>> {
+    options.clone().build().map_err(|error| {
+        log::error!("the HTTP client for {server} could not be built: {error}");
+        Arc::new(error)
+    })
 }
 
 /// Sends the request that `request` builds under the shared retry policy, answering the

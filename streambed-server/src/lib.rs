@@ -4,6 +4,7 @@
 mod api;
 pub mod audit;
 mod client;
+mod connection;
 mod consumer_limits;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
@@ -16,28 +17,24 @@ pub mod policy;
 pub mod principal;
 pub mod provenance;
 pub mod quota;
+pub mod tls;
 pub mod topic;
 mod write_timeout;
 
 use std::{future::Future, io, sync::Arc, time::Duration};
 
 use hyper::server::conn::http1;
-use hyper_util::{
-    rt::{TokioIo, TokioTimer},
-    service::TowerToHyperService,
-};
+use hyper_util::rt::TokioTimer;
 use identity::Identities;
 #[cfg(feature = "prometheus")]
 pub use metrics_exporter_prometheus;
 use ops::{Metrics, Render};
-use peer_service::WithPeer;
 use policy::Policy;
-use principal::Peer;
 use provenance::ProvenanceHeader;
 use quota::{QuotaConfig, Quotas};
 use streambed::commit_log::CommitLog;
+use tls::Tls;
 use tokio::{net::TcpListener, sync::watch, task::JoinSet};
-use write_timeout::WriteTimeout;
 
 /// How a server treats its clients.
 ///
@@ -167,6 +164,7 @@ pub struct Server<CL> {
     quotas: QuotaConfig,
     provenance: Option<ProvenanceHeader>,
     metrics: Option<(Render, Metrics)>,
+    tls: Option<Tls>,
 }
 
 impl<CL> Server<CL>
@@ -184,6 +182,7 @@ where
             quotas: QuotaConfig::unlimited(),
             provenance: None,
             metrics: None,
+            tls: None,
         }
     }
 
@@ -277,6 +276,47 @@ where
         self
     }
 
+    /// Serves HTTPS rather than plain HTTP, with `tls` (see [`tls`] for mutual TLS and
+    /// reloading). The handshake must complete within
+    /// [`ServerConfig::header_read_timeout`]; a verified client certificate's subject
+    /// becomes the [`Peer::certificate_principal`](principal::Peer) of its connection's
+    /// requests.
+    ///
+    /// ```
+    /// use streambed_server::{memory::MemoryLog, tls::{Tls, TlsFiles}, Server, ServerConfig};
+    /// # use streambed_test::pki::TestCa;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let (cert, key) = (dir.path().join("server.pem"), dir.path().join("server.key"));
+    /// # let ca = TestCa::new("ca");
+    /// # ca.server("localhost").write(&cert, &key)?;
+    /// // `cert` and `key`: PEM files of the server's certificate chain and its key.
+    /// let tls = Tls::load(TlsFiles::new(&cert, &key))?;
+    /// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    /// let port = listener.local_addr()?.port();
+    /// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    /// let server = tokio::spawn(
+    ///     Server::new(MemoryLog::new(), ServerConfig::default())
+    ///         .with_tls(tls)
+    ///         .serve(listener, async { let _ = stopped.await; }),
+    /// );
+    /// let client = reqwest::Client::builder()
+    ///     .add_root_certificate(reqwest::Certificate::from_pem(ca.certificate_pem().as_bytes())?)
+    ///     .build()?;
+    /// let url = format!("https://localhost:{port}/topics/t/partitions/0/offsets");
+    /// assert_eq!(client.get(url).send().await?.status(), 404);
+    /// let _ = stop.send(());
+    /// server.await??;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn with_tls(mut self, tls: Tls) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
     /// Serves on `listener` until `shutdown` completes; see [`serve`] for how it stops.
     pub async fn serve<F>(self, listener: TcpListener, shutdown: F) -> io::Result<()>
     where
@@ -290,6 +330,7 @@ where
             quotas,
             provenance,
             metrics,
+            tls,
         } = self;
         // Identities and policy come together: either one on means both, deny by default.
         let access = match (identities, policy) {
@@ -329,6 +370,12 @@ where
             .max_buf_size(CONNECTION_BUFFER_SIZE)
             .header_read_timeout(config.header_read_timeout)
             .keep_alive(true);
+        let settings = Arc::new(connection::Settings {
+            http,
+            tls,
+            write_timeout: config.write_timeout,
+            handshake_timeout: config.header_read_timeout,
+        });
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -337,25 +384,13 @@ where
                 accepted = listener.accept(), if connections.len() < config.max_connections => match accepted {
                     Ok((stream, peer)) => {
                         let _ = stream.set_nodelay(true);
-                        let connection = http.serve_connection(
-                            TokioIo::new(WriteTimeout::new(stream, config.write_timeout)),
-                            TowerToHyperService::new(WithPeer::new(router.clone(), Peer::new(peer))),
-                        );
-                        let mut stopping = stopping.clone();
-                        connections.spawn(async move {
-                            tokio::pin!(connection);
-                            let result = tokio::select! {
-                                result = connection.as_mut() => result,
-                                _ = stopped(&mut stopping) => {
-                                    // Finish the request in progress, then close.
-                                    connection.as_mut().graceful_shutdown();
-                                    connection.await
-                                }
-                            };
-                            if let Err(error) = result {
-                                log::debug!("connection from {peer} ended: {error}");
-                            }
-                        });
+                        connections.spawn(connection::serve(
+                            Arc::clone(&settings),
+                            stream,
+                            peer,
+                            router.clone(),
+                            stopping.clone(),
+                        ));
                     }
                     Err(error) => {
                         // Typically out of file descriptors: pause rather than spin, and let

@@ -11,6 +11,7 @@ use streambed_server::{
     policy::Policy,
     provenance::ProvenanceHeader,
     quota::{QuotaConfig, RateLimit},
+    tls::{ClientCertificates, Tls, TlsFiles},
     Server, ServerConfig,
 };
 use tokio::net::TcpListener;
@@ -113,6 +114,44 @@ struct Args {
     /// Serve GET /metrics in the Prometheus text format
     #[arg(long, env = "STREAMBED_METRICS", default_value_t = true, action = ArgAction::Set)]
     metrics: bool,
+
+    /// Serve HTTPS with the certificate chain in this PEM file (server certificate first);
+    /// needs --tls-key. Certificate, key and client CA are read again on SIGHUP
+    #[arg(
+        long,
+        env = "STREAMBED_TLS_CERT",
+        requires = "tls_key",
+        value_name = "PEM_FILE"
+    )]
+    tls_cert: Option<PathBuf>,
+
+    /// The PEM file of the private key of --tls-cert
+    #[arg(
+        long,
+        env = "STREAMBED_TLS_KEY",
+        requires = "tls_cert",
+        value_name = "PEM_FILE"
+    )]
+    tls_key: Option<PathBuf>,
+
+    /// Mutual TLS: ask clients for a certificate, which must chain to a CA in this PEM
+    /// file; its subject's common name becomes the client's principal. A client may still
+    /// show none (and identify itself with a token) unless --tls-require-client-cert
+    #[arg(
+        long,
+        env = "STREAMBED_TLS_CLIENT_CA",
+        requires = "tls_cert",
+        value_name = "PEM_FILE"
+    )]
+    tls_client_ca: Option<PathBuf>,
+
+    /// With --tls-client-ca, refuse at the handshake every client without a certificate
+    #[arg(
+        long,
+        env = "STREAMBED_TLS_REQUIRE_CLIENT_CERT",
+        requires = "tls_client_ca"
+    )]
+    tls_require_client_cert: bool,
 
     /// Threads serving requests; 0 means one per CPU
     #[arg(long, env = "STREAMBED_WORKER_THREADS", default_value_t = 0)]
@@ -320,6 +359,7 @@ fn access(args: &Args) -> Result<Option<(Identities, Policy)>, String> {
 
 async fn run(args: Args) -> Result<(), String> {
     let access = access(&args)?;
+    let tls = tls(&args)?;
     let config = ServerConfig {
         max_body_size: args.max_body_size,
         header_read_timeout: *args.header_read_timeout,
@@ -345,7 +385,13 @@ async fn run(args: Args) -> Result<(), String> {
             let log =
                 streambed_logged::FileLog::new(args.root_path.clone()).with_durability(durability);
             log::info!("serving the topics of {}", args.root_path.display());
-            listen(guards.apply(Server::new(log, config)), access, args.listen).await
+            listen(
+                guards.apply(Server::new(log, config)),
+                access,
+                args.listen,
+                tls,
+            )
+            .await
         }
         #[cfg(not(feature = "file"))]
         Backend::File => Err("this build has no file backend (feature `file`)".to_owned()),
@@ -355,6 +401,7 @@ async fn run(args: Args) -> Result<(), String> {
                 guards.apply(Server::new(MemoryLog::new(), config)),
                 access,
                 args.listen,
+                tls,
             )
             .await
         }
@@ -421,10 +468,30 @@ impl Guards {
     }
 }
 
+/// The TLS configuration the flags name, read and checked before the server listens.
+fn tls(args: &Args) -> Result<Option<Tls>, String> {
+    let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) else {
+        return Ok(None);
+    };
+    let mut files = TlsFiles::new(cert, key);
+    if let Some(client_ca) = &args.tls_client_ca {
+        let client_certificates = if args.tls_require_client_cert {
+            ClientCertificates::Required
+        } else {
+            ClientCertificates::Optional
+        };
+        files = files.client_ca(client_ca, client_certificates);
+    }
+    Tls::load(files)
+        .map(Some)
+        .map_err(|error| error.to_string())
+}
+
 async fn listen<CL: CommitLog + 'static>(
     mut server: Server<CL>,
     access: Option<(Identities, Policy)>,
     address: SocketAddr,
+    tls: Option<Tls>,
 ) -> Result<(), String> {
     if let Some((identities, policy)) = access {
         server = server.with_identities(identities).with_policy(policy);
@@ -432,9 +499,25 @@ async fn listen<CL: CommitLog + 'static>(
     let listener = TcpListener::bind(address)
         .await
         .map_err(|error| format!("cannot listen on {address}: {error}"))?;
-    match listener.local_addr() {
-        Ok(bound) => log::info!("listening on {bound}"),
-        Err(_) => log::info!("listening on {address}"),
+    let bound = listener.local_addr().unwrap_or(address);
+    match tls {
+        None => log::info!("listening on {bound}"),
+        Some(tls) => {
+            let clients = match &tls.files().client_ca {
+                None => "no client certificates".to_owned(),
+                Some(ca) => format!(
+                    "client certificates {} from the CA in {}",
+                    match tls.files().client_certificates {
+                        ClientCertificates::Optional => "verified when shown",
+                        ClientCertificates::Required => "required",
+                    },
+                    ca.display()
+                ),
+            };
+            log::info!("listening on {bound} (https, {clients})");
+            reload_on_hangup(tls.clone());
+            server = server.with_tls(tls);
+        }
     }
     server
         .serve(listener, shutdown_signal())
@@ -442,6 +525,34 @@ async fn listen<CL: CommitLog + 'static>(
         .map_err(|error| format!("serving failed: {error}"))?;
     log::info!("stopped");
     Ok(())
+}
+
+/// Reloads the TLS files on every SIGHUP, keeping the configuration in use when the new
+/// files are unusable.
+fn reload_on_hangup(tls: Tls) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hangups = match signal(SignalKind::hangup()) {
+            Ok(hangups) => hangups,
+            Err(error) => {
+                log::error!("cannot listen for SIGHUP, TLS files will not be reloaded: {error}");
+                return;
+            }
+        };
+        tokio::spawn(async move {
+            while hangups.recv().await.is_some() {
+                match tls.reload() {
+                    Ok(()) => log::info!("SIGHUP: TLS files reloaded; new connections use them"),
+                    Err(error) => log::error!(
+                        "SIGHUP: TLS files not reloaded, the previous ones stay in use: {error}"
+                    ),
+                }
+            }
+        });
+    }
+    #[cfg(not(unix))]
+    drop(tls);
 }
 
 /// Completes on Ctrl-C or, on Unix, SIGTERM (what service managers send).

@@ -21,6 +21,11 @@ impl WithPeer {
     pub(crate) fn new(router: Router, peer: Peer) -> Self {
         Self { router, peer }
     }
+
+    /// The client this connection serves.
+    pub(crate) fn peer(&self) -> &Peer {
+        &self.peer
+    }
 }
 
 impl<B> Service<hyper::Request<B>> for WithPeer

@@ -7,6 +7,7 @@
 //! secret store's fault tests: a full or read-only tmpfs, lowered resource limits.
 //! [`records`] builds the commit log records that the tests and benches of the logs, the
 //! server and the clients write. [`process`] runs the command-line tools in their tests;
+//! [`pki`] makes certificate authorities and certificates for TLS tests;
 //! [`runtime`] builds the tokio runtimes of benches and of tests with their own `main`;
 //! [`harness`] is the `main` of test binaries that re-execute themselves as a child.
 //!
@@ -21,6 +22,7 @@
 
 pub mod faults;
 pub mod harness;
+pub mod pki;
 pub mod process;
 pub mod records;
 pub mod runtime;

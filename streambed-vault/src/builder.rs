@@ -103,6 +103,7 @@ impl VaultSecretStoreBuilder {
             tls_insecure: self.tls_insecure,
             connect_timeout: self.connect_timeout,
             request_timeout: self.request_timeout,
+            ..Default::default()
         }
         .build()
         .map_err(|e| VaultError::Client(Arc::new(e)))?;

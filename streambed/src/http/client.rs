@@ -3,8 +3,13 @@
 
 use std::time::Duration;
 
-use reqwest::{Certificate, Client, Response};
+use reqwest::{
+    header::{HeaderMap, AUTHORIZATION},
+    Certificate, Client, Identity, Response,
+};
 use thiserror::Error;
+
+use super::BearerToken;
 
 /// How the clients' shared [`reqwest::Client`] is set up; [`ClientOptions::build`] makes
 /// it. TLS is always rustls (with the `ring` provider): no OpenSSL.
@@ -27,6 +32,11 @@ pub struct ClientOptions {
     pub server_cert: Option<Certificate>,
     /// Accept any server certificate: for tests only.
     pub tls_insecure: bool,
+    /// A client certificate chain and its key, shown to a server that asks for one
+    /// (mutual TLS); see [`Identity::from_pem`].
+    pub client_identity: Option<Identity>,
+    /// Sent as `Authorization: Bearer <token>` on every request.
+    pub bearer_token: Option<BearerToken>,
     /// The longest connecting may take; `None`: no limit. 10 seconds by default.
     pub connect_timeout: Option<Duration>,
     /// The longest a whole request may take, answer included; `None` (the default): no
@@ -39,6 +49,8 @@ impl Default for ClientOptions {
         Self {
             server_cert: None,
             tls_insecure: false,
+            client_identity: None,
+            bearer_token: None,
             connect_timeout: Some(Duration::from_secs(10)),
             request_timeout: None,
         }
@@ -61,6 +73,15 @@ impl ClientOptions {
             .tcp_nodelay(true);
         if let Some(certificate) = self.server_cert {
             builder = builder.add_root_certificate(certificate);
+        }
+        if let Some(identity) = self.client_identity {
+            builder = builder.identity(identity);
+        }
+        if let Some(token) = self.bearer_token {
+            // A default header: shared by every request, not rebuilt for each.
+            let mut headers = HeaderMap::with_capacity(1);
+            headers.insert(AUTHORIZATION, token.header_value().clone());
+            builder = builder.default_headers(headers);
         }
         if let Some(timeout) = self.connect_timeout {
             builder = builder.connect_timeout(timeout);

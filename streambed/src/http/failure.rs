@@ -99,8 +99,10 @@ impl TryFailure {
 }
 
 /// Why TLS refused the server's certificate (unknown issuer, expired, another name...),
-/// when that is what `error` is: a failure that no retry cures and that the clients
-/// report at once, naming the URL. `None` for any other error.
+/// or why the server refused ours (mutual TLS: a fatal certificate alert, such as an
+/// unknown CA or a certificate required but not shown), when that is what `error` is: a
+/// failure that no retry cures and that the clients report at once, naming the URL.
+/// `None` for any other error.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -119,8 +121,12 @@ pub fn refused_certificate(error: &reqwest::Error) -> Option<String> {
 fn certificate_error<'a>(error: &'a (dyn Error + 'static)) -> Option<&'a rustls::Error> {
     let mut link = Some(error);
     while let Some(current) = link {
-        if let Some(tls @ rustls::Error::InvalidCertificate(_)) = current.downcast_ref() {
-            return Some(tls);
+        match current.downcast_ref() {
+            Some(tls @ rustls::Error::InvalidCertificate(_)) => return Some(tls),
+            Some(tls @ rustls::Error::AlertReceived(alert)) if refuses_certificate(*alert) => {
+                return Some(tls)
+            }
+            _ => {}
         }
         link = match current
             .downcast_ref::<std::io::Error>()
@@ -133,11 +139,26 @@ fn certificate_error<'a>(error: &'a (dyn Error + 'static)) -> Option<&'a rustls:
     None
 }
 
+/// Whether a peer sending `alert` says it refuses our certificate (RFC 8446 §6.2).
+fn refuses_certificate(alert: rustls::AlertDescription) -> bool {
+    use rustls::AlertDescription as Alert;
+    matches!(
+        alert,
+        Alert::BadCertificate
+            | Alert::UnsupportedCertificate
+            | Alert::CertificateRevoked
+            | Alert::CertificateExpired
+            | Alert::CertificateUnknown
+            | Alert::UnknownCA
+            | Alert::CertificateRequired
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use std::{fmt, io};
 
-    use rustls::CertificateError;
+    use rustls::{AlertDescription, CertificateError};
 
     use super::*;
 
@@ -168,8 +189,28 @@ mod tests {
     }
 
     #[test]
+    fn a_servers_alert_refusing_our_certificate_is_a_certificate_error() {
+        for alert in [
+            AlertDescription::UnknownCA,
+            AlertDescription::CertificateRequired,
+            AlertDescription::BadCertificate,
+        ] {
+            let tls = rustls::Error::AlertReceived(alert);
+            let error = Caused(Box::new(io::Error::new(
+                io::ErrorKind::InvalidData,
+                tls.clone(),
+            )));
+            assert_eq!(certificate_error(&error), Some(&tls));
+        }
+    }
+
+    #[test]
     fn other_tls_and_io_errors_are_not_certificate_errors() {
         for cause in [
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                rustls::Error::AlertReceived(AlertDescription::HandshakeFailure),
+            ),
             io::Error::new(io::ErrorKind::InvalidData, rustls::Error::DecryptError),
             io::Error::from(io::ErrorKind::ConnectionRefused),
         ] {

@@ -38,12 +38,14 @@
 //! # }
 //! ```
 
+mod bearer;
 mod client;
 mod failure;
 mod retry;
 mod url;
 
 pub use self::{
+    bearer::{BearerToken, InvalidBearerToken},
     client::{read_body, BodyError, ClientOptions},
     failure::{refused_certificate, TryFailure},
     retry::{Idempotence, RetryPolicy, Retrying, TryError},

@@ -1,0 +1,386 @@
+//! The `streambed-server` program speaking HTTPS: produce and consume through
+//! `KafkaRestCommitLog` with a client certificate, certificates from another CA refused at
+//! the handshake, plain HTTP told to use HTTPS, and a new certificate picked up on SIGHUP.
+#![cfg(unix)]
+
+use std::{
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::mpsc,
+    time::Duration,
+};
+
+use streambed::commit_log::CommitLog;
+use streambed_kafka::{ClientError, KafkaRestCommitLog};
+use streambed_test::{
+    pki::{Issued, TestCa},
+    records::{read_topic, record},
+};
+
+const PROGRAM: &str = env!("CARGO_BIN_EXE_streambed-server");
+
+/// The program, running until dropped, with the lines it logs.
+struct Running {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    port: u16,
+}
+
+impl Running {
+    /// Starts the program with `args` on a free loopback port and waits until it listens.
+    fn start(args: &[&str]) -> Self {
+        let mut child = Command::new(PROGRAM)
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--backend",
+                "memory",
+                "--worker-threads",
+                "1",
+            ])
+            .args(args)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = BufReader::new(child.stderr.take().unwrap());
+        let (send, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in stderr.lines().map_while(Result::ok) {
+                if send.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut running = Self {
+            child,
+            lines,
+            port: 0,
+        };
+        let line = running.wait_for("listening on ");
+        let address = line.split_once("listening on ").unwrap().1;
+        let address = address.split_whitespace().next().unwrap();
+        running.port = address.rsplit_once(':').unwrap().1.parse().unwrap();
+        running
+    }
+
+    /// The next line logged that contains `text` (panics after 20 s).
+    fn wait_for(&mut self, text: &str) -> String {
+        let mut seen = String::new();
+        loop {
+            match self.lines.recv_timeout(Duration::from_secs(20)) {
+                Ok(line) if line.contains(text) => return line,
+                Ok(line) => {
+                    seen.push_str(&line);
+                    seen.push('\n');
+                }
+                Err(error) => panic!("no line with {text:?} ({error}); logged:\n{seen}"),
+            }
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("https://localhost:{}", self.port)
+    }
+
+    fn signal(&self, signal: &str) {
+        let sent = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A server certificate for localhost and a client CA from `ca`, written into `dir`.
+struct Files {
+    cert: PathBuf,
+    key: PathBuf,
+    client_ca: PathBuf,
+}
+
+impl Files {
+    fn write(ca: &TestCa, dir: &Path) -> Self {
+        let files = Self {
+            cert: dir.join("server.pem"),
+            key: dir.join("server.key"),
+            client_ca: dir.join("clients.pem"),
+        };
+        ca.server("localhost")
+            .write(&files.cert, &files.key)
+            .unwrap();
+        std::fs::write(&files.client_ca, ca.certificate_pem()).unwrap();
+        files
+    }
+
+    fn args(&self) -> Vec<&str> {
+        vec![
+            "--tls-cert",
+            self.cert.to_str().unwrap(),
+            "--tls-key",
+            self.key.to_str().unwrap(),
+            "--tls-client-ca",
+            self.client_ca.to_str().unwrap(),
+        ]
+    }
+}
+
+fn trusting(ca: &TestCa) -> reqwest::Certificate {
+    reqwest::Certificate::from_pem(ca.certificate_pem().as_bytes()).unwrap()
+}
+
+fn identity(issued: &Issued) -> reqwest::Identity {
+    reqwest::Identity::from_pem(issued.identity_pem().as_bytes()).unwrap()
+}
+
+fn client(ca: &TestCa, issued: Option<&Issued>) -> reqwest::Client {
+    let mut client = reqwest::Client::builder()
+        .use_rustls_tls()
+        .add_root_certificate(trusting(ca))
+        .pool_max_idle_per_host(0);
+    if let Some(issued) = issued {
+        client = client.identity(identity(issued));
+    }
+    client.build().unwrap()
+}
+
+async fn health(client: &reqwest::Client, server: &Running) -> reqwest::Result<u16> {
+    let url = format!("{}/topics/default:none/partitions/0/offsets", server.url());
+    Ok(client.get(url).send().await?.status().as_u16())
+}
+
+#[test]
+fn help_documents_the_tls_flags() {
+    let output = Command::new(PROGRAM).arg("--help").output().unwrap();
+    let help = String::from_utf8(output.stdout).unwrap();
+    for flag in [
+        "--tls-cert",
+        "--tls-key",
+        "--tls-client-ca",
+        "--tls-require-client-cert",
+    ] {
+        assert!(help.contains(flag), "{flag} missing from:\n{help}");
+    }
+}
+
+#[test]
+fn a_key_without_a_certificate_is_refused_before_listening() {
+    let output = Command::new(PROGRAM)
+        .args(["--backend", "memory", "--listen", "127.0.0.1:0"])
+        .args(["--tls-key", "/nonexistent.key"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--tls-cert"), "{stderr}");
+}
+
+#[test]
+fn unreadable_tls_files_stop_the_server_before_it_listens_naming_the_file() {
+    let output = Command::new(PROGRAM)
+        .args(["--backend", "memory", "--listen", "127.0.0.1:0"])
+        .args(["--tls-cert", "/nonexistent/server.pem"])
+        .args(["--tls-key", "/nonexistent/server.key"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("/nonexistent/server.pem"), "{stderr}");
+    assert!(!stderr.contains("listening on"), "{stderr}");
+}
+
+#[tokio::test]
+async fn records_are_produced_and_consumed_over_https_with_a_client_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new("farm CA");
+    let files = Files::write(&ca, dir.path());
+    let mut args = files.args();
+    args.push("--tls-require-client-cert");
+    let server = Running::start(&args);
+    let log = KafkaRestCommitLog::new(server.url().parse().unwrap(), Some(trusting(&ca)), false)
+        .with_client_identity(identity(&ca.client("farm-a-sensor-7")))
+        .unwrap();
+    for key in 0..3 {
+        let offset = log
+            .produce(record("default:readings", key, format!("{key}")))
+            .await
+            .unwrap();
+        assert_eq!(offset.offset, key);
+    }
+    let records = read_topic(&log, "default:readings", Duration::from_millis(500)).await;
+    assert_eq!(
+        records.iter().map(|r| r.value.clone()).collect::<Vec<_>>(),
+        [b"0".to_vec(), b"1".to_vec(), b"2".to_vec()]
+    );
+    let offsets = log.offsets("default:readings".into(), 0).await.unwrap();
+    assert_eq!(offsets.end_offset, 2);
+}
+
+#[tokio::test]
+async fn the_client_arguments_name_the_ca_and_client_certificate_files() {
+    use clap::Parser;
+    use streambed_kafka::args::CommitLogArgs;
+
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new("ca");
+    let files = Files::write(&ca, dir.path());
+    let mut args = files.args();
+    args.push("--tls-require-client-cert");
+    let server = Running::start(&args);
+    let (cert, key) = (dir.path().join("client.pem"), dir.path().join("client.key"));
+    ca.client("gateway").write(&cert, &key).unwrap();
+    let url = server.url();
+    let args = CommitLogArgs::parse_from([
+        "service",
+        "--cl-server",
+        &url,
+        "--cl-server-cert-path",
+        files.client_ca.to_str().unwrap(),
+        "--cl-client-cert-path",
+        cert.to_str().unwrap(),
+        "--cl-client-key-path",
+        key.to_str().unwrap(),
+    ]);
+    let log = args.commit_log().await.unwrap();
+    let offset = log
+        .produce(record("default:events", 1, "on"))
+        .await
+        .unwrap();
+    assert_eq!(offset.offset, 0);
+}
+
+#[tokio::test]
+async fn the_listener_log_line_says_https_and_how_clients_are_verified() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = Files::write(&TestCa::new("ca"), dir.path());
+    let mut args = files.args();
+    args.push("--tls-require-client-cert");
+    let mut child = Command::new(PROGRAM)
+        .args(["--listen", "127.0.0.1:0", "--backend", "memory"])
+        .args(&args)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("listening on") {
+        line.clear();
+        assert_ne!(stderr.read_line(&mut line).unwrap(), 0, "exited early");
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        line.contains("(https, client certificates required"),
+        "{line}"
+    );
+}
+
+#[tokio::test]
+async fn a_client_certificate_from_another_ca_is_refused_at_the_handshake() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new("ours");
+    let files = Files::write(&ca, dir.path());
+    let server = Running::start(&files.args());
+    let stranger = TestCa::new("theirs").client("farm-a-sensor-7");
+    assert!(health(&client(&ca, Some(&stranger)), &server)
+        .await
+        .is_err());
+
+    // The Kafka client gives up at once, naming the certificate, rather than retrying.
+    let log = KafkaRestCommitLog::new(server.url().parse().unwrap(), Some(trusting(&ca)), false)
+        .with_client_identity(identity(&stranger))
+        .unwrap();
+    let error = tokio::time::timeout(
+        Duration::from_secs(2),
+        log.produce_with_cause(record("default:readings", 1, "x")),
+    )
+    .await
+    .expect("a refused client certificate is retried")
+    .unwrap_err();
+    assert!(
+        matches!(error, ClientError::Certificate { .. }),
+        "{error:?}"
+    );
+
+    // Certificates are optional here: without one, and with one of ours, a client is in.
+    assert_eq!(health(&client(&ca, None), &server).await.unwrap(), 404);
+    let ours = ca.client("farm-a-sensor-8");
+    assert_eq!(
+        health(&client(&ca, Some(&ours)), &server).await.unwrap(),
+        404
+    );
+}
+
+#[tokio::test]
+async fn with_client_certificates_required_a_client_without_one_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new("ca");
+    let files = Files::write(&ca, dir.path());
+    let mut args = files.args();
+    args.push("--tls-require-client-cert");
+    let server = Running::start(&args);
+    assert!(health(&client(&ca, None), &server).await.is_err());
+    let log = KafkaRestCommitLog::new(server.url().parse().unwrap(), Some(trusting(&ca)), false);
+    let error = tokio::time::timeout(
+        Duration::from_secs(2),
+        log.offsets_with_cause("default:readings".into(), 0),
+    )
+    .await
+    .expect("a missing client certificate is retried")
+    .unwrap_err();
+    assert!(
+        matches!(error, ClientError::Certificate { .. }),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
+async fn plain_http_to_the_tls_port_is_told_to_use_https_and_https_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new("ca");
+    let files = Files::write(&ca, dir.path());
+    let server = Running::start(&files.args());
+    let plain = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{}/health", server.port))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(plain.status(), 400);
+    assert!(plain.text().await.unwrap().contains("HTTPS"));
+    assert_eq!(health(&client(&ca, None), &server).await.unwrap(), 404);
+}
+
+#[tokio::test]
+async fn a_new_certificate_is_used_by_new_connections_after_sighup_and_bad_files_are_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let old_ca = TestCa::new("old");
+    let files = Files::write(&old_ca, dir.path());
+    let mut server = Running::start(&files.args());
+    let trusts_old = client(&old_ca, None);
+    assert_eq!(health(&trusts_old, &server).await.unwrap(), 404);
+
+    // Unusable files: the server says so and keeps serving with what it had.
+    std::fs::write(&files.key, "not a key").unwrap();
+    server.signal("-HUP");
+    assert!(server.wait_for("SIGHUP").contains("not reloaded"));
+    assert_eq!(health(&trusts_old, &server).await.unwrap(), 404);
+
+    let new_ca = TestCa::new("new");
+    new_ca
+        .server("localhost")
+        .write(&files.cert, &files.key)
+        .unwrap();
+    server.signal("-HUP");
+    assert!(server
+        .wait_for("SIGHUP")
+        .contains("reloaded; new connections"));
+    assert_eq!(health(&client(&new_ca, None), &server).await.unwrap(), 404);
+    assert!(health(&trusts_old, &server).await.is_err());
+}
