@@ -149,13 +149,14 @@ mod tests {
     #[tokio::test]
     async fn a_peer_that_keeps_reading_slowly_is_never_timed_out() {
         let (near, mut far) = tokio::io::duplex(64);
-        let mut stream = WriteTimeout::new(near, Duration::from_millis(100));
+        let mut stream = WriteTimeout::new(near, Duration::from_millis(1000));
         let reader = tokio::spawn(async move {
             let mut received = Vec::new();
             let mut buf = [0; 64];
             loop {
-                // Each pause is shorter than the limit; all of them together are longer.
-                tokio::time::sleep(Duration::from_millis(30)).await;
+                // Each pause is a tenth of the limit (a margin for busy machines); the 16
+                // of them together are longer than it.
+                tokio::time::sleep(Duration::from_millis(100)).await;
                 match far.read(&mut buf).await.unwrap() {
                     0 => return received,
                     n => received.extend_from_slice(&buf[..n]),
