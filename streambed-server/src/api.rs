@@ -4,7 +4,12 @@
 //! clients in any language can report it; nothing a client sends can panic the server or
 //! disturb the connections of other clients.
 
-use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    convert::Infallible,
+    net::{IpAddr, SocketAddr},
+    sync::Arc,
+    time::Duration,
+};
 
 use axum::{
     body::{Body, Bytes},
@@ -131,6 +136,24 @@ impl Guards {
         ApiError::new(StatusCode::FORBIDDEN, message)
     }
 
+    /// 429 when the client at `address` has failed to identify itself more often than the
+    /// rate limit allows: checked before its token is verified, and charged nothing.
+    pub(crate) fn may_fail_identity(&self, address: IpAddr) -> Result<(), ApiError> {
+        self.quotas
+            .may_fail_identity(address)
+            .map_err(|refused| self.over_quota(refused))
+    }
+
+    /// Counts a request refused for want of a valid identity, charging it to the rate of
+    /// its client's address: 429 (rather than 401) once that is spent.
+    pub(crate) fn failed_identity(&self, address: IpAddr) -> Result<(), ApiError> {
+        self.quotas
+            .failed_identity(address)
+            .map_err(|refused| self.over_quota(refused))?;
+        self.metrics.refused(RefusalReason::Unauthenticated);
+        Ok(())
+    }
+
     /// Charges a request to its client's rate, answering whom it counts against.
     fn admit(&self, extensions: &Extensions) -> Result<ClientKey, ApiError> {
         let client = ClientKey::of(extensions);
@@ -181,7 +204,7 @@ struct AppState<CL> {
 pub(crate) fn router<CL>(
     log: CL,
     config: &ServerConfig,
-    guards: Guards,
+    guards: Arc<Guards>,
     stopping: watch::Receiver<bool>,
 ) -> Router
 where
@@ -195,7 +218,7 @@ where
         consumer_heartbeat: config.consumer_heartbeat.filter(|d| !d.is_zero()),
         max_subscriptions: config.max_subscriptions,
         stopping,
-        guards: Arc::new(guards),
+        guards,
     };
     Router::new()
         .route(
