@@ -144,14 +144,17 @@ impl Guards {
             .map_err(|refused| self.over_quota(refused))
     }
 
-    /// Counts a request refused for want of a valid identity, charging it to the rate of
-    /// its client's address: 429 (rather than 401) once that is spent.
+    /// Charges a request that ended without a valid identity (or whose token could not be
+    /// checked) to the rate of its client's address: 429 once that is spent.
     pub(crate) fn failed_identity(&self, address: IpAddr) -> Result<(), ApiError> {
         self.quotas
             .failed_identity(address)
-            .map_err(|refused| self.over_quota(refused))?;
+            .map_err(|refused| self.over_quota(refused))
+    }
+
+    /// Counts a request answered 401.
+    pub(crate) fn unauthenticated(&self) {
         self.metrics.refused(RefusalReason::Unauthenticated);
-        Ok(())
     }
 
     /// Charges a request to its client's rate, answering whom it counts against.

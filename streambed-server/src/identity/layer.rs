@@ -74,11 +74,14 @@ async fn authenticate(State(gate): State<Arc<Gate>>, mut request: Request, next:
                 }
                 other => log::debug!("client at {address:?} refused: {other}"),
             }
-            // The store's failure is not the client's: neither charged nor audited.
+            // Charged even when the store failed: random tokens must not call a store that
+            // is down without end either.
+            if let Err(over) = gate.guards.failed_identity(ip) {
+                return over.into_response();
+            }
+            // The store's failure is not the client's: not a refusal, not audited.
             if !matches!(refusal, Unauthenticated::Unavailable(_)) {
-                if let Err(over) = gate.guards.failed_identity(ip) {
-                    return over.into_response();
-                }
+                gate.guards.unauthenticated();
                 audit::unidentified(&audit::Unidentified {
                     peer: address,
                     method: request.method().as_str(),
