@@ -342,11 +342,12 @@ async fn append<CL: CommitLog + 'static>(
         .and_then(|_| request.extensions().get::<Principal>().cloned());
     let check = |name: &str| {
         let topic = checked_topic(name)?;
+        // Noted before the permission check: a refused attempt is audited with its topic.
+        outcome.topic = Some(topic.clone());
         guards.permit(principal.as_ref(), Permission::Produce, &topic)?;
         Ok(topic)
     };
     let (topic, bytes) = path_and_body(state, path, check, request).await?;
-    outcome.topic = Some(topic.clone());
     // Creating a topic is producing to one without records; only checked when the
     // principal lacks the permission, so granted producers pay no offsets lookup.
     if let Some(policy) = &guards.policy {

@@ -348,6 +348,10 @@ async fn the_secure_set_up_with_a_confidant_token_a_client_certificate_and_prove
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
     let line = server.audit_line("\"principal\":\"eve");
     assert_eq!(line["principal"], forger);
+    assert_eq!(
+        line["topic"], "farm-a:readings",
+        "what was refused is named"
+    );
     assert_eq!(line["status"], 403);
 
     // No identity at all: 401, audited.
