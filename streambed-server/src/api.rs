@@ -4,7 +4,12 @@
 //! clients in any language can report it; nothing a client sends can panic the server or
 //! disturb the connections of other clients.
 
-use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    convert::Infallible,
+    net::{IpAddr, SocketAddr},
+    sync::Arc,
+    time::Duration,
+};
 
 use axum::{
     body::{Body, Bytes},
@@ -131,6 +136,27 @@ impl Guards {
         ApiError::new(StatusCode::FORBIDDEN, message)
     }
 
+    /// 429 when the client at `address` has failed to identify itself more often than the
+    /// rate limit allows: checked before its token is verified, and charged nothing.
+    pub(crate) fn may_fail_identity(&self, address: IpAddr) -> Result<(), ApiError> {
+        self.quotas
+            .may_fail_identity(address)
+            .map_err(|refused| self.over_quota(refused))
+    }
+
+    /// Charges a request that ended without a valid identity (or whose token could not be
+    /// checked) to the rate of its client's address: 429 once that is spent.
+    pub(crate) fn failed_identity(&self, address: IpAddr) -> Result<(), ApiError> {
+        self.quotas
+            .failed_identity(address)
+            .map_err(|refused| self.over_quota(refused))
+    }
+
+    /// Counts a request answered 401.
+    pub(crate) fn unauthenticated(&self) {
+        self.metrics.refused(RefusalReason::Unauthenticated);
+    }
+
     /// Charges a request to its client's rate, answering whom it counts against.
     fn admit(&self, extensions: &Extensions) -> Result<ClientKey, ApiError> {
         let client = ClientKey::of(extensions);
@@ -181,7 +207,7 @@ struct AppState<CL> {
 pub(crate) fn router<CL>(
     log: CL,
     config: &ServerConfig,
-    guards: Guards,
+    guards: Arc<Guards>,
     stopping: watch::Receiver<bool>,
 ) -> Router
 where
@@ -195,7 +221,7 @@ where
         consumer_heartbeat: config.consumer_heartbeat.filter(|d| !d.is_zero()),
         max_subscriptions: config.max_subscriptions,
         stopping,
-        guards: Arc::new(guards),
+        guards,
     };
     Router::new()
         .route(
@@ -316,11 +342,12 @@ async fn append<CL: CommitLog + 'static>(
         .and_then(|_| request.extensions().get::<Principal>().cloned());
     let check = |name: &str| {
         let topic = checked_topic(name)?;
+        // Noted before the permission check: a refused attempt is audited with its topic.
+        outcome.topic = Some(topic.clone());
         guards.permit(principal.as_ref(), Permission::Produce, &topic)?;
         Ok(topic)
     };
     let (topic, bytes) = path_and_body(state, path, check, request).await?;
-    outcome.topic = Some(topic.clone());
     // Creating a topic is producing to one without records; only checked when the
     // principal lacks the permission, so granted producers pay no offsets lookup.
     if let Some(policy) = &guards.policy {

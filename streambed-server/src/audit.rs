@@ -11,6 +11,13 @@
 //! {"event":"consume","principal":null,"peer":"127.0.0.1:51000","group":"g","topics":["default:readings"],"offsets":1}
 //! ```
 //!
+//! With identities on, a request refused for want of a valid identity (401, or 429 once
+//! its address has failed too often) gets a line too, naming its peer and what it asked:
+//!
+//! ```text
+//! {"event":"unauthenticated","principal":null,"peer":"192.0.2.9:41000","method":"POST","path":"/topics/default:readings","reason":"invalid_token","status":401}
+//! ```
+//!
 //! With identities off `principal` is `null` and `peer` says who asked.
 
 use std::{fmt, net::SocketAddr};
@@ -82,6 +89,50 @@ impl fmt::Display for ProduceLine<'_, '_> {
             None => f.write_str(",\"first_offset\":null,\"last_offset\":null")?,
         }
         write!(f, ",\"status\":{}}}", p.status)
+    }
+}
+
+/// A request refused for want of a valid identity.
+pub(crate) struct Unidentified<'a> {
+    pub(crate) peer: Option<SocketAddr>,
+    pub(crate) method: &'a str,
+    /// The request's path as the client sent it (cut to [`MAX_PATH`] bytes).
+    pub(crate) path: &'a str,
+    /// Why: `missing`, `malformed` or `invalid_token`.
+    pub(crate) reason: &'static str,
+    pub(crate) status: u16,
+}
+
+/// The most of a path an audit line repeats: enough to see what was asked, not so much
+/// that a client can make each of its refusals cost a long line.
+const MAX_PATH: usize = 256;
+
+/// Logs the audit line of a request refused for want of a valid identity.
+pub(crate) fn unidentified(refused: &Unidentified<'_>) {
+    if !log::log_enabled!(target: TARGET, log::Level::Info) {
+        return;
+    }
+    log::info!(target: TARGET, "{}", UnidentifiedLine(refused));
+}
+
+struct UnidentifiedLine<'a, 'b>(&'a Unidentified<'b>);
+
+impl fmt::Display for UnidentifiedLine<'_, '_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let u = self.0;
+        let who = Who {
+            principal: None,
+            peer: u.peer,
+        };
+        let mut end = u.path.len().min(MAX_PATH);
+        while !u.path.is_char_boundary(end) {
+            end -= 1;
+        }
+        write!(f, "{{\"event\":\"unauthenticated\",{who},\"method\":")?;
+        Quoted(u.method).fmt(f)?;
+        f.write_str(",\"path\":")?;
+        Quoted(&u.path[..end]).fmt(f)?;
+        write!(f, ",\"reason\":\"{}\",\"status\":{}}}", u.reason, u.status)
     }
 }
 
@@ -189,6 +240,35 @@ mod tests {
         assert_eq!(parsed["group"], "g\"},\n{\"event\":\"fake\"");
         assert_eq!(parsed["topics"][0], "default:t");
         assert_eq!(parsed["offsets"], 2);
+    }
+
+    #[test]
+    fn an_unidentified_line_escapes_and_cuts_the_path_the_client_sent() {
+        let path = format!("/topics/a\n{{\"event\":\"produce\"}}{}", "é".repeat(300));
+        let line = UnidentifiedLine(&Unidentified {
+            peer: Some("192.0.2.9:41000".parse().unwrap()),
+            method: "POST",
+            path: &path,
+            reason: "invalid_token",
+            status: 401,
+        })
+        .to_string();
+        assert!(line.chars().all(|c| (' '..='~').contains(&c)), "{line}");
+        let parsed: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(parsed["event"], "unauthenticated");
+        assert_eq!(parsed["principal"], serde_json::Value::Null);
+        assert_eq!(parsed["peer"], "192.0.2.9:41000");
+        assert_eq!(parsed["reason"], "invalid_token");
+        assert_eq!(parsed["status"], 401);
+        let logged = parsed["path"].as_str().unwrap();
+        assert!(
+            path.starts_with(logged) && logged.len() <= MAX_PATH,
+            "{logged}"
+        );
+        assert!(
+            logged.len() > MAX_PATH - 2,
+            "cut at a character boundary near the limit"
+        );
     }
 
     #[test]

@@ -33,5 +33,5 @@ where
         metrics: Metrics::noop(),
         policy: None,
     };
-    api::router(log, config, guards, stopping)
+    api::router(log, config, std::sync::Arc::new(guards), stopping)
 }

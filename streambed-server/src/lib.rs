@@ -347,15 +347,16 @@ where
         };
         let policy = access.as_ref().map(|(_, policy)| Arc::clone(policy));
         let identities = access.map(|(identities, _)| identities);
-        let guards = api::Guards {
+        let guards = Arc::new(api::Guards {
             quotas: Quotas::new(quotas),
             provenance,
             metrics: measured.clone().unwrap_or_else(Metrics::noop),
             policy,
-        };
-        let mut router = api::router(log, &config, guards, stopping.clone());
+        });
+        let mut router = api::router(log, &config, Arc::clone(&guards), stopping.clone());
         if let Some(identities) = identities {
-            router = identity::layer::authenticated(router, identities);
+            // Requests without a valid identity are counted, audited and rate limited there.
+            router = identity::layer::authenticated(router, identities, guards);
         }
         // Probes and scrapers need no identity: these routes tell nothing about the data.
         let router = router.merge(ops::routes(render));

@@ -360,6 +360,13 @@ fn access(args: &Args) -> Result<Option<(Identities, Policy)>, String> {
 async fn run(args: Args) -> Result<(), String> {
     let access = access(&args)?;
     let tls = tls(&args)?;
+    if tls.is_none() && args.token_store != TokenStore::None && !args.listen.ip().is_loopback() {
+        log::warn!(
+            "bearer tokens will cross the network in clear: {} speaks plain HTTP; give \
+             --tls-cert and --tls-key",
+            args.listen
+        );
+    }
     let config = ServerConfig {
         max_body_size: args.max_body_size,
         header_read_timeout: *args.header_read_timeout,

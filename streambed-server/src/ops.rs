@@ -96,16 +96,19 @@ pub(crate) enum RefusalReason {
     ForgedProvenance,
     /// The policy does not grant the principal what it asked for.
     Forbidden,
+    /// Identities are on and the request had no valid one (401).
+    Unauthenticated,
 }
 
 impl RefusalReason {
     /// In declaration order, so that `reason as usize` indexes it.
-    const ALL: [RefusalReason; 5] = [
+    const ALL: [RefusalReason; 6] = [
         RefusalReason::RateLimit,
         RefusalReason::StreamQuota,
         RefusalReason::TopicQuota,
         RefusalReason::ForgedProvenance,
         RefusalReason::Forbidden,
+        RefusalReason::Unauthenticated,
     ];
 
     // Registering (and so labelling) happens only through `Server::with_metrics`.
@@ -117,6 +120,7 @@ impl RefusalReason {
             RefusalReason::TopicQuota => "topic_quota",
             RefusalReason::ForgedProvenance => "forged_provenance",
             RefusalReason::Forbidden => "forbidden",
+            RefusalReason::Unauthenticated => "unauthenticated",
         }
     }
 }
@@ -164,7 +168,7 @@ impl Metrics {
         );
         metrics::describe_counter!(
             "streambed_refused_total",
-            "requests refused by a quota or the provenance check, by reason"
+            "requests refused by a quota, the policy, the provenance check or for want of an identity, by reason"
         );
         let status_labels = STATUSES
             .iter()

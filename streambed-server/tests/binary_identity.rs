@@ -270,6 +270,31 @@ fn open_data_serves_a_non_loopback_address_with_a_loud_warning() {
 }
 
 #[test]
+fn tokens_over_plain_http_on_a_non_loopback_address_are_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret_file = dir.path().join("root-secret");
+    std::fs::write(&secret_file, hex::encode(ROOT_SECRET)).unwrap();
+    let policy = write_policy(dir.path());
+    let server = start(&[
+        "--listen",
+        "0.0.0.0:0",
+        "--policy",
+        &policy,
+        "--token-store",
+        "confidant",
+        "--confidant-root-path",
+        dir.path().to_str().unwrap(),
+        "--confidant-root-secret",
+        secret_file.to_str().unwrap(),
+    ]);
+    assert!(
+        server.output.contains("WARN") && server.output.contains("in clear"),
+        "{}",
+        server.output
+    );
+}
+
+#[test]
 fn a_token_store_without_a_policy_is_refused() {
     let stderr = refused(&["--token-store", "confidant"]);
     assert!(stderr.contains("--token-store needs --policy"), "{stderr}");

@@ -24,6 +24,7 @@ use streambed_server::{
     memory::MemoryLog,
     policy::Policy,
     principal::Principal,
+    quota::{QuotaConfig, RateLimit},
     Server, ServerConfig,
 };
 
@@ -438,4 +439,61 @@ async fn a_store_that_does_not_answer_in_time_gets_503_with_retry_after() {
     assert_eq!(response.headers()[header::RETRY_AFTER], "1");
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error_code"], 503);
+}
+
+/// Accepts `good` as `ann` and refuses every other token, counting its calls.
+struct Counting {
+    calls: Arc<AtomicUsize>,
+}
+
+#[async_trait::async_trait]
+impl TokenVerifier for Counting {
+    async fn verify(&self, token: &str) -> Result<Verified, VerifyError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        match token {
+            "good" => Ok(Verified::new(Principal::new("ann"), None)),
+            _ => Err(VerifyError::Refused),
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_address_that_keeps_failing_gets_429_and_costs_no_more_store_calls() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let verifier = Counting {
+        calls: Arc::clone(&calls),
+    };
+    let policy = Policy::from_json(r#"{"principals": {"ann": {"consume": ["*"]}}}"#).unwrap();
+    let quotas = QuotaConfig {
+        rate_limit: Some(RateLimit {
+            per_second: 1,
+            burst: 3,
+            max_tracked: 16,
+        }),
+        ..QuotaConfig::unlimited()
+    };
+    let server = Server::new(MemoryLog::new(), ServerConfig::default())
+        .with_identities(Identities::tokens(verifier))
+        .with_policy(policy)
+        .with_quotas(quotas);
+    let server = TestServer::start_server(server).await;
+    let client = reqwest::Client::new();
+    let offsets = server.endpoint("/topics/default:x/partitions/0/offsets");
+    let status = |token: String| {
+        let request = client.get(&offsets).bearer_auth(token).send();
+        async move { request.await.unwrap().status().as_u16() }
+    };
+    assert_eq!(status("good".into()).await, 404, "accepted, no records");
+    let mut statuses = Vec::new();
+    for n in 0..8 {
+        statuses.push(status(format!("bad-{n}")).await);
+    }
+    assert_eq!(statuses, [401, 401, 401, 429, 429, 429, 429, 429]);
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1 + 3,
+        "no call once over the rate"
+    );
+    // The token kept from before is still served, from the same address.
+    assert_eq!(status("good".into()).await, 404);
 }

@@ -75,14 +75,26 @@ impl TokenCache {
     }
 
     /// The principal of `token`: kept if still fresh, else what `verifier` says (one
-    /// verification for all the requests that bring the same new token at once).
-    pub(super) async fn principal(&self, verifier: &Arc<dyn TokenVerifier>, token: &str) -> Answer {
+    /// verification for all the requests that bring the same new token at once) if
+    /// `may_verify` allows a call to it; if not, the token is unavailable (and nothing kept).
+    pub(super) async fn principal(
+        &self,
+        verifier: &Arc<dyn TokenVerifier>,
+        token: &str,
+        may_verify: impl FnOnce() -> bool,
+    ) -> Answer {
         let key = Key::of(token);
         let load = || {
+            let allowed = may_verify();
             let verifier = Arc::clone(verifier);
             let token = token.to_string();
             let (ttl, refusal_ttl, timeout) = (self.ttl, self.refusal_ttl, self.verify_timeout);
             async move {
+                if !allowed {
+                    return Loaded::uncached(Err(VerifyError::Unavailable(
+                        "not verified: too many failed identities from this address".to_owned(),
+                    )));
+                }
                 let verified = tokio::time::timeout(timeout, verifier.verify(&token)).await;
                 match verified {
                     Ok(Ok(verified)) => {
@@ -172,13 +184,38 @@ mod tests {
         let cache = cache(Duration::from_millis(200));
         for _ in 0..3 {
             assert_eq!(
-                cache.principal(&verifier, "good").await,
+                cache.principal(&verifier, "good", || true).await,
                 Ok(Principal::new("ann"))
             );
         }
         assert_eq!(counting.calls.load(Ordering::SeqCst), 1);
         tokio::time::sleep(Duration::from_millis(250)).await;
-        cache.principal(&verifier, "good").await.unwrap();
+        cache.principal(&verifier, "good", || true).await.unwrap();
+        assert_eq!(counting.calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_kept_token_needs_no_leave_to_verify_and_a_new_one_without_it_is_not_verified() {
+        let (counting, verifier) = verifier(None, false);
+        let cache = cache(Duration::from_secs(60));
+        cache.principal(&verifier, "good", || true).await.unwrap();
+        let kept = cache
+            .principal(&verifier, "good", || panic!("not asked"))
+            .await;
+        assert_eq!(kept, Ok(Principal::new("ann")));
+        let barred = cache.principal(&verifier, "bad", || false).await;
+        assert!(
+            matches!(barred, Err(VerifyError::Unavailable(_))),
+            "{barred:?}"
+        );
+        assert_eq!(
+            counting.calls.load(Ordering::SeqCst),
+            1,
+            "no store call when barred"
+        );
+        // Nothing kept from the barred attempt: allowed later, the token is verified.
+        let refused = cache.principal(&verifier, "bad", || true).await;
+        assert_eq!(refused, Err(VerifyError::Refused));
         assert_eq!(counting.calls.load(Ordering::SeqCst), 2);
     }
 
@@ -187,11 +224,11 @@ mod tests {
         let expires = SystemTime::now() + Duration::from_millis(100);
         let (counting, verifier) = verifier(Some(expires), false);
         let cache = cache(Duration::from_secs(60));
-        cache.principal(&verifier, "good").await.unwrap();
+        cache.principal(&verifier, "good", || true).await.unwrap();
         tokio::time::sleep(Duration::from_millis(150)).await;
         // The verifier is asked again, and its answer is now out of date.
         assert_eq!(
-            cache.principal(&verifier, "good").await,
+            cache.principal(&verifier, "good", || true).await,
             Err(VerifyError::Refused)
         );
         assert_eq!(counting.calls.load(Ordering::SeqCst), 2);
@@ -202,7 +239,7 @@ mod tests {
         let expires = SystemTime::now() - Duration::from_secs(1);
         let (_, verifier) = verifier(Some(expires), false);
         let answer = cache(Duration::from_secs(60))
-            .principal(&verifier, "good")
+            .principal(&verifier, "good", || true)
             .await;
         assert_eq!(answer, Err(VerifyError::Refused));
     }
@@ -212,16 +249,19 @@ mod tests {
         let (counting, verifier) = verifier(None, false);
         let cache = cache(Duration::from_secs(60));
         assert_eq!(
-            cache.principal(&verifier, "bad").await,
+            cache.principal(&verifier, "bad", || true).await,
             Err(VerifyError::Refused)
         );
         assert_eq!(
-            cache.principal(&verifier, "bad").await,
+            cache.principal(&verifier, "bad", || true).await,
             Err(VerifyError::Refused)
         );
         assert_eq!(counting.calls.load(Ordering::SeqCst), 1);
         tokio::time::sleep(Duration::from_millis(80)).await;
-        cache.principal(&verifier, "bad").await.unwrap_err();
+        cache
+            .principal(&verifier, "bad", || true)
+            .await
+            .unwrap_err();
         assert_eq!(counting.calls.load(Ordering::SeqCst), 2);
     }
 
@@ -231,7 +271,7 @@ mod tests {
         let cache = cache(Duration::from_secs(60));
         for _ in 0..2 {
             assert!(matches!(
-                cache.principal(&verifier, "good").await,
+                cache.principal(&verifier, "good", || true).await,
                 Err(VerifyError::Unavailable(_))
             ));
         }
@@ -248,7 +288,9 @@ mod tests {
             Duration::from_secs(1),
         );
         for i in 0..10 {
-            let _ = cache.principal(&verifier, &format!("bad-{i}")).await;
+            let _ = cache
+                .principal(&verifier, &format!("bad-{i}"), || true)
+                .await;
         }
         assert_eq!(cache.len(), 3);
     }

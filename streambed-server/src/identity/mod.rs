@@ -119,6 +119,18 @@ pub(crate) enum Unauthenticated {
     Unavailable(String),
 }
 
+impl Unauthenticated {
+    /// The reason an audit line gives.
+    pub(crate) fn label(&self) -> &'static str {
+        match self {
+            Self::Missing => "missing",
+            Self::Malformed(_) => "malformed",
+            Self::Refused => "invalid_token",
+            Self::Unavailable(_) => "unavailable",
+        }
+    }
+}
+
 /// The defaults of [`Identities`]: verified tokens kept 30 s, refusals 1 s, 10 000 at most,
 /// a store that does not answer within 5 s is unavailable.
 const DEFAULT_TTL: Duration = Duration::from_secs(30);
@@ -127,8 +139,8 @@ const DEFAULT_MAX_TOKENS: usize = 10_000;
 const DEFAULT_VERIFY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How the server learns who a request acts for; give it to
-/// [`Server::identities`](crate::Server::identities). With identities on, every request
-/// needs a principal: from its `Authorization: Bearer <token>` header when it has one
+/// [`Server::with_identities`](crate::Server::with_identities). With identities on, every
+/// request needs a principal: from its `Authorization: Bearer <token>` header when it has one
 /// (checked by the [`TokenVerifier`]), else from the client certificate its connection
 /// showed (mutual TLS); otherwise it gets 401 with `WWW-Authenticate: Bearer`.
 ///
@@ -219,11 +231,15 @@ impl Identities {
         self
     }
 
-    /// The principal of a request with `headers` that arrived from `peer`.
+    /// The principal of a request with `headers` that arrived from `peer`. A token not
+    /// kept from before is verified by the store only if `may_verify` allows it (else it
+    /// is [`Unauthenticated::Unavailable`]), so that a client that keeps failing can be
+    /// kept from costing store calls.
     pub(crate) async fn authenticate(
         &self,
         headers: &HeaderMap,
         peer: Option<&Peer>,
+        may_verify: impl FnOnce() -> bool,
     ) -> Result<Principal, Unauthenticated> {
         let token = bearer::token(headers).map_err(Unauthenticated::Malformed)?;
         let Some(token) = token else {
@@ -234,7 +250,11 @@ impl Identities {
         let Some(tokens) = &self.tokens else {
             return Err(Unauthenticated::Refused);
         };
-        match tokens.cache.principal(&tokens.verifier, token).await {
+        match tokens
+            .cache
+            .principal(&tokens.verifier, token, may_verify)
+            .await
+        {
             Ok(principal) => Ok(principal),
             Err(VerifyError::Refused) => Err(Unauthenticated::Refused),
             Err(VerifyError::Unavailable(why)) => Err(Unauthenticated::Unavailable(why)),
@@ -277,7 +297,7 @@ mod tests {
         let peer = peer_with_certificate();
         for identities in [Identities::tokens(Fixed), Identities::certificates_only()] {
             let principal = identities
-                .authenticate(&HeaderMap::new(), Some(&peer))
+                .authenticate(&HeaderMap::new(), Some(&peer), || true)
                 .await;
             assert_eq!(principal, Ok(Principal::new("cert-subject")));
         }
@@ -287,9 +307,13 @@ mod tests {
     async fn a_bearer_token_wins_over_the_client_certificate() {
         let peer = peer_with_certificate();
         let identities = Identities::tokens(Fixed);
-        let principal = identities.authenticate(&bearer("t"), Some(&peer)).await;
+        let principal = identities
+            .authenticate(&bearer("t"), Some(&peer), || true)
+            .await;
         assert_eq!(principal, Ok(Principal::new("token-user")));
-        let refused = identities.authenticate(&bearer("x"), Some(&peer)).await;
+        let refused = identities
+            .authenticate(&bearer("x"), Some(&peer), || true)
+            .await;
         assert_eq!(
             refused,
             Err(Unauthenticated::Refused),
@@ -300,7 +324,7 @@ mod tests {
     #[tokio::test]
     async fn with_certificates_only_a_token_is_refused() {
         let identities = Identities::certificates_only();
-        let refused = identities.authenticate(&bearer("t"), None).await;
+        let refused = identities.authenticate(&bearer("t"), None, || true).await;
         assert_eq!(refused, Err(Unauthenticated::Refused));
     }
 
@@ -309,7 +333,7 @@ mod tests {
         let peer = Peer::new("192.0.2.1:5000".parse().unwrap());
         let identities = Identities::tokens(Fixed);
         let missing = identities
-            .authenticate(&HeaderMap::new(), Some(&peer))
+            .authenticate(&HeaderMap::new(), Some(&peer), || true)
             .await;
         assert_eq!(missing, Err(Unauthenticated::Missing));
     }

@@ -10,6 +10,7 @@ mod streams;
 mod topics;
 
 use std::{
+    net::IpAddr,
     sync::{Mutex, MutexGuard, PoisonError},
     time::Duration,
 };
@@ -135,6 +136,10 @@ pub(crate) fn retry_after_secs(wait: Duration) -> u64 {
 #[derive(Debug)]
 pub(crate) struct Quotas {
     rate: Option<RateLimiter>,
+    /// Requests refused for want of a valid identity, per IP address: they have no
+    /// principal to be charged to, and must not be a way around the rate limit (nor a
+    /// way to make the server call its token store without end).
+    failed_identities: Option<RateLimiter>,
     streams: Option<StreamCounts>,
     topics: TopicCounts,
 }
@@ -143,6 +148,7 @@ impl Quotas {
     pub(crate) fn new(config: QuotaConfig) -> Self {
         Self {
             rate: config.rate_limit.map(RateLimiter::new),
+            failed_identities: config.rate_limit.map(RateLimiter::new),
             streams: config.max_streams_per_principal.map(StreamCounts::new),
             topics: TopicCounts::new(config.max_topics_per_principal, config.max_topics),
         }
@@ -159,6 +165,37 @@ impl Quotas {
                 }),
             None => Ok(()),
         }
+    }
+
+    /// Whether the client at `address` may still fail to identify itself (the rate limit,
+    /// counting such failures alone); checked, without charging, before a token is
+    /// verified, so that a client that keeps failing stops costing store calls.
+    pub(crate) fn may_fail_identity(&self, address: IpAddr) -> Result<(), QuotaRefused> {
+        let Some(failed) = &self.failed_identities else {
+            return Ok(());
+        };
+        let client = ClientKey::Address(address);
+        failed
+            .peek(&client)
+            .map_err(|retry_after| QuotaRefused::Rate {
+                client,
+                retry_after,
+            })
+    }
+
+    /// Charges a request refused for want of a valid identity to the rate of `address`;
+    /// `Err` once that address is over it.
+    pub(crate) fn failed_identity(&self, address: IpAddr) -> Result<(), QuotaRefused> {
+        let Some(failed) = &self.failed_identities else {
+            return Ok(());
+        };
+        let client = ClientKey::Address(address);
+        failed
+            .check(&client)
+            .map_err(|retry_after| QuotaRefused::Rate {
+                client,
+                retry_after,
+            })
     }
 
     /// A place for one more consumer stream of `client`, to be held as long as the stream
@@ -225,5 +262,39 @@ mod tests {
             quotas.admit(&client).unwrap();
         }
         assert!(quotas.open_stream(&client).unwrap().is_none());
+        let address = "192.0.2.1".parse().unwrap();
+        for _ in 0..10_000 {
+            quotas.failed_identity(address).unwrap();
+        }
+        quotas.may_fail_identity(address).unwrap();
+    }
+
+    #[test]
+    fn failed_identities_are_limited_per_address_apart_from_the_rate_of_principals() {
+        let quotas = Quotas::new(QuotaConfig {
+            rate_limit: Some(RateLimit {
+                per_second: 1,
+                burst: 2,
+                max_tracked: 16,
+            }),
+            ..QuotaConfig::unlimited()
+        });
+        let (failing, other) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
+        for _ in 0..2 {
+            quotas.may_fail_identity(failing).unwrap();
+            quotas.failed_identity(failing).unwrap();
+        }
+        assert!(matches!(
+            quotas.may_fail_identity(failing),
+            Err(QuotaRefused::Rate { .. })
+        ));
+        assert!(quotas.failed_identity(failing).is_err());
+        quotas.may_fail_identity(other).unwrap();
+        // A principal's rate is its own, whatever its address's failures.
+        quotas
+            .admit(&ClientKey::Principal(crate::principal::Principal::new(
+                "ann",
+            )))
+            .unwrap();
     }
 }

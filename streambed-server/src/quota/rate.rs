@@ -122,6 +122,33 @@ impl RateLimiter {
         lock(&self.overflow).take(now, self.rate, self.burst)
     }
 
+    /// Whether `client` has a request left, without charging one: `Err` holds how long
+    /// until it has. For work worth refusing before it is done (a token store call for a
+    /// client that keeps failing), while only its outcome decides whether to charge.
+    pub(crate) fn peek(&self, client: &ClientKey) -> Result<(), Duration> {
+        self.peek_at(client, Instant::now())
+    }
+
+    fn peek_at(&self, client: &ClientKey, now: Instant) -> Result<(), Duration> {
+        let index = (self.hasher.hash_one(client) as usize) % self.shards.len();
+        let shard = lock(&self.shards[index]);
+        let level = match shard.buckets.get(client) {
+            Some(bucket) => bucket.level(now, self.rate, self.burst),
+            // A newcomer gets a full bucket of its own if there is room (a sweep may make
+            // some), else it would share the overflow bucket.
+            None if shard.buckets.len() < self.per_shard => return Ok(()),
+            None => {
+                drop(shard);
+                lock(&self.overflow).level(now, self.rate, self.burst)
+            }
+        };
+        if level >= 1.0 {
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((1.0 - level) / self.rate))
+        }
+    }
+
     /// Drops the buckets that have refilled completely (their clients have been idle long
     /// enough that forgetting them changes nothing), at most once per [`SWEEP_INTERVAL`].
     fn sweep(&self, shard: &mut Shard, now: Instant) {
@@ -176,6 +203,33 @@ mod tests {
         let later = now + Duration::from_millis(100);
         assert_eq!(limiter.check_at(&ip(1), later), Ok(()));
         assert!(limiter.check_at(&ip(1), later).is_err());
+    }
+
+    #[test]
+    fn peeking_tells_whether_a_request_is_left_without_taking_it() {
+        let limiter = limiter(10, 2, 100);
+        let now = Instant::now();
+        assert_eq!(
+            limiter.peek_at(&ip(1), now),
+            Ok(()),
+            "a newcomer has its burst"
+        );
+        assert_eq!(limiter.check_at(&ip(1), now), Ok(()));
+        for _ in 0..10 {
+            assert_eq!(
+                limiter.peek_at(&ip(1), now),
+                Ok(()),
+                "peeking takes nothing"
+            );
+        }
+        assert_eq!(limiter.check_at(&ip(1), now), Ok(()));
+        let wait = limiter.peek_at(&ip(1), now).unwrap_err();
+        assert!(
+            wait > Duration::ZERO && wait <= Duration::from_millis(100),
+            "{wait:?}"
+        );
+        let later = now + Duration::from_millis(100);
+        assert_eq!(limiter.peek_at(&ip(1), later), Ok(()));
     }
 
     #[test]

@@ -1,0 +1,518 @@
+//! The secure set-up all at once, against the program: HTTPS with client certificates
+//! optional, a policy, bearer tokens checked with a real `FileSecretStore` (and, apart,
+//! with a real OpenBao dev server) and a provenance header. `KafkaRestCommitLog` produces
+//! and consumes with a token and with a client certificate; the records and audit lines
+//! name the principal; certificates and topics the policy does not grant get 403, no
+//! identity 401; refusals show in `/metrics`, which names no principal or topic; and a
+//! client that keeps failing to identify itself is rate limited without barring the
+//! others. Each test starts one server and runs its checks in turn, to stay quick.
+#![cfg(unix)]
+
+#[allow(dead_code)]
+#[path = "../../streambed-vault/tests/openbao/bao.rs"]
+mod bao;
+
+use std::{
+    io::{BufRead, BufReader},
+    os::unix::fs::PermissionsExt,
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    sync::mpsc,
+    time::Duration,
+};
+
+use reqwest::{header, StatusCode};
+use serde_json::{json, Value};
+use streambed::{commit_log::CommitLog, secret_store::SecretStore};
+use streambed_confidant::FileSecretStore;
+use streambed_kafka::KafkaRestCommitLog;
+use streambed_test::{
+    pki::{Issued, TestCa},
+    records::{read_topic, record},
+};
+
+const PROGRAM: &str = env!("CARGO_BIN_EXE_streambed-server");
+
+/// `ann` logs in with a token; `farm-a-sensor-7` shows a certificate.
+const POLICY: &str = r#"{
+  "principals": {
+    "ann": { "produce": ["farm-a:*"], "create": ["farm-a:*"], "consume": ["farm-a:*"] },
+    "farm-a-sensor-7": { "produce": ["farm-a:readings"], "consume": ["farm-a:readings"] }
+  }
+}"#;
+
+const PROVENANCE: &str = "streambed-principal";
+
+/// Failed identities an address may have in a row before it gets 429 (the rate, one a
+/// second, hardly refills during a test).
+const FAILURE_BURST: usize = 20;
+
+/// The program, running until dropped, with the lines it logs.
+struct Running {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    port: u16,
+}
+
+impl Running {
+    /// Starts the program with `args` on a free loopback port and waits until it listens.
+    fn start(args: &[&str]) -> Self {
+        let mut child = Command::new(PROGRAM)
+            .args(["--listen", "127.0.0.1:0", "--backend", "memory"])
+            .args(["--worker-threads", "1"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = BufReader::new(child.stderr.take().unwrap());
+        let (send, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in stderr.lines().map_while(Result::ok) {
+                if send.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut running = Self {
+            child,
+            lines,
+            port: 0,
+        };
+        let line = running.wait_for("listening on ");
+        let address = line.split_once("listening on ").unwrap().1;
+        let address = address.split_whitespace().next().unwrap();
+        running.port = address.rsplit_once(':').unwrap().1.parse().unwrap();
+        running
+    }
+
+    /// The next line logged that contains `text` (panics after 20 s).
+    fn wait_for(&mut self, text: &str) -> String {
+        let mut seen = String::new();
+        loop {
+            match self.lines.recv_timeout(Duration::from_secs(20)) {
+                Ok(line) if line.contains(text) => return line,
+                Ok(line) => {
+                    seen.push_str(&line);
+                    seen.push('\n');
+                }
+                Err(error) => panic!("no line with {text:?} ({error}); logged:\n{seen}"),
+            }
+        }
+    }
+
+    /// The JSON of the next audit line that contains `text`.
+    fn audit_line(&mut self, text: &str) -> Value {
+        let line = self.wait_for(text);
+        let (_, json) = line
+            .split_once("audit: ")
+            .unwrap_or_else(|| panic!("not an audit line: {line}"));
+        serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {json}"))
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("https://localhost:{}{path}", self.port)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A CA, and the server's certificate and client CA files it made.
+struct Pki {
+    ca: TestCa,
+    _dir: tempfile::TempDir,
+    cert: PathBuf,
+    key: PathBuf,
+    client_ca: PathBuf,
+}
+
+impl Pki {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = TestCa::new("farm CA");
+        let (cert, key) = (dir.path().join("server.pem"), dir.path().join("server.key"));
+        ca.server("localhost").write(&cert, &key).unwrap();
+        let client_ca = dir.path().join("clients.pem");
+        std::fs::write(&client_ca, ca.certificate_pem()).unwrap();
+        Self {
+            ca,
+            _dir: dir,
+            cert,
+            key,
+            client_ca,
+        }
+    }
+
+    fn args(&self) -> Vec<String> {
+        let path = |p: &PathBuf| p.to_str().unwrap().to_owned();
+        vec![
+            "--tls-cert".into(),
+            path(&self.cert),
+            "--tls-key".into(),
+            path(&self.key),
+            "--tls-client-ca".into(),
+            path(&self.client_ca),
+        ]
+    }
+
+    fn trusted(&self) -> reqwest::Certificate {
+        reqwest::Certificate::from_pem(self.ca.certificate_pem().as_bytes()).unwrap()
+    }
+
+    /// A client trusting the CA, showing `certificate` if given.
+    fn client(&self, certificate: Option<&Issued>) -> reqwest::Client {
+        let mut client = reqwest::Client::builder()
+            .use_rustls_tls()
+            .add_root_certificate(self.trusted());
+        if let Some(issued) = certificate {
+            client = client.identity(identity(issued));
+        }
+        client.build().unwrap()
+    }
+
+    /// The commit log client of the server, over HTTPS.
+    fn log(&self, server: &Running) -> KafkaRestCommitLog {
+        KafkaRestCommitLog::new(server.url("").parse().unwrap(), Some(self.trusted()), false)
+    }
+}
+
+fn identity(issued: &Issued) -> reqwest::Identity {
+    reqwest::Identity::from_pem(issued.identity_pem().as_bytes()).unwrap()
+}
+
+/// The server's arguments for the whole set-up, with `tokens` saying where tokens are
+/// checked.
+fn secure_args(pki: &Pki, policy: &std::path::Path, tokens: &[&str]) -> Vec<String> {
+    let mut args = pki.args();
+    args.extend(["--policy".into(), policy.to_str().unwrap().to_owned()]);
+    args.extend(tokens.iter().map(|s| s.to_string()));
+    args.extend(["--provenance-header".into(), PROVENANCE.into()]);
+    args.extend(["--rate-limit".into(), "1".into()]);
+    args.extend(["--rate-burst".into(), FAILURE_BURST.to_string()]);
+    args
+}
+
+fn write_policy(dir: &std::path::Path) -> PathBuf {
+    let path = dir.join("policy.json");
+    std::fs::write(&path, POLICY).unwrap();
+    path
+}
+
+/// A produce request of one record to `topic`, with `headers` on it.
+fn one_record(topic: &str, headers: Value) -> Value {
+    json!({ "records": [{
+        "topic": topic, "headers": headers, "timestamp": null, "key": 0, "value": "AQ==",
+        "partition": 0
+    }] })
+}
+
+/// The value of the provenance header of each record of `topic`, read by `log`.
+async fn stamps(log: &KafkaRestCommitLog, topic: &str) -> Vec<String> {
+    read_topic(log, topic, Duration::from_millis(300))
+        .await
+        .iter()
+        .map(|record| {
+            let stamps: Vec<_> = record
+                .headers
+                .iter()
+                .filter(|h| h.key == PROVENANCE)
+                .map(|h| String::from_utf8(h.value.clone()).unwrap())
+                .collect();
+            assert_eq!(stamps.len(), 1, "one stamp per record: {record:?}");
+            stamps[0].clone()
+        })
+        .collect()
+}
+
+/// `KafkaRestCommitLog` with `token` over HTTPS: produces two records to an empty topic,
+/// reads them back stamped with `principal`, and the audit lines name it.
+async fn a_token_produces_and_consumes(
+    server: &mut Running,
+    pki: &Pki,
+    token: &str,
+    principal: &str,
+) {
+    let log = pki.log(server).with_bearer_token(token.parse().unwrap());
+    for key in 0..2 {
+        let offset = log
+            .produce(record("farm-a:readings", key, "21.5"))
+            .await
+            .unwrap();
+        assert_eq!(offset.offset, key);
+    }
+    let line = server.audit_line("\"event\":\"produce\"");
+    assert_eq!(line["principal"], principal);
+    assert_eq!(line["topic"], "farm-a:readings");
+    assert_eq!(line["status"], 200);
+    assert_eq!(
+        stamps(&log, "farm-a:readings").await,
+        [principal, principal]
+    );
+    let line = server.audit_line("\"event\":\"consume\"");
+    assert_eq!(line["principal"], principal);
+    assert_eq!(line["topics"], json!(["farm-a:readings"]));
+    let offsets = log.offsets("farm-a:readings".into(), 0).await.unwrap();
+    assert_eq!(offsets.end_offset, 1);
+}
+
+/// Counts a refusal reason's line in `/metrics` text.
+fn refused_count(metrics: &str, reason: &str) -> u64 {
+    let prefix = format!("streambed_refused_total{{reason=\"{reason}\"}} ");
+    let line = metrics.lines().find_map(|l| l.strip_prefix(&prefix));
+    line.unwrap_or_else(|| panic!("no {prefix} in:\n{metrics}"))
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_secure_set_up_with_a_confidant_token_a_client_certificate_and_provenance() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("confidant");
+    std::fs::create_dir(&root).unwrap();
+    std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let root_secret = [9; 16];
+    let secret_file = dir.path().join("root-secret");
+    std::fs::write(&secret_file, hex::encode(root_secret)).unwrap();
+    let store = FileSecretStore::new(&root, &root_secret, Duration::from_secs(60), 10, None);
+    store
+        .userpass_create_update_user("ann", "ann", "ann-pass")
+        .await
+        .unwrap();
+    let token = store
+        .userpass_auth("ann", "ann-pass")
+        .await
+        .unwrap()
+        .auth
+        .client_token;
+
+    let pki = Pki::new();
+    let policy = write_policy(dir.path());
+    let tokens = [
+        "--token-store",
+        "confidant",
+        "--confidant-root-path",
+        root.to_str().unwrap(),
+        "--confidant-root-secret",
+        secret_file.to_str().unwrap(),
+    ];
+    let args = secure_args(&pki, &policy, &tokens);
+    let mut server = Running::start(&args.iter().map(String::as_str).collect::<Vec<_>>());
+
+    a_token_produces_and_consumes(&mut server, &pki, &token, "ann").await;
+
+    // A client certificate the policy grants needs no token.
+    let sensor = pki.ca.client("farm-a-sensor-7");
+    let sensor_log = pki
+        .log(&server)
+        .with_client_identity(identity(&sensor))
+        .unwrap();
+    let offset = sensor_log
+        .produce(record("farm-a:readings", 2, "22.0"))
+        .await
+        .unwrap();
+    assert_eq!(offset.offset, 2);
+    let line = server.audit_line("\"event\":\"produce\"");
+    assert_eq!(line["principal"], "farm-a-sensor-7");
+    assert_eq!(
+        stamps(&sensor_log, "farm-a:readings").await,
+        ["ann", "ann", "farm-a-sensor-7"]
+    );
+
+    // A certificate of the same CA whose subject the policy does not name: 403.
+    let stranger = pki.client(Some(&pki.ca.client("farm-b-gateway")));
+    let response = stranger
+        .post(server.url("/topics/farm-a:readings"))
+        .json(&one_record("farm-a:readings", json!([])))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let offsets = server.url("/topics/farm-a:readings/partitions/0/offsets");
+    let response = stranger.get(&offsets).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+
+    // A subject a CA filled with a line break and quotes is escaped in its audit line.
+    let forger = "eve\"}\n{\"event\":\"produce\",\"principal\":\"ann\"}";
+    let forging = pki.client(Some(&pki.ca.client(forger)));
+    let response = forging
+        .post(server.url("/topics/farm-a:readings"))
+        .json(&one_record("farm-a:readings", json!([])))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let line = server.audit_line("\"principal\":\"eve");
+    assert_eq!(line["principal"], forger);
+    assert_eq!(
+        line["topic"], "farm-a:readings",
+        "what was refused is named"
+    );
+    assert_eq!(line["status"], 403);
+
+    // No identity at all: 401, audited.
+    let anonymous = pki.client(None);
+    let response = anonymous.get(&offsets).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(response.headers()[header::WWW_AUTHENTICATE], "Bearer");
+    let line = server.audit_line("\"event\":\"unauthenticated\"");
+    assert_eq!(line["reason"], "missing");
+    assert_eq!(line["path"], "/topics/farm-a:readings/partitions/0/offsets");
+
+    // A consumer naming one granted and one other topic, in subscriptions or offsets: 403.
+    let with_token = pki.client(None);
+    for consumer in [
+        json!({ "subscriptions": [{ "topic": "farm-a:readings" }, { "topic": "farm-b:readings" }] }),
+        json!({
+            "offsets": [{ "topic": "farm-b:readings", "partition": 0, "offset": 0 }],
+            "subscriptions": [{ "topic": "farm-a:readings" }]
+        }),
+    ] {
+        let response = with_token
+            .post(server.url("/consumers/g"))
+            .bearer_auth(&token)
+            .json(&consumer)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{consumer}");
+    }
+
+    // A record carrying the provenance header (in any case) is refused, token or not.
+    let forged = one_record(
+        "farm-a:readings",
+        json!([{ "key": "Streambed-Principal", "value": "b3BlcmF0b3I=" }]),
+    );
+    let response = with_token
+        .post(server.url("/topics/farm-a:readings"))
+        .bearer_auth(&token)
+        .json(&forged)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+
+    // Refusals by reason, and no principal nor topic, in /metrics (served to anyone).
+    let metrics = anonymous
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(refused_count(&metrics, "unauthenticated"), 1);
+    assert_eq!(refused_count(&metrics, "forbidden"), 5);
+    assert_eq!(refused_count(&metrics, "forged_provenance"), 1);
+    for private in ["farm-", "sensor-7", "=\"ann\"", "=\"eve"] {
+        assert!(!metrics.contains(private), "{private} in:\n{metrics}");
+    }
+
+    // An address that keeps bringing bad tokens gets 429 once over the rate, before its
+    // tokens cost a store call...
+    let mut statuses = Vec::new();
+    for n in 0..FAILURE_BURST + 5 {
+        let response = anonymous
+            .get(&offsets)
+            .bearer_auth(format!("not-a-token-{n}"))
+            .send()
+            .await
+            .unwrap();
+        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+            assert!(response.headers().contains_key(header::RETRY_AFTER));
+        }
+        statuses.push(response.status().as_u16());
+    }
+    let unauthorized = statuses.iter().filter(|s| **s == 401).count();
+    // One failure (the anonymous request above) was charged already; a second or so may
+    // have passed since, refilling one.
+    assert!(
+        (FAILURE_BURST - 1..=FAILURE_BURST).contains(&unauthorized),
+        "{statuses:?}"
+    );
+    assert!(statuses.ends_with(&[429; 3]), "{statuses:?}");
+    // ...and so does one with no identity at all...
+    let response = anonymous.get(&offsets).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    // ...while principals at the same address, known already, are not barred.
+    let response = with_token
+        .get(&offsets)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let sensor_offsets = sensor_log.offsets("farm-a:readings".into(), 0).await;
+    assert_eq!(sensor_offsets.unwrap().end_offset, 2);
+}
+
+#[tokio::test]
+async fn the_secure_set_up_with_a_token_of_an_openbao_user() {
+    let bao = bao::Bao::start().await;
+    bao.enable_auth("userpass").await;
+    bao.create_user("ann", "ann-pass", &["default"]).await;
+    let login: Value = reqwest::Client::new()
+        .post(bao.url.join("v1/auth/userpass/login/ann").unwrap())
+        .json(&json!({ "password": "ann-pass" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["auth"]["client_token"].as_str().unwrap().to_owned();
+
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new();
+    let policy = write_policy(dir.path());
+    let tokens = [
+        "--token-store",
+        "vault",
+        "--vault-address",
+        bao.url.as_str(),
+    ];
+    let args = secure_args(&pki, &policy, &tokens);
+    let mut server = Running::start(&args.iter().map(String::as_str).collect::<Vec<_>>());
+
+    a_token_produces_and_consumes(&mut server, &pki, &token, "ann").await;
+
+    let client = pki.client(None);
+    let response = client
+        .post(server.url("/topics/farm-b:readings"))
+        .bearer_auth(&token)
+        .json(&one_record("farm-b:readings", json!([])))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let response = client
+        .get(server.url("/topics/farm-a:readings/partitions/0/offsets"))
+        .bearer_auth("hvs.not-a-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let line = server.audit_line("\"event\":\"unauthenticated\"");
+    assert_eq!(line["reason"], "invalid_token");
+}
+
+#[test]
+fn mutual_tls_without_a_policy_does_not_open_a_non_loopback_address() {
+    let pki = Pki::new();
+    let output = Command::new(PROGRAM)
+        .args(["--listen", "0.0.0.0:0", "--backend", "memory"])
+        .args(pki.args())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("refusing to serve 0.0.0.0:0 without identities"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("listening on"), "{stderr}");
+}
