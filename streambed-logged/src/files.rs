@@ -183,6 +183,14 @@ fn reserved_by(ends: &[DamagedEnd<'_>], last: Option<Offset>, limit: usize) -> u
 /// claim is more likely damage than a record.
 const MAX_CLAIMED_JUMP: u64 = 1 << 32;
 
+/// Offsets skipped after a torn record is cut off. A torn record is the last bytes of the
+/// active file, a prefix of one record with nothing intact after it (an intact record after
+/// it would make it damage), so it held at most one offset. Readers may have read that
+/// offset: from the page cache, in another process, before a crash tore the write on disk;
+/// or before a flipped length or tag made a whole record look cut short. It is never given
+/// out again; a clean crash costs a gap of one offset.
+const TORN_RESERVES: u64 = 1;
+
 /// What a scan for the end of a file found.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct FileEnd {
@@ -399,17 +407,21 @@ pub(crate) fn recover_for_writing(
         |offset, pos| index.note(offset, pos),
     )?;
     let mut damaged_ends = Vec::new();
+    // Offsets a torn record cut off may have held: see `TORN_RESERVES`.
+    let mut torn = 0;
     let len = match tail {
         Tail::Clean { at } => at,
         Tail::Torn { at } => {
             let len = file.metadata()?.len();
             warn!(
-                "Topic file {:?}: cutting off a torn record of {} bytes at byte {at}",
+                "Topic file {:?}: cutting off a torn record of {} bytes at byte {at}; its \
+                 offset is not given out again",
                 paths.active,
                 len - at,
             );
             file.set_len(at)?;
             file.sync_data()?;
+            torn = TORN_RESERVES;
             at
         }
         Tail::Damaged { from, to } => {
@@ -442,7 +454,8 @@ pub(crate) fn recover_for_writing(
     }
     let next = last
         .map_or(0, |l| l.saturating_add(1))
-        .saturating_add(reserved);
+        .saturating_add(reserved)
+        .saturating_add(torn);
     drop(damaged_ends);
     Ok(Recovered {
         file,
