@@ -697,3 +697,78 @@ async fn a_damaged_record_claiming_a_huge_offset_hides_nothing_after_it() {
     let next = log.produce(produced(1)).await.unwrap().offset;
     assert_eq!(next, 10);
 }
+
+/// `offsets()` of a topic this process does not write must frame each file after the
+/// offsets of the files before it, as subscribers do, or it names an end that they never
+/// read: here a record far above the history's offsets, with damage before and after it
+/// up to the end of the active file, which a framer that knows nothing before takes.
+#[tokio::test]
+async fn offsets_from_disk_frame_the_active_file_after_the_offsets_before_it() {
+    let mut history = Vec::new();
+    for o in 0..10u64 {
+        record::encode(&mut history, &[], None, o, &[b'v'; 90], o);
+    }
+    let mut active = Vec::new();
+    let mut starts = Vec::new();
+    for o in [10u64, 500, 501] {
+        starts.push(active.len());
+        record::encode(&mut active, &[], None, o, &[b'v'; 90], o);
+    }
+    active[starts[0]] ^= 1;
+    active[starts[2]] ^= 1;
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("t.history"), &history).unwrap();
+    fs::write(dir.path().join("t"), &active).unwrap();
+    let log = FileLog::new(dir.path());
+    let read = read_all(&log, vec![]).await;
+    let offsets = log.offsets(Topic::from("t"), 0).await.unwrap();
+    assert_eq!(
+        (offsets.beginning_offset, offsets.end_offset),
+        (read[0], *read.last().unwrap())
+    );
+}
+
+/// Edge (c) of issue 11, at the end of a file: bytes after the last record that parse as a
+/// record claiming a far offset, but are followed by more bytes that are not records, are
+/// not a damaged record of the log: the claim does not push the next offset.
+#[tokio::test]
+async fn garbage_claiming_a_far_offset_at_the_end_does_not_push_the_next_offset() {
+    let (mut bytes, _) = thousand_records();
+    let garbage_at = bytes.len();
+    record::encode(&mut bytes, &[], None, 1, b"garbage", 1 << 31);
+    let crc = bytes.len() - 1;
+    bytes[crc] ^= 0x01;
+    bytes.extend_from_slice(&[0xff; 7]);
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("t"), &bytes).unwrap();
+    let log = FileLog::new(dir.path());
+    assert_eq!(read_all(&log, vec![]).await, except(&[]));
+    let next = log.produce(produced(1)).await.unwrap().offset;
+    let room = (bytes.len() - garbage_at).div_ceil(10) as u64;
+    assert!(
+        (RECORDS..=RECORDS + room).contains(&next),
+        "offset {next}: beyond what the damaged bytes can hold"
+    );
+}
+
+/// A damaged record at the end of a compacted history, then an intact one out of reach
+/// of the record before the damage, then another damaged record: the intact record may
+/// have been read, so the next offset passes it (and, confirmed by it, it is read).
+#[tokio::test]
+async fn a_record_held_back_at_the_end_of_a_history_never_makes_offsets_repeat() {
+    let mut history = Vec::new();
+    let mut starts = Vec::new();
+    for o in [3u64, 40, 500, 900] {
+        starts.push(history.len());
+        record::encode(&mut history, &[], None, o, b"kept value", o);
+    }
+    // In the values: the checksums fail, the framing holds.
+    history[starts[1] + 8] ^= 0x01;
+    history[starts[3] + 8] ^= 0x01;
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("t.history"), &history).unwrap();
+    let log = FileLog::new(dir.path());
+    let next = log.produce(produced(1)).await.unwrap().offset;
+    assert!(next > 900, "offset {next} may have been seen before");
+    assert_eq!(read_all(&log, vec![]).await, [3, 500, next]);
+}

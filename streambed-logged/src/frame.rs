@@ -161,6 +161,30 @@ impl Framer {
         self.last = self.last.max(last);
     }
 
+    /// At the end of a file that will not grow (a history), whose damage up to the end
+    /// holds a record nothing confirmed yet: confirms it if the first record of the next
+    /// file, `next_first`, has a greater offset (its order is confirmed then, as by a
+    /// record after it in the same file). Answers whether it did: the framer then goes on
+    /// in this file from that record.
+    pub(crate) fn confirm_held_back(&mut self, next_first: Option<Offset>) -> bool {
+        match self.unconfirmed {
+            Some((pos, offset)) if next_first.is_some_and(|first| first > offset) => {
+                self.confirmed_at = Some(pos);
+                self.resume = None;
+                self.base = pos;
+                self.start = 0;
+                self.end = 0;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The offset of a record held back at the end of the file, if any.
+    pub(crate) fn held_back(&self) -> Option<Offset> {
+        self.unconfirmed.map(|(_, offset)| offset)
+    }
+
     /// The greatest offset framed so far (or given to [`Framer::after`]).
     pub(crate) fn last(&self) -> Option<Offset> {
         self.last
@@ -212,8 +236,9 @@ impl Framer {
                     }
                     None if at_eof => {
                         // A record held back is looked at again once the file grows: what
-                        // is appended may confirm it.
-                        if let Some((pos, _)) = self.unconfirmed.take() {
+                        // is appended may confirm it (or the next file's first record, see
+                        // `confirm_held_back`).
+                        if let Some((pos, _)) = self.unconfirmed {
                             self.resume = Some(pos);
                         }
                         Step::End(Tail::Damaged {
