@@ -420,7 +420,9 @@ fn history_end<'a>(
 }
 
 /// Opens the active file for appending, cutting off a torn tail first (damage elsewhere
-/// stays where it is, to be skipped), and brings the index up to date with the log.
+/// stays where it is, to be skipped), and brings the index up to date with the log. The
+/// next offset passes every offset readers may have seen: the last intact one, those
+/// damaged ends may hold, and a cut torn record's.
 pub(crate) fn recover_for_writing(
     paths: &TopicPaths,
     buf_size: usize,
