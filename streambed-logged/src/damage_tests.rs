@@ -772,3 +772,30 @@ async fn a_record_held_back_at_the_end_of_a_history_never_makes_offsets_repeat()
     assert!(next > 900, "offset {next} may have been seen before");
     assert_eq!(read_all(&log, vec![]).await, [3, 500, next]);
 }
+
+/// Found by the framer's property test: the first record's length flipped to claim more
+/// bytes than the file holds, then an intact record whose offset jumps, then a damaged
+/// one. The file looked like one torn write from its start, and recovery cut it off,
+/// intact record included. An intact record after it makes it damage, kept in place.
+#[tokio::test]
+async fn an_intact_record_after_a_length_flipped_past_the_end_is_never_cut_off() {
+    let mut active = Vec::new();
+    let mut starts = Vec::new();
+    for o in [3u64, 40, 41] {
+        starts.push(active.len());
+        record::encode(&mut active, &[], None, o, b"kept value", o);
+    }
+    // Version, header count, timestamp tag, key: the value's length, now past the end.
+    assert_eq!(active[starts[0] + 4], 10);
+    active[starts[0] + 4] = 0x7f;
+    active[starts[2] + 8] ^= 0x01;
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("t"), &active).unwrap();
+    let log = FileLog::new(dir.path());
+    assert_eq!(read_all(&log, vec![]).await, [40]);
+    let next = log.produce(produced(1)).await.unwrap().offset;
+    assert!(next > 41, "offset {next} may have been seen before");
+    assert_eq!(read_all(&log, vec![]).await, [40, next]);
+    let on_disk = fs::read(dir.path().join("t")).unwrap();
+    assert_eq!(&on_disk[..active.len()], &active[..], "damage destroyed");
+}

@@ -278,7 +278,13 @@ impl Framer {
                         self.go_to(to);
                         return Step::Damaged { from, to };
                     }
-                    self.unconfirmed = None;
+                    if self.unconfirmed.is_some() {
+                        // An intact record follows, in no confirmed order: these bytes are
+                        // damage rather than a torn write, which would be cut off with it.
+                        self.damage = Some(from);
+                        self.go_to(from + 1);
+                        continue;
+                    }
                     self.start = at;
                     return Step::End(Tail::Torn { at: from });
                 }
@@ -350,12 +356,13 @@ impl Framer {
                             self.start = i;
                             return None;
                         }
-                        // Decided once the bytes after it are complete.
-                        Decoded::Incomplete => {
-                            pending.get_or_insert(i);
+                        // More damage after it (or, inside what may be a torn record, a
+                        // torn record): its order is not known yet.
+                        _ => {
+                            if let Some(held) = self.hold_back(pos, offset) {
+                                return Some(held);
+                            }
                         }
-                        // More damage after it: its order is not known yet.
-                        _ => self.hold_back(pos, offset),
                     }
                 }
                 Decoded::Incomplete if !at_eof => {
@@ -394,10 +401,21 @@ impl Framer {
     }
 
     /// Keeps the record at `pos` with `offset` until something confirms or disproves it.
-    /// Of two, the lower offset: a higher one after it cannot be in order with it.
-    fn hold_back(&mut self, pos: u64, offset: Offset) {
-        if self.unconfirmed.is_none_or(|(_, held)| offset < held) {
-            self.unconfirmed = Some((pos, offset));
+    /// Of two, the lower offset: the one before cannot be in order with it. A greater
+    /// offset confirms the order of the record held back: answers where that one starts.
+    fn hold_back(&mut self, pos: u64, offset: Offset) -> Option<u64> {
+        match self.unconfirmed {
+            Some((held, held_offset)) if held_offset < offset => {
+                self.unconfirmed = None;
+                self.confirmed_at = None;
+                Some(held)
+            }
+            // The same record, met again after reading on (or an equal offset: the first).
+            Some((_, held_offset)) if held_offset == offset => None,
+            _ => {
+                self.unconfirmed = Some((pos, offset));
+                None
+            }
         }
     }
 
@@ -589,5 +607,127 @@ mod tests {
                 "Clean { at: 44 }".replace("44", &(2 * at).to_string())
             ]
         );
+    }
+
+    mod damaged_files {
+        //! Files of records whose offsets rise with gaps (as a compacted history's do), with
+        //! a few damaged records: every other record is framed, in order, and nothing else.
+
+        use proptest::prelude::*;
+
+        use super::*;
+
+        #[derive(Debug, Clone)]
+        struct Case {
+            /// Offset gap before each record and its value's length and seed.
+            records: Vec<(u64, usize, u8)>,
+            /// (record, byte within it as a fraction of 256, mask) to flip.
+            flips: Vec<(usize, u8, u8)>,
+            buf_size: usize,
+        }
+
+        fn case() -> impl Strategy<Value = Case> {
+            (
+                prop::collection::vec(
+                    (
+                        prop_oneof![Just(1u64), 1..5u64, 1..2000u64],
+                        0..300usize,
+                        any::<u8>(),
+                    ),
+                    1..40,
+                ),
+                prop::collection::vec((any::<usize>(), any::<u8>(), 1..=255u8), 1..4),
+                64..512usize,
+            )
+                .prop_map(|(records, flips, buf_size)| Case {
+                    records,
+                    flips,
+                    buf_size,
+                })
+        }
+
+        fn value(len: usize, seed: u8) -> Vec<u8> {
+            let mut x = u32::from(seed).wrapping_mul(2_654_435_761) | 1;
+            (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 17;
+                    x ^= x << 5;
+                    (x >> 24) as u8
+                })
+                .collect()
+        }
+
+        fn check(case: &Case) {
+            let mut bytes = Vec::new();
+            let mut records = Vec::new();
+            let mut offset = 0u64;
+            for &(gap, len, seed) in &case.records {
+                offset += gap;
+                let start = bytes.len();
+                encode(&mut bytes, &[], None, offset, &value(len, seed), offset);
+                records.push((offset, start, bytes.len()));
+            }
+            let mut damaged = vec![false; records.len()];
+            for &(which, at, mask) in &case.flips {
+                let which = which % records.len();
+                let (_, from, to) = records[which];
+                let pos = from + (to - from) * usize::from(at) / 256;
+                bytes[pos] ^= mask;
+                damaged[which] = true;
+            }
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("t");
+            std::fs::write(&path, &bytes).unwrap();
+            let file = File::open(&path).unwrap();
+            let mut framer = Framer::new(0, case.buf_size, 4096);
+            let mut framed = Vec::new();
+            loop {
+                match framer.next(&file).unwrap() {
+                    Frame::Record { view, pos, .. } => framed.push((view.offset, pos)),
+                    Frame::Damaged { .. } => {}
+                    Frame::End(_) => break,
+                }
+            }
+            let intact: Vec<(u64, u64)> = records
+                .iter()
+                .zip(&damaged)
+                .filter(|(_, d)| !**d)
+                .map(|((o, from, _), _)| (*o, *from as u64))
+                .collect();
+            // Nothing but intact records, at their places, in order.
+            for f in &framed {
+                assert!(intact.contains(f), "framed {f:?}, not an intact record");
+            }
+            assert!(framed.windows(2).all(|w| w[0].0 < w[1].0), "{framed:?}");
+            // Every intact record, but (a known limit) the last intact one when damage
+            // follows it up to the end and its offset jumps from an intact one before.
+            let last_intact = records.iter().zip(&damaged).rposition(|(_, d)| !*d);
+            let damage_follows = last_intact.is_some_and(|i| i + 1 < records.len());
+            for (i, (rec, d)) in records.iter().zip(&damaged).enumerate() {
+                if *d || framed.contains(&(rec.0, rec.1 as u64)) {
+                    continue;
+                }
+                let limit =
+                    Some(i) == last_intact && damage_follows && framed.iter().any(|f| f.0 < rec.0);
+                assert!(
+                    limit,
+                    "intact record {rec:?} not framed: {framed:?}, damaged {damaged:?}"
+                );
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig {
+                cases: std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(256),
+                failure_persistence: None,
+                ..ProptestConfig::default()
+            })]
+
+            #[test]
+            fn every_intact_record_of_a_file_with_gaps_and_damage_is_framed_in_order(case in case()) {
+                check(&case);
+            }
+        }
     }
 }
