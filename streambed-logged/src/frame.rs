@@ -16,12 +16,12 @@
 //!   file (or, after damage, a torn record that ends it).
 //!
 //! A candidate that is neither (its offset jumps, as a compacted history's do, and more
-//! damage follows it) is held back rather than dropped: it is read once a later confirmed
-//! candidate has a greater offset (its order is then confirmed), or at the end of the file
-//! when nothing intact comes before it. A later confirmed candidate with a lower offset
-//! disproves it. The offset a damaged record still claims is never trusted for this: its
-//! bytes may be anything. After a resynchronisation, offsets must rise: a record that does
-//! not is damage too.
+//! damage follows it) is held back rather than dropped: it is read once a later candidate
+//! has a greater offset (its order is then confirmed; in a history, the next file's first
+//! record counts, see [`Framer::confirm_held_back`]), or at the end of the file when nothing
+//! intact comes before it. A later candidate with a lower offset disproves it. The offset
+//! a damaged record still claims is never trusted for this: its bytes may be anything.
+//! After a resynchronisation, offsets must rise: a record that does not is damage too.
 //!
 //! Known limits of the format (a record has no marker that bytes inside a value cannot
 //! hold):
@@ -37,7 +37,8 @@
 //!
 //! A file that ends inside a record (a *torn* tail, from a crash during a write, or a
 //! write still under way) is told apart from damage: its last bytes are a prefix of a
-//! record and no intact record follows them.
+//! record and no intact record follows them (not even one held back: a writer cuts a torn
+//! tail off, and must never cut an intact record with it).
 
 use std::{fs::File, io};
 
@@ -110,6 +111,9 @@ pub(crate) struct Framer {
     resynced: bool,
     /// Where to read again after the end, when that is before what is buffered.
     resume: Option<u64>,
+    /// Where a record that looked torn began, when an intact record after it made it
+    /// damage: a writer may still be writing it, so it is framed afresh next time.
+    undecided: Option<u64>,
     /// The position last read again from the file before being called damaged.
     rechecked: Option<u64>,
 }
@@ -132,6 +136,7 @@ impl Framer {
             confirmed_at: None,
             resynced: false,
             resume: None,
+            undecided: None,
             rechecked: None,
         }
     }
@@ -151,6 +156,7 @@ impl Framer {
         self.confirmed_at = None;
         self.resynced = false;
         self.resume = None;
+        self.undecided = None;
         self.rechecked = None;
     }
 
@@ -230,6 +236,7 @@ impl Framer {
                 return match self.resync(from, at_eof, true) {
                     Some(to) => {
                         self.damage = None;
+                        self.undecided = None;
                         self.resynced = true;
                         self.go_to(to);
                         Step::Damaged { from, to }
@@ -240,6 +247,11 @@ impl Framer {
                         // `confirm_held_back`).
                         if let Some((pos, _)) = self.unconfirmed {
                             self.resume = Some(pos);
+                        }
+                        if let Some(at) = self.undecided.take() {
+                            self.damage = None;
+                            self.unconfirmed = None;
+                            self.resume = Some(at);
                         }
                         Step::End(Tail::Damaged {
                             from,
@@ -282,6 +294,7 @@ impl Framer {
                         // An intact record follows, in no confirmed order: these bytes are
                         // damage rather than a torn write, which would be cut off with it.
                         self.damage = Some(from);
+                        self.undecided = Some(from);
                         self.go_to(from + 1);
                         continue;
                     }
@@ -347,8 +360,8 @@ impl Framer {
                             return Some(self.confirmed(pos, offset))
                         }
                         // After damage, only a torn record follows it: the writer cuts
-                        // that, and this record must not become damage then. (Inside a
-                        // torn record, it is more likely part of that record's value.)
+                        // that, and this record must not become damage then. (Inside what
+                        // may be a torn record, it is held back instead.)
                         Decoded::Incomplete if at_eof && after_damage => {
                             return Some(self.confirmed(pos, offset))
                         }
@@ -605,6 +618,38 @@ mod tests {
             [
                 format!("1 at {at}"),
                 "Clean { at: 44 }".replace("44", &(2 * at).to_string())
+            ]
+        );
+    }
+
+    #[test]
+    fn a_record_being_written_whose_value_holds_a_record_is_read_once_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t");
+        let first = record(0, 10);
+        let mut inner = Vec::new();
+        encode(&mut inner, &[], None, 1, b"inner", 5);
+        let mut value = inner.clone();
+        value.extend_from_slice(&[b'w'; 40]);
+        let mut second = Vec::new();
+        encode(&mut second, &[], None, 1, &value, 1);
+        // A reader in another process sees the write half done: the inner record and
+        // some of the bytes after it.
+        let half = second.len() - 20;
+        std::fs::write(&path, [&first[..], &second[..half]].concat()).unwrap();
+        let file = File::open(&path).unwrap();
+        let mut framer = Framer::new(0, 64, 4096);
+        let seen = frames(&mut framer, &file);
+        assert_eq!(seen[0], "0 at 0");
+        assert!(!seen.iter().any(|f| f.starts_with("5 at")), "{seen:?}");
+        let writer = OpenOptions::new().append(true).open(&path).unwrap();
+        (&writer).write_all(&second[half..]).unwrap();
+        let at = first.len();
+        assert_eq!(
+            frames(&mut framer, &file),
+            [
+                format!("1 at {at}"),
+                format!("Clean {{ at: {} }}", at + second.len())
             ]
         );
     }
