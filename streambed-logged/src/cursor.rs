@@ -102,17 +102,22 @@ impl Cursor {
         let active = opened.back().filter(|f| f.kind == FileKind::Active);
         if let (Some(last), Some(active)) = (self.last, active) {
             let target = last.saturating_add(1);
-            let first = files::first_offset(&active.file, limit).ok().flatten();
+            let (first, starts_damaged) =
+                files::first_record(&active.file, limit).unwrap_or((None, false));
             if first.is_some_and(|first| first <= target) {
                 // Everything still to read is in the active file: use its index.
-                if let Some(entry) = IndexReader::open(&paths.index)
+                let entry = IndexReader::open(&paths.index)
                     .and_then(|index| index.floor(target))
-                    .filter(|entry| entry_matches(&active.file, *entry, limit))
-                {
+                    .filter(|entry| entry_matches(&active.file, *entry, limit));
+                if let Some(entry) = entry {
                     start = entry.pos;
                 }
-                while opened.len() > 1 {
-                    opened.pop_front();
+                // Damage at the start of the file is framed after the offsets of the files
+                // before it, as every other reader frames it: read them too then.
+                if entry.is_some() || !starts_damaged {
+                    while opened.len() > 1 {
+                        opened.pop_front();
+                    }
                 }
             }
         }
@@ -190,6 +195,17 @@ impl Cursor {
                         Tail::Torn { at: from } | Tail::Damaged { from, .. } => {
                             let to = current.file.metadata().map_or(from, |m| m.len());
                             self.shared.damage.report(path, &current.file, from, to);
+                        }
+                    }
+                    if self.framer.held_back().is_some() {
+                        // A record held back at the end of this file: the next file's first
+                        // record may confirm its order.
+                        let next_first = self.files.get(1).and_then(|next| {
+                            let limit = self.inner.config.max_record_size;
+                            files::first_offset(&next.file, limit).ok().flatten()
+                        });
+                        if self.framer.confirm_held_back(next_first) {
+                            continue;
                         }
                     }
                     self.files.pop_front();

@@ -23,7 +23,7 @@ use crate::{
     damage::DamageLog,
     frame::{Frame, Framer, Tail, MIN_RECORD_LEN},
     index::{entry_matches, read_at, Entry, IndexReader, IndexWriter},
-    record::claimed_offset,
+    record::claimed,
     topic_name::TopicPaths,
 };
 
@@ -129,13 +129,21 @@ pub(crate) fn scan(
 
 /// The offset of the first intact record of a file.
 pub(crate) fn first_offset(file: &File, limit: usize) -> io::Result<Option<Offset>> {
+    Ok(first_record(file, limit)?.0)
+}
+
+/// The offset of the first intact record of a file, as found without the offsets of the
+/// files before it, and whether damage comes before it (then those offsets may change
+/// which record comes first).
+pub(crate) fn first_record(file: &File, limit: usize) -> io::Result<(Option<Offset>, bool)> {
     // Room for the largest record allowed, so a large first record is read at once.
     let mut framer = Framer::new(0, limit, limit);
+    let mut damaged = false;
     loop {
         match framer.next(file)? {
-            Frame::Record { view, .. } => return Ok(Some(view.offset)),
-            Frame::Damaged { .. } => {}
-            Frame::End(_) => return Ok(None),
+            Frame::Record { view, .. } => return Ok((Some(view.offset), damaged)),
+            Frame::Damaged { .. } => damaged = true,
+            Frame::End(_) => return Ok((None, damaged)),
         }
     }
 }
@@ -157,21 +165,17 @@ pub(crate) struct DamagedEnd<'a> {
 }
 
 /// Offsets that damaged ends of files after the last intact record `last` may have held:
-/// as many as their bytes have room for, or up to the offset a damaged record still claims
-/// if that is further (a compacted history has gaps between offsets). Counted from the
-/// topic's `last`, once known, never from a file's own: a file with no intact record does
-/// not start its offsets at 0.
+/// as many as their bytes have room for, or up to the greatest offset the records there
+/// still claim if that is further (a compacted history has gaps between offsets). Counted
+/// from the topic's `last`, once known, never from a file's own: a file with no intact
+/// record does not start its offsets at 0.
 fn reserved_by(ends: &[DamagedEnd<'_>], last: Option<Offset>, limit: usize) -> u64 {
     let first = last.map_or(0, |l| l.saturating_add(1));
     let mut by_size = 0u64;
     let mut by_claim = 0;
-    for &DamagedEnd { file, from, to } in ends {
-        by_size = by_size.saturating_add((to - from).div_ceil(MIN_RECORD_LEN));
-        let mut head = vec![0u8; usize::try_from(to - from).unwrap_or(limit).min(limit)];
-        let claimed = read_at(file, &mut head, from)
-            .ok()
-            .and_then(|n| claimed_offset(&head[..n], limit));
-        let claim = claimed
+    for end in ends {
+        by_size = by_size.saturating_add((end.to - end.from).div_ceil(MIN_RECORD_LEN));
+        let claim = claimed_by(end, limit)
             .filter(|c| *c >= first && c - first <= MAX_CLAIMED_JUMP)
             .map_or(0, |c| c - first + 1);
         by_claim = by_claim.max(claim);
@@ -179,9 +183,36 @@ fn reserved_by(ends: &[DamagedEnd<'_>], last: Option<Offset>, limit: usize) -> u
     by_size.max(by_claim)
 }
 
+/// The greatest offset that the records of a damaged end claim, if its bytes frame as
+/// records (checksums aside) from its start exactly to its end, within `limit` bytes in
+/// all: bytes that merely parse as a record somewhere (random bytes can) confirm nothing.
+fn claimed_by(end: &DamagedEnd<'_>, limit: usize) -> Option<Offset> {
+    let len = usize::try_from(end.to - end.from)
+        .ok()
+        .filter(|l| *l <= limit)?;
+    let mut bytes = vec![0u8; len];
+    let n = read_at(end.file, &mut bytes, end.from).ok()?;
+    let mut rest = &bytes[..n];
+    let mut greatest = None;
+    while !rest.is_empty() {
+        let (offset, len) = claimed(rest, limit)?;
+        greatest = greatest.max(Some(offset));
+        rest = &rest[len..];
+    }
+    greatest.filter(|_| n == len)
+}
+
 /// The furthest a damaged record's claimed offset is believed: further than this, the
 /// claim is more likely damage than a record.
 const MAX_CLAIMED_JUMP: u64 = 1 << 32;
+
+/// Offsets skipped after a torn record is cut off. A torn record is the last bytes of the
+/// active file, a prefix of one record with nothing intact after it (an intact record after
+/// it would make it damage), so it held at most one offset. Readers may have read that
+/// offset: from the page cache, in another process, before a crash tore the write on disk;
+/// or before a flipped length or tag made a whole record look cut short. It is never given
+/// out again; a clean crash costs a gap of one offset.
+const TORN_RESERVES: u64 = 1;
 
 /// What a scan for the end of a file found.
 #[derive(Clone, Copy, Debug)]
@@ -190,6 +221,17 @@ pub(crate) struct FileEnd {
     pub(crate) last: Option<Offset>,
     /// How the file ends after it; never torn for a history, which is written whole.
     pub(crate) tail: Tail,
+    /// Whether damage comes before its first record: what the framer takes for records
+    /// after it then depends on the offsets of the files before (see [`Framer::after`]).
+    pub(crate) starts_damaged: bool,
+}
+
+/// What [`scan_to_end`] found: the last intact offset, how the file ends, and whether
+/// damage came before the first record.
+struct Scanned {
+    last: Option<Offset>,
+    tail: Tail,
+    starts_damaged: bool,
 }
 
 /// Frames `file` from the index entry `start` (or its beginning) to its end, reporting
@@ -205,24 +247,34 @@ fn scan_to_end(
     limit: usize,
     damage: &DamageLog,
     mut on_record: impl FnMut(Offset, u64),
-) -> io::Result<(Option<Offset>, Tail)> {
+) -> io::Result<Scanned> {
     let mut last = start.map(|e| e.offset);
     let mut framer = Framer::new(start.map_or(0, |e| e.pos), buf_size, limit);
     framer.after(before);
+    let mut starts_damaged = None;
     let tail = loop {
         match framer.next(file)? {
             Frame::Record { view, pos, .. } => {
+                starts_damaged.get_or_insert(false);
                 last = last.max(Some(view.offset));
                 on_record(view.offset, pos);
             }
-            Frame::Damaged { from, to } => damage.report(path, file, from, to),
+            Frame::Damaged { from, to } => {
+                starts_damaged.get_or_insert(true);
+                damage.report(path, file, from, to);
+            }
             Frame::End(tail) => break tail,
         }
     };
     if let Tail::Damaged { from, to } = tail {
+        starts_damaged.get_or_insert(true);
         damage.report(path, file, from, to);
     }
-    Ok((last, tail))
+    Ok(Scanned {
+        last,
+        tail,
+        starts_damaged: starts_damaged.unwrap_or(false),
+    })
 }
 
 /// How a file ends, using the index for the active file. Damage is reported to `damage`.
@@ -241,7 +293,11 @@ pub(crate) fn file_end(
         None
     };
     let path = path_of(paths, file.kind);
-    let (last, tail) = scan_to_end(
+    let Scanned {
+        last,
+        tail,
+        starts_damaged,
+    } = scan_to_end(
         path,
         &file.file,
         start,
@@ -261,7 +317,11 @@ pub(crate) fn file_end(
         }
         tail => tail,
     };
-    Ok(FileEnd { last, tail })
+    Ok(FileEnd {
+        last,
+        tail,
+        starts_damaged,
+    })
 }
 
 /// The offset of the last intact record of a file.
@@ -293,26 +353,30 @@ pub(crate) fn offsets_from_disk(
     let Some(beginning_offset) = beginning else {
         return Ok(None);
     };
-    // Newer files with bytes but no record found on their own: damage at their start may
-    // hide records that only the offsets before the file show to be in reach.
-    let mut unseeded = Vec::new();
+    // Subscribers frame each file after the offsets of the files before it. That changes
+    // what a file holds only where damage comes before its first record, so the newest
+    // file is framed on its own first, and the files before it only when it starts with
+    // damage (or holds no record): then newer files are framed again, in order, after them.
+    let mut to_seed = Vec::new();
+    let mut end_offset = None;
     for f in files.iter().rev() {
         let end = file_end(paths, f, None, buf_size, limit, damage)?;
-        if let Some(mut end_offset) = end.last {
-            for &newer in unseeded.iter().rev() {
-                let seeded = file_end(paths, newer, Some(end_offset), buf_size, limit, damage)?;
-                end_offset = seeded.last.unwrap_or(end_offset);
-            }
-            return Ok(Some(PartitionOffsets {
-                beginning_offset,
-                end_offset,
-            }));
+        if end.last.is_some() && !end.starts_damaged {
+            end_offset = end.last;
+            break;
         }
-        if !matches!(end.tail, Tail::Clean { .. }) {
-            unseeded.push(f);
+        if end.last.is_some() || !matches!(end.tail, Tail::Clean { .. }) {
+            to_seed.push(f);
         }
     }
-    Ok(None)
+    for &newer in to_seed.iter().rev() {
+        let seeded = file_end(paths, newer, end_offset, buf_size, limit, damage)?;
+        end_offset = end_offset.max(seeded.last);
+    }
+    Ok(end_offset.map(|end_offset| PartitionOffsets {
+        beginning_offset,
+        end_offset,
+    }))
 }
 
 /// The active file, ready to append to after recovery.
@@ -356,7 +420,9 @@ fn history_end<'a>(
 }
 
 /// Opens the active file for appending, cutting off a torn tail first (damage elsewhere
-/// stays where it is, to be skipped), and brings the index up to date with the log.
+/// stays where it is, to be skipped), and brings the index up to date with the log. The
+/// next offset passes every offset readers may have seen: the last intact one, those
+/// damaged ends may hold, and a cut torn record's.
 pub(crate) fn recover_for_writing(
     paths: &TopicPaths,
     buf_size: usize,
@@ -388,7 +454,7 @@ pub(crate) fn recover_for_writing(
         Some(entry) => IndexWriter::append_to(&paths.index, entry, modes)?,
         None => IndexWriter::create(&paths.index, modes)?,
     };
-    let (mut last, tail) = scan_to_end(
+    let Scanned { mut last, tail, .. } = scan_to_end(
         &paths.active,
         &file,
         start,
@@ -399,17 +465,21 @@ pub(crate) fn recover_for_writing(
         |offset, pos| index.note(offset, pos),
     )?;
     let mut damaged_ends = Vec::new();
+    // Offsets a torn record cut off may have held: see `TORN_RESERVES`.
+    let mut torn = 0;
     let len = match tail {
         Tail::Clean { at } => at,
         Tail::Torn { at } => {
             let len = file.metadata()?.len();
             warn!(
-                "Topic file {:?}: cutting off a torn record of {} bytes at byte {at}",
+                "Topic file {:?}: cutting off a torn record of {} bytes at byte {at}; its \
+                 offset is not given out again",
                 paths.active,
                 len - at,
             );
             file.set_len(at)?;
             file.sync_data()?;
+            torn = TORN_RESERVES;
             at
         }
         Tail::Damaged { from, to } => {
@@ -442,7 +512,8 @@ pub(crate) fn recover_for_writing(
     }
     let next = last
         .map_or(0, |l| l.saturating_add(1))
-        .saturating_add(reserved);
+        .saturating_add(reserved)
+        .saturating_add(torn);
     drop(damaged_ends);
     Ok(Recovered {
         file,

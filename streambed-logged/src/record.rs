@@ -208,11 +208,11 @@ pub(crate) fn decode_checked(bytes: &[u8], limit: usize) -> Option<RecordView<'_
     decode_inner(bytes, limit, false).ok().map(|(view, _)| view)
 }
 
-/// The offset a damaged record claims, when its fields still parse (only the checksum
-/// fails): a hint, never trusted alone, for how far offsets had gone.
-pub(crate) fn claimed_offset(bytes: &[u8], limit: usize) -> Option<Offset> {
+/// The offset a damaged record claims and the bytes it takes, when its fields still parse
+/// (only the checksum fails): a hint, never trusted alone, for how far offsets had gone.
+pub(crate) fn claimed(bytes: &[u8], limit: usize) -> Option<(Offset, usize)> {
     match decode_inner(bytes, limit, false) {
-        Ok((view, _)) => Some(view.offset),
+        Ok((view, len)) => Some((view.offset, len)),
         Err(_) => None,
     }
 }
