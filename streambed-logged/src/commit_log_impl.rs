@@ -95,11 +95,18 @@ impl CommitLog for FileLog {
         idle_timeout: Option<Duration>,
     ) -> Pin<Box<dyn Stream<Item = ConsumerRecord> + Send + 'a>> {
         watcher::ensure_started(&self.inner);
-        let streams: Vec<_> = subscriptions
+        let mut streams: Vec<_> = subscriptions
             .iter()
             .filter_map(|s| self.subscribe_topic(s, &offsets))
             .collect();
-        let merged = stream::select_all(streams);
+        // Merging costs a task of its own per record; one topic needs no merging.
+        let merged: Pin<Box<dyn Stream<Item = ConsumerRecord> + Send>> = match streams.pop() {
+            Some(only) if streams.is_empty() => only,
+            last => {
+                streams.extend(last);
+                Box::pin(stream::select_all(streams))
+            }
+        };
         match idle_timeout {
             None => Box::pin(merged),
             Some(idle) => Box::pin(stream::unfold(merged, move |mut merged| async move {

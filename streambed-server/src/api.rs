@@ -23,7 +23,7 @@ use futures_util::FutureExt;
 use serde::{Deserialize, Serialize};
 use streambed::{
     commit_log::{CommitLog, Topic},
-    kafka_api::{Consumer, ErrorReply, ProduceReply, ProduceRequest},
+    kafka_api::{write_consumer_record, Consumer, ErrorReply, ProduceReply, ProduceRequest},
 };
 use tokio::sync::{mpsc, watch};
 use tokio_stream::{wrappers::ReceiverStream, StreamExt};
@@ -526,6 +526,10 @@ struct Pump {
 /// What a consumer stream sends when idle: whitespace between JSON values, which readers skip.
 const HEARTBEAT: &[u8] = b"\n";
 
+/// Room beyond a chunk's size for the record that crosses it, so that a typical record
+/// does not make the chunk grow (and copy) at its very end.
+const CHUNK_SLACK: usize = 4096;
+
 impl Pump {
     /// Reads the log's subscription and sends its records as newline-terminated JSON, as
     /// many as are ready per chunk so that a burst costs one write, not one per record.
@@ -533,7 +537,6 @@ impl Pump {
     async fn run<CL: CommitLog>(mut self, log: CL, consumer: Consumer) {
         let mut records =
             log.scoped_subscribe(&self.group, consumer.offsets, consumer.subscriptions, None);
-        let mut chunk = Vec::new();
         loop {
             let idle = async {
                 match self.heartbeat {
@@ -557,26 +560,24 @@ impl Pump {
                 }
                 continue;
             };
+            let mut chunk = Vec::new();
             let mut next = Some(first);
             let mut records_in_chunk = 0;
             while let Some(record) = next.take() {
                 records_in_chunk += 1;
-                if let Err(error) = serde_json::to_writer(&mut chunk, &record) {
-                    log::error!(
-                        // Debug-quoted: a group name is the client's, and a newline in
-                        // it must not start a line that looks like another (an audit line).
-                        "consumer {:?}: record not expressible as JSON: {error}",
-                        self.group
-                    );
-                    return;
-                }
+                write_consumer_record(&mut chunk, &record);
                 chunk.push(b'\n');
                 if chunk.len() < self.chunk_size {
                     next = records.next().now_or_never().flatten();
+                    if records_in_chunk == 1 && next.is_some() {
+                        // A burst (history, most often): one allocation for the chunk
+                        // rather than a growing one; a lone live record stays small.
+                        chunk.reserve(self.chunk_size + CHUNK_SLACK - chunk.len());
+                    }
                 }
             }
             self.consumed.increment(records_in_chunk);
-            if !self.send(Bytes::from(std::mem::take(&mut chunk))).await {
+            if !self.send(Bytes::from(chunk)).await {
                 break;
             }
         }

@@ -11,6 +11,9 @@
 //!   [`ConsumerRecord`] values one after another;
 //! - any refusal → an [`ErrorReply`] with the refusal's status.
 //!
+//! A server streaming many records writes each with [`write_consumer_record`], which
+//! produces the bytes of the serde form without its cost.
+//!
 //! ```
 //! use streambed::{
 //!     commit_log::{ProducedOffset, ProducerRecord, Topic},
@@ -35,12 +38,15 @@
 //! assert_eq!(reply.offsets, vec![ProducedOffset { offset: 7 }]);
 //! ```
 
+mod record_json;
+
 use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 
 use crate::commit_log::ProducerRecord;
 pub use crate::commit_log::{Consumer, ConsumerRecord, PartitionOffsets, ProducedOffset};
+pub use record_json::write_consumer_record;
 
 /// The body of `POST /topics/<topic>`: `{"records": [...]}`. A client sends borrowed
 /// records; a server reads owned ones.
