@@ -127,7 +127,7 @@ const DEFAULT_MAX_TOKENS: usize = 10_000;
 const DEFAULT_VERIFY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How the server learns who a request acts for; give it to
-/// [`Server::identities`](crate::Server::identities). With identities on, every request
+/// [`Server::with_identities`](crate::Server::with_identities). With identities on, every request
 /// needs a principal: from its `Authorization: Bearer <token>` header when it has one
 /// (checked by the [`TokenVerifier`]), else from the client certificate its connection
 /// showed (mutual TLS); otherwise it gets 401 with `WWW-Authenticate: Bearer`.
