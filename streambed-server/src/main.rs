@@ -5,7 +5,6 @@ use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
 use clap::{ArgAction, Parser, ValueEnum};
 use streambed::commit_log::CommitLog;
 use streambed_server::{
-    audit,
     identity::Identities,
     memory::MemoryLog,
     policy::Policy,
@@ -15,6 +14,10 @@ use streambed_server::{
     Server, ServerConfig,
 };
 use tokio::net::TcpListener;
+
+mod stderr_log;
+
+use stderr_log::StderrLogger;
 
 /// Serves a streambed commit log over the Kafka HTTP API: GET
 /// /topics/<topic>/partitions/<partition>/offsets, POST /topics/<topic> and POST
@@ -238,8 +241,7 @@ enum Backend {
 fn main() -> ExitCode {
     let args = Args::parse();
     log::set_max_level(args.log_level);
-    let logger: &'static StderrLogger = Box::leak(Box::new(StderrLogger { audit: args.audit }));
-    if log::set_logger(logger).is_err() {
+    if log::set_logger(StderrLogger::install(args.audit)).is_err() {
         eprintln!("a logger is already installed");
     }
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
@@ -254,13 +256,16 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(args)) {
+    let code = match runtime.block_on(run(args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             log::error!("{error}");
             ExitCode::FAILURE
         }
-    }
+    };
+    // Audit lines still gathered in the logger.
+    log::logger().flush();
+    code
 }
 
 /// The identities and policy the flags ask for; `None` when identities are off, which only
@@ -589,32 +594,4 @@ async fn shutdown_signal() {
         _ = interrupt => log::info!("interrupted"),
         _ = terminate => log::info!("terminated"),
     }
-}
-
-/// Writes log messages to stderr, one a line; service managers add timestamps.
-struct StderrLogger {
-    /// Whether audit lines are written.
-    audit: bool,
-}
-
-impl log::Log for StderrLogger {
-    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
-        metadata.level() <= log::max_level() && (self.audit || metadata.target() != audit::TARGET)
-    }
-
-    fn log(&self, record: &log::Record<'_>) {
-        if self.enabled(record.metadata()) {
-            // Formatted first, then written at once: stderr is unbuffered, and writing the
-            // pieces one by one would cost a system call each (per request, for audit lines).
-            let line = format!(
-                "{:<5} {}: {}\n",
-                record.level(),
-                record.target(),
-                record.args()
-            );
-            let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes());
-        }
-    }
-
-    fn flush(&self) {}
 }
