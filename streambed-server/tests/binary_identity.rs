@@ -8,11 +8,13 @@
 #[path = "../../streambed-vault/tests/openbao/bao.rs"]
 mod bao;
 
+mod common;
+
 use std::{
-    io::{BufRead, BufReader, Read},
+    io::Read,
     os::unix::fs::PermissionsExt,
     path::Path,
-    process::{Child, ChildStderr, Command, Stdio},
+    process::{Command, Stdio},
     time::{Duration, SystemTime},
 };
 
@@ -22,7 +24,7 @@ use serde_json::{json, Value};
 use streambed::secret_store::SecretStore;
 use streambed_confidant::FileSecretStore;
 
-const PROGRAM: &str = env!("CARGO_BIN_EXE_streambed-server");
+use common::program::{Program, PROGRAM};
 
 const ROOT_SECRET: [u8; 16] = [4; 16];
 
@@ -32,29 +34,10 @@ const POLICY: &str = r#"{
   }
 }"#;
 
-/// A running server, killed when dropped.
-struct Running {
-    child: Child,
-    address: String,
-    output: String,
-    _stderr: BufReader<ChildStderr>,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Running {
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.address)
-    }
-
+impl Program {
     async fn produce(&self, token: Option<&str>, topic: &str) -> reqwest::Response {
         let mut request = reqwest::Client::new()
-            .post(self.url(&format!("/topics/{topic}")))
+            .post(self.endpoint(&format!("/topics/{topic}")))
             .json(&json!({ "records": [{
                 "topic": topic, "headers": [], "timestamp": null, "key": 0, "value": "AQ==",
                 "partition": 0
@@ -77,25 +60,8 @@ fn command(args: &[&str]) -> Command {
 }
 
 /// Starts the server with `args` and waits until it listens.
-fn start(args: &[&str]) -> Running {
-    let mut child = command(args).spawn().unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut output = String::new();
-    let address = loop {
-        let mut line = String::new();
-        let read = stderr.read_line(&mut line).unwrap();
-        assert_ne!(read, 0, "server exited early:\n{output}");
-        output.push_str(&line);
-        if let Some((_, address)) = line.trim_end().split_once("listening on ") {
-            break address.to_owned();
-        }
-    };
-    Running {
-        child,
-        address,
-        output,
-        _stderr: stderr,
-    }
+fn start(args: &[&str]) -> Program {
+    Program::spawn(command(args))
 }
 
 /// Runs the server with `args`, which must make it exit with failure; its stderr.
@@ -199,7 +165,7 @@ async fn the_binary_accepts_a_confidant_token_and_checks_every_topic_it_names() 
 
     let consume = |subscriptions: Value| {
         reqwest::Client::new()
-            .request(Method::POST, server.url("/consumers/g"))
+            .request(Method::POST, server.endpoint("/consumers/g"))
             .bearer_auth(&ann)
             .json(&json!({ "subscriptions": subscriptions }))
             .send()
@@ -208,7 +174,11 @@ async fn the_binary_accepts_a_confidant_token_and_checks_every_topic_it_names() 
     assert_eq!(mixed.await.unwrap().status(), StatusCode::FORBIDDEN);
     let allowed = consume(json!([{ "topic": "farm-a:readings" }]));
     assert_eq!(allowed.await.unwrap().status(), StatusCode::OK);
-    assert!(server.output.contains("identities on"), "{}", server.output);
+    assert!(
+        server.output().contains("identities on"),
+        "{}",
+        server.output()
+    );
 }
 
 #[tokio::test]
@@ -216,16 +186,7 @@ async fn the_binary_accepts_a_token_of_an_openbao_user() {
     let bao = bao::Bao::start().await;
     bao.enable_auth("userpass").await;
     bao.create_user("ann", "ann-pass", &["default"]).await;
-    let login: Value = reqwest::Client::new()
-        .post(bao.url.join("v1/auth/userpass/login/ann").unwrap())
-        .json(&json!({ "password": "ann-pass" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = login["auth"]["client_token"].as_str().unwrap().to_owned();
+    let token = common::userpass_token(&bao.url, "ann", "ann-pass").await;
 
     let dir = tempfile::tempdir().unwrap();
     let policy = write_policy(dir.path());
@@ -265,8 +226,8 @@ fn a_non_loopback_address_without_identities_is_refused() {
 #[test]
 fn open_data_serves_a_non_loopback_address_with_a_loud_warning() {
     let server = start(&["--listen", "0.0.0.0:0", "--open-data"]);
-    assert!(server.output.contains("WARN"), "{}", server.output);
-    assert!(server.output.contains("OPEN DATA"), "{}", server.output);
+    assert!(server.output().contains("WARN"), "{}", server.output());
+    assert!(server.output().contains("OPEN DATA"), "{}", server.output());
 }
 
 #[test]
@@ -288,9 +249,9 @@ fn tokens_over_plain_http_on_a_non_loopback_address_are_warned_about() {
         secret_file.to_str().unwrap(),
     ]);
     assert!(
-        server.output.contains("WARN") && server.output.contains("in clear"),
+        server.output().contains("WARN") && server.output().contains("in clear"),
         "{}",
-        server.output
+        server.output()
     );
 }
 

@@ -1,89 +1,16 @@
 //! The `streambed-server` program's operations and safety flags: `/health`, `/metrics`,
 //! audit lines on stderr, the provenance header and the quota flags.
 
-use std::{
-    io::{BufRead, BufReader},
-    net::SocketAddr,
-    process::{Child, Command, Stdio},
-    sync::{Arc, Mutex},
-    time::{Duration, Instant},
-};
+mod common;
+
+use std::{process::Command, time::Duration};
+
+use common::program::{Program, PROGRAM};
 
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
 
-const PROGRAM: &str = env!("CARGO_BIN_EXE_streambed-server");
-
-/// The program on a free loopback port with an in-memory log; its stderr lines are kept.
-/// Killed when dropped.
-struct Program {
-    child: Child,
-    address: SocketAddr,
-    stderr: Arc<Mutex<Vec<String>>>,
-}
-
 impl Program {
-    fn start(extra_args: &[&str]) -> Self {
-        let mut child = Command::new(PROGRAM)
-            .args([
-                "--listen",
-                "127.0.0.1:0",
-                "--worker-threads",
-                "1",
-                "--backend",
-                "memory",
-            ])
-            .args(extra_args)
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let mut seen = Vec::new();
-        let address = loop {
-            let line = lines
-                .next()
-                .unwrap_or_else(|| panic!("server exited before listening: {seen:?}"))
-                .unwrap();
-            if let Some((_, address)) = line.split_once("listening on ") {
-                break address.parse().unwrap();
-            }
-            seen.push(line);
-        };
-        let stderr = Arc::new(Mutex::new(seen));
-        let kept = stderr.clone();
-        std::thread::spawn(move || {
-            for line in lines.map_while(Result::ok) {
-                kept.lock().unwrap().push(line);
-            }
-        });
-        Self {
-            child,
-            address,
-            stderr,
-        }
-    }
-
-    fn endpoint(&self, path: &str) -> String {
-        format!("http://{}{path}", self.address)
-    }
-
-    /// Waits until stderr has a line for which `wanted` holds, and returns every line.
-    async fn stderr_until(&self, wanted: impl Fn(&str) -> bool) -> Vec<String> {
-        let started = Instant::now();
-        loop {
-            let lines = self.stderr.lock().unwrap().clone();
-            if lines.iter().any(|line| wanted(line)) {
-                return lines;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "no such line on stderr:\n{}",
-                lines.join("\n")
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
     async fn produce(&self, topic: &str, headers: Value) -> reqwest::Response {
         Client::new()
             .post(self.endpoint(&format!("/topics/{topic}")))
@@ -91,13 +18,6 @@ impl Program {
             .send()
             .await
             .unwrap()
-    }
-}
-
-impl Drop for Program {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -197,7 +117,7 @@ async fn audit_lines_escape_what_clients_chose_so_no_line_can_be_forged() {
         .unwrap();
     assert_eq!(stream.status(), StatusCode::OK);
     let lines = program
-        .stderr_until(|line| line.contains("\"event\":\"consume\""))
+        .lines_until(|line| line.contains("\"event\":\"consume\""))
         .await;
     let audit: Vec<&String> = lines
         .iter()
@@ -220,7 +140,7 @@ async fn audit_lines_escape_what_clients_chose_so_no_line_can_be_forged() {
 
     drop(stream);
     let lines = program
-        .stderr_until(|line| line.contains("stream ended"))
+        .lines_until(|line| line.contains("stream ended"))
         .await;
     assert!(
         lines.iter().all(|line| !line.starts_with("{\"event\"")),
@@ -252,7 +172,7 @@ async fn audit_false_keeps_audit_lines_off_stderr() {
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let lines = program.stderr.lock().unwrap().clone();
+    let lines = program.lines();
     assert!(
         lines.iter().all(|line| !line.contains(" audit: ")),
         "{lines:?}"

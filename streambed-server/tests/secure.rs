@@ -12,15 +12,11 @@
 #[path = "../../streambed-vault/tests/openbao/bao.rs"]
 mod bao;
 
-use std::{
-    io::{BufRead, BufReader},
-    os::unix::fs::PermissionsExt,
-    path::PathBuf,
-    process::{Child, Command, Stdio},
-    sync::mpsc,
-    time::Duration,
-};
+mod common;
 
+use std::{os::unix::fs::PermissionsExt, path::PathBuf, process::Command, time::Duration};
+
+use common::program::{Program, PROGRAM};
 use reqwest::{header, StatusCode};
 use serde_json::{json, Value};
 use streambed::{commit_log::CommitLog, secret_store::SecretStore};
@@ -30,8 +26,6 @@ use streambed_test::{
     pki::{Issued, TestCa},
     records::{read_topic, record},
 };
-
-const PROGRAM: &str = env!("CARGO_BIN_EXE_streambed-server");
 
 /// `ann` logs in with a token; `farm-a-sensor-7` shows a certificate.
 const POLICY: &str = r#"{
@@ -47,60 +41,7 @@ const PROVENANCE: &str = "streambed-principal";
 /// second, hardly refills during a test).
 const FAILURE_BURST: usize = 20;
 
-/// The program, running until dropped, with the lines it logs.
-struct Running {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    port: u16,
-}
-
-impl Running {
-    /// Starts the program with `args` on a free loopback port and waits until it listens.
-    fn start(args: &[&str]) -> Self {
-        let mut child = Command::new(PROGRAM)
-            .args(["--listen", "127.0.0.1:0", "--backend", "memory"])
-            .args(["--worker-threads", "1"])
-            .args(args)
-            .stdin(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = BufReader::new(child.stderr.take().unwrap());
-        let (send, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in stderr.lines().map_while(Result::ok) {
-                if send.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut running = Self {
-            child,
-            lines,
-            port: 0,
-        };
-        let line = running.wait_for("listening on ");
-        let address = line.split_once("listening on ").unwrap().1;
-        let address = address.split_whitespace().next().unwrap();
-        running.port = address.rsplit_once(':').unwrap().1.parse().unwrap();
-        running
-    }
-
-    /// The next line logged that contains `text` (panics after 20 s).
-    fn wait_for(&mut self, text: &str) -> String {
-        let mut seen = String::new();
-        loop {
-            match self.lines.recv_timeout(Duration::from_secs(20)) {
-                Ok(line) if line.contains(text) => return line,
-                Ok(line) => {
-                    seen.push_str(&line);
-                    seen.push('\n');
-                }
-                Err(error) => panic!("no line with {text:?} ({error}); logged:\n{seen}"),
-            }
-        }
-    }
-
+impl Program {
     /// The JSON of the next audit line that contains `text`.
     fn audit_line(&mut self, text: &str) -> Value {
         let line = self.wait_for(text);
@@ -108,17 +49,6 @@ impl Running {
             .split_once("audit: ")
             .unwrap_or_else(|| panic!("not an audit line: {line}"));
         serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {json}"))
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("https://localhost:{}{path}", self.port)
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -176,8 +106,12 @@ impl Pki {
     }
 
     /// The commit log client of the server, over HTTPS.
-    fn log(&self, server: &Running) -> KafkaRestCommitLog {
-        KafkaRestCommitLog::new(server.url("").parse().unwrap(), Some(self.trusted()), false)
+    fn log(&self, server: &Program) -> KafkaRestCommitLog {
+        KafkaRestCommitLog::new(
+            server.https_url("").parse().unwrap(),
+            Some(self.trusted()),
+            false,
+        )
     }
 }
 
@@ -232,7 +166,7 @@ async fn stamps(log: &KafkaRestCommitLog, topic: &str) -> Vec<String> {
 /// `KafkaRestCommitLog` with `token` over HTTPS: produces two records to an empty topic,
 /// reads them back stamped with `principal`, and the audit lines name it.
 async fn a_token_produces_and_consumes(
-    server: &mut Running,
+    server: &mut Program,
     pki: &Pki,
     token: &str,
     principal: &str,
@@ -301,7 +235,7 @@ async fn the_secure_set_up_with_a_confidant_token_a_client_certificate_and_prove
         secret_file.to_str().unwrap(),
     ];
     let args = secure_args(&pki, &policy, &tokens);
-    let mut server = Running::start(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let mut server = Program::start(&args.iter().map(String::as_str).collect::<Vec<_>>());
 
     a_token_produces_and_consumes(&mut server, &pki, &token, "ann").await;
 
@@ -326,13 +260,13 @@ async fn the_secure_set_up_with_a_confidant_token_a_client_certificate_and_prove
     // A certificate of the same CA whose subject the policy does not name: 403.
     let stranger = pki.client(Some(&pki.ca.client("farm-b-gateway")));
     let response = stranger
-        .post(server.url("/topics/farm-a:readings"))
+        .post(server.https_url("/topics/farm-a:readings"))
         .json(&one_record("farm-a:readings", json!([])))
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
-    let offsets = server.url("/topics/farm-a:readings/partitions/0/offsets");
+    let offsets = server.https_url("/topics/farm-a:readings/partitions/0/offsets");
     let response = stranger.get(&offsets).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
 
@@ -340,7 +274,7 @@ async fn the_secure_set_up_with_a_confidant_token_a_client_certificate_and_prove
     let forger = "eve\"}\n{\"event\":\"produce\",\"principal\":\"ann\"}";
     let forging = pki.client(Some(&pki.ca.client(forger)));
     let response = forging
-        .post(server.url("/topics/farm-a:readings"))
+        .post(server.https_url("/topics/farm-a:readings"))
         .json(&one_record("farm-a:readings", json!([])))
         .send()
         .await
@@ -373,7 +307,7 @@ async fn the_secure_set_up_with_a_confidant_token_a_client_certificate_and_prove
         }),
     ] {
         let response = with_token
-            .post(server.url("/consumers/g"))
+            .post(server.https_url("/consumers/g"))
             .bearer_auth(&token)
             .json(&consumer)
             .send()
@@ -388,7 +322,7 @@ async fn the_secure_set_up_with_a_confidant_token_a_client_certificate_and_prove
         json!([{ "key": "Streambed-Principal", "value": "b3BlcmF0b3I=" }]),
     );
     let response = with_token
-        .post(server.url("/topics/farm-a:readings"))
+        .post(server.https_url("/topics/farm-a:readings"))
         .bearer_auth(&token)
         .json(&forged)
         .send()
@@ -398,7 +332,7 @@ async fn the_secure_set_up_with_a_confidant_token_a_client_certificate_and_prove
 
     // Refusals by reason, and no principal nor topic, in /metrics (served to anyone).
     let metrics = anonymous
-        .get(server.url("/metrics"))
+        .get(server.https_url("/metrics"))
         .send()
         .await
         .unwrap()
@@ -455,16 +389,7 @@ async fn the_secure_set_up_with_a_token_of_an_openbao_user() {
     let bao = bao::Bao::start().await;
     bao.enable_auth("userpass").await;
     bao.create_user("ann", "ann-pass", &["default"]).await;
-    let login: Value = reqwest::Client::new()
-        .post(bao.url.join("v1/auth/userpass/login/ann").unwrap())
-        .json(&json!({ "password": "ann-pass" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = login["auth"]["client_token"].as_str().unwrap().to_owned();
+    let token = common::userpass_token(&bao.url, "ann", "ann-pass").await;
 
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::new();
@@ -476,13 +401,13 @@ async fn the_secure_set_up_with_a_token_of_an_openbao_user() {
         bao.url.as_str(),
     ];
     let args = secure_args(&pki, &policy, &tokens);
-    let mut server = Running::start(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let mut server = Program::start(&args.iter().map(String::as_str).collect::<Vec<_>>());
 
     a_token_produces_and_consumes(&mut server, &pki, &token, "ann").await;
 
     let client = pki.client(None);
     let response = client
-        .post(server.url("/topics/farm-b:readings"))
+        .post(server.https_url("/topics/farm-b:readings"))
         .bearer_auth(&token)
         .json(&one_record("farm-b:readings", json!([])))
         .send()
@@ -490,7 +415,7 @@ async fn the_secure_set_up_with_a_token_of_an_openbao_user() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
     let response = client
-        .get(server.url("/topics/farm-a:readings/partitions/0/offsets"))
+        .get(server.https_url("/topics/farm-a:readings/partitions/0/offsets"))
         .bearer_auth("hvs.not-a-token")
         .send()
         .await

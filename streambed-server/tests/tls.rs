@@ -3,13 +3,15 @@
 //! the handshake, plain HTTP told to use HTTPS, and a new certificate picked up on SIGHUP.
 #![cfg(unix)]
 
+mod common;
+
 use std::{
-    io::{BufRead, BufReader},
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
-    sync::mpsc,
+    process::Command,
     time::Duration,
 };
+
+use common::program::{Program, PROGRAM};
 
 use streambed::commit_log::CommitLog;
 use streambed_kafka::{ClientError, KafkaRestCommitLog};
@@ -17,87 +19,6 @@ use streambed_test::{
     pki::{Issued, TestCa},
     records::{read_topic, record},
 };
-
-const PROGRAM: &str = env!("CARGO_BIN_EXE_streambed-server");
-
-/// The program, running until dropped, with the lines it logs.
-struct Running {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    port: u16,
-}
-
-impl Running {
-    /// Starts the program with `args` on a free loopback port and waits until it listens.
-    fn start(args: &[&str]) -> Self {
-        let mut child = Command::new(PROGRAM)
-            .args([
-                "--listen",
-                "127.0.0.1:0",
-                "--backend",
-                "memory",
-                "--worker-threads",
-                "1",
-            ])
-            .args(args)
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = BufReader::new(child.stderr.take().unwrap());
-        let (send, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in stderr.lines().map_while(Result::ok) {
-                if send.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut running = Self {
-            child,
-            lines,
-            port: 0,
-        };
-        let line = running.wait_for("listening on ");
-        let address = line.split_once("listening on ").unwrap().1;
-        let address = address.split_whitespace().next().unwrap();
-        running.port = address.rsplit_once(':').unwrap().1.parse().unwrap();
-        running
-    }
-
-    /// The next line logged that contains `text` (panics after 20 s).
-    fn wait_for(&mut self, text: &str) -> String {
-        let mut seen = String::new();
-        loop {
-            match self.lines.recv_timeout(Duration::from_secs(20)) {
-                Ok(line) if line.contains(text) => return line,
-                Ok(line) => {
-                    seen.push_str(&line);
-                    seen.push('\n');
-                }
-                Err(error) => panic!("no line with {text:?} ({error}); logged:\n{seen}"),
-            }
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("https://localhost:{}", self.port)
-    }
-
-    fn signal(&self, signal: &str) {
-        let sent = Command::new("kill")
-            .args([signal, &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(sent.success());
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// A server certificate for localhost and a client CA from `ca`, written into `dir`.
 struct Files {
@@ -151,8 +72,11 @@ fn client(ca: &TestCa, issued: Option<&Issued>) -> reqwest::Client {
     client.build().unwrap()
 }
 
-async fn health(client: &reqwest::Client, server: &Running) -> reqwest::Result<u16> {
-    let url = format!("{}/topics/default:none/partitions/0/offsets", server.url());
+async fn health(client: &reqwest::Client, server: &Program) -> reqwest::Result<u16> {
+    let url = format!(
+        "{}/topics/default:none/partitions/0/offsets",
+        server.https_url("")
+    );
     Ok(client.get(url).send().await?.status().as_u16())
 }
 
@@ -203,10 +127,14 @@ async fn records_are_produced_and_consumed_over_https_with_a_client_certificate(
     let files = Files::write(&ca, dir.path());
     let mut args = files.args();
     args.push("--tls-require-client-cert");
-    let server = Running::start(&args);
-    let log = KafkaRestCommitLog::new(server.url().parse().unwrap(), Some(trusting(&ca)), false)
-        .with_client_identity(identity(&ca.client("farm-a-sensor-7")))
-        .unwrap();
+    let server = Program::start(&args);
+    let log = KafkaRestCommitLog::new(
+        server.https_url("").parse().unwrap(),
+        Some(trusting(&ca)),
+        false,
+    )
+    .with_client_identity(identity(&ca.client("farm-a-sensor-7")))
+    .unwrap();
     for key in 0..3 {
         let offset = log
             .produce(record("default:readings", key, format!("{key}")))
@@ -233,10 +161,10 @@ async fn the_client_arguments_name_the_ca_and_client_certificate_files() {
     let files = Files::write(&ca, dir.path());
     let mut args = files.args();
     args.push("--tls-require-client-cert");
-    let server = Running::start(&args);
+    let server = Program::start(&args);
     let (cert, key) = (dir.path().join("client.pem"), dir.path().join("client.key"));
     ca.client("gateway").write(&cert, &key).unwrap();
-    let url = server.url();
+    let url = server.https_url("");
     let args = CommitLogArgs::parse_from([
         "service",
         "--cl-server",
@@ -262,20 +190,12 @@ async fn the_listener_log_line_says_https_and_how_clients_are_verified() {
     let files = Files::write(&TestCa::new("ca"), dir.path());
     let mut args = files.args();
     args.push("--tls-require-client-cert");
-    let mut child = Command::new(PROGRAM)
-        .args(["--listen", "127.0.0.1:0", "--backend", "memory"])
-        .args(&args)
-        .stderr(Stdio::piped())
-        .spawn()
+    let server = Program::start(&args);
+    let line = server
+        .lines()
+        .into_iter()
+        .find(|l| l.contains("listening on "))
         .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    while !line.contains("listening on") {
-        line.clear();
-        assert_ne!(stderr.read_line(&mut line).unwrap(), 0, "exited early");
-    }
-    let _ = child.kill();
-    let _ = child.wait();
     assert!(
         line.contains("(https, client certificates required"),
         "{line}"
@@ -287,16 +207,20 @@ async fn a_client_certificate_from_another_ca_is_refused_at_the_handshake() {
     let dir = tempfile::tempdir().unwrap();
     let ca = TestCa::new("ours");
     let files = Files::write(&ca, dir.path());
-    let server = Running::start(&files.args());
+    let server = Program::start(&files.args());
     let stranger = TestCa::new("theirs").client("farm-a-sensor-7");
     assert!(health(&client(&ca, Some(&stranger)), &server)
         .await
         .is_err());
 
     // The Kafka client gives up at once, naming the certificate, rather than retrying.
-    let log = KafkaRestCommitLog::new(server.url().parse().unwrap(), Some(trusting(&ca)), false)
-        .with_client_identity(identity(&stranger))
-        .unwrap();
+    let log = KafkaRestCommitLog::new(
+        server.https_url("").parse().unwrap(),
+        Some(trusting(&ca)),
+        false,
+    )
+    .with_client_identity(identity(&stranger))
+    .unwrap();
     let error = tokio::time::timeout(
         Duration::from_secs(2),
         log.produce_with_cause(record("default:readings", 1, "x")),
@@ -325,9 +249,13 @@ async fn with_client_certificates_required_a_client_without_one_is_refused() {
     let files = Files::write(&ca, dir.path());
     let mut args = files.args();
     args.push("--tls-require-client-cert");
-    let server = Running::start(&args);
+    let server = Program::start(&args);
     assert!(health(&client(&ca, None), &server).await.is_err());
-    let log = KafkaRestCommitLog::new(server.url().parse().unwrap(), Some(trusting(&ca)), false);
+    let log = KafkaRestCommitLog::new(
+        server.https_url("").parse().unwrap(),
+        Some(trusting(&ca)),
+        false,
+    );
     let error = tokio::time::timeout(
         Duration::from_secs(2),
         log.offsets_with_cause("default:readings".into(), 0),
@@ -346,9 +274,9 @@ async fn plain_http_to_the_tls_port_is_told_to_use_https_and_https_goes_on() {
     let dir = tempfile::tempdir().unwrap();
     let ca = TestCa::new("ca");
     let files = Files::write(&ca, dir.path());
-    let server = Running::start(&files.args());
+    let server = Program::start(&files.args());
     let plain = reqwest::Client::new()
-        .get(format!("http://127.0.0.1:{}/health", server.port))
+        .get(format!("http://127.0.0.1:{}/health", server.address.port()))
         .send()
         .await
         .unwrap();
@@ -362,7 +290,7 @@ async fn a_new_certificate_is_used_by_new_connections_after_sighup_and_bad_files
     let dir = tempfile::tempdir().unwrap();
     let old_ca = TestCa::new("old");
     let files = Files::write(&old_ca, dir.path());
-    let mut server = Running::start(&files.args());
+    let mut server = Program::start(&files.args());
     let trusts_old = client(&old_ca, None);
     assert_eq!(health(&trusts_old, &server).await.unwrap(), 404);
 

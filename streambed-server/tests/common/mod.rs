@@ -1,6 +1,8 @@
 //! Starting and stopping servers on loopback for the tests.
 #![allow(dead_code)]
 
+pub mod program;
+
 use std::net::SocketAddr;
 
 use serde_json::json;
@@ -105,4 +107,22 @@ pub async fn subscribe(server: &TestServer, topic: &str) -> reqwest::Response {
         .send()
         .await
         .unwrap()
+}
+
+/// The token OpenBao (or Vault) at `vault` gives userpass user `user` logging in.
+pub async fn userpass_token(vault: &Url, user: &str, password: &str) -> String {
+    let login: serde_json::Value = reqwest::Client::new()
+        .post(
+            vault
+                .join(&format!("v1/auth/userpass/login/{user}"))
+                .unwrap(),
+        )
+        .json(&json!({ "password": password }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    login["auth"]["client_token"].as_str().unwrap().to_owned()
 }
