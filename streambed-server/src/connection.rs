@@ -133,9 +133,12 @@ mod tests {
         Tls::load(files).unwrap()
     }
 
-    /// Serves `router` on one loopback connection after another with `tls`; answers the
-    /// port.
-    async fn serve_connections(router: Router, tls: Tls) -> u16 {
+    /// Serves `who_am_i` on one loopback connection after another over TLS, with a server
+    /// certificate from `ca` and client certificates `clients`; answers the port.
+    async fn serve_connections(ca: &TestCa, clients: ClientCertificates) -> u16 {
+        let dir = tempfile::tempdir().unwrap();
+        let tls = tls(ca, dir.path(), clients);
+        let router = who_am_i();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let mut http = http1::Builder::new();
@@ -148,7 +151,7 @@ mod tests {
         });
         let (_stop, stopping) = watch::channel(false);
         tokio::spawn(async move {
-            let _stop = _stop;
+            let (_stop, _dir) = (_stop, dir);
             loop {
                 let (stream, address) = listener.accept().await.unwrap();
                 tokio::spawn(serve(
@@ -187,13 +190,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_handler_sees_the_common_name_of_the_verified_client_certificate() {
-        let dir = tempfile::tempdir().unwrap();
         let ca = TestCa::new("clients and server");
-        let port = serve_connections(
-            who_am_i(),
-            tls(&ca, dir.path(), ClientCertificates::Optional),
-        )
-        .await;
+        let port = serve_connections(&ca, ClientCertificates::Optional).await;
         let sensor = client(&ca, Some(&ca.client("farm-a-sensor-7")));
         assert_eq!(who(&sensor, port).await.unwrap(), "farm-a-sensor-7");
         // A second request on the same connection keeps its principal.
@@ -204,13 +202,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_certificate_from_another_ca_is_refused_at_the_handshake() {
-        let dir = tempfile::tempdir().unwrap();
         let ca = TestCa::new("ours");
-        let port = serve_connections(
-            who_am_i(),
-            tls(&ca, dir.path(), ClientCertificates::Optional),
-        )
-        .await;
+        let port = serve_connections(&ca, ClientCertificates::Optional).await;
         let stranger = TestCa::new("theirs").client("farm-a-sensor-7");
         let error = who(&client(&ca, Some(&stranger)), port).await.unwrap_err();
         assert!(error.is_connect() || error.is_request(), "{error:?}");
@@ -218,13 +211,8 @@ mod tests {
 
     #[tokio::test]
     async fn with_certificates_required_a_client_without_one_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
         let ca = TestCa::new("ca");
-        let port = serve_connections(
-            who_am_i(),
-            tls(&ca, dir.path(), ClientCertificates::Required),
-        )
-        .await;
+        let port = serve_connections(&ca, ClientCertificates::Required).await;
         assert!(who(&client(&ca, None), port).await.is_err());
         let sensor = client(&ca, Some(&ca.client("sensor-1")));
         assert_eq!(who(&sensor, port).await.unwrap(), "sensor-1");
@@ -234,13 +222,8 @@ mod tests {
     async fn a_client_that_never_completes_the_handshake_is_dropped_after_the_timeout() {
         use tokio::io::AsyncReadExt;
 
-        let dir = tempfile::tempdir().unwrap();
         let ca = TestCa::new("ca");
-        let port = serve_connections(
-            who_am_i(),
-            tls(&ca, dir.path(), ClientCertificates::Optional),
-        )
-        .await;
+        let port = serve_connections(&ca, ClientCertificates::Optional).await;
         let mut silent = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
         let mut buf = [0; 16];
         let read = tokio::time::timeout(Duration::from_secs(5), silent.read(&mut buf))

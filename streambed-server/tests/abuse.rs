@@ -6,14 +6,16 @@
 mod common;
 
 use std::{
-    io::{BufRead, BufReader},
     net::SocketAddr,
-    process::{Child, Command, Stdio},
-    sync::{Arc, Mutex},
+    ops::Deref,
+    process::Command,
     time::{Duration, Instant},
 };
 
-use common::TestServer;
+use common::{
+    program::{Program, PROGRAM},
+    TestServer,
+};
 use futures_util::StreamExt;
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
@@ -24,8 +26,6 @@ use tokio::{
     net::{TcpSocket, TcpStream},
     task::JoinSet,
 };
-
-const PROGRAM: &str = env!("CARGO_BIN_EXE_streambed-server");
 
 /// Lets this process (and the servers it starts) hold a few thousand sockets.
 fn raise_open_file_limit() {
@@ -57,9 +57,7 @@ fn memory_kib(pid: &str, field: &str) -> u64 {
 /// The server binary, started on a free loopback port over a file log in a temporary
 /// directory; its stderr lines are kept for inspection. Killed when dropped.
 struct ServerProcess {
-    child: Child,
-    address: SocketAddr,
-    stderr: Arc<Mutex<Vec<String>>>,
+    program: Program,
     _root: tempfile::TempDir,
 }
 
@@ -70,56 +68,24 @@ impl ServerProcess {
     fn start(extra_args: &[&str]) -> Self {
         raise_open_file_limit();
         let root = tempfile::tempdir().unwrap();
-        let mut child = Command::new(PROGRAM)
+        let mut command = Command::new(PROGRAM);
+        command
             .args(["--listen", "127.0.0.1:0", "--worker-threads", "2"])
             .arg("--root-path")
             .arg(root.path())
-            .args(extra_args)
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let address = loop {
-            let line = lines
-                .next()
-                .expect("server exited before listening")
-                .unwrap();
-            if let Some((_, address)) = line.split_once("listening on ") {
-                break address.parse().unwrap();
-            }
-        };
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let kept = stderr.clone();
-        std::thread::spawn(move || {
-            for line in lines.map_while(Result::ok) {
-                kept.lock().unwrap().push(line);
-            }
-        });
+            .args(extra_args);
         Self {
-            child,
-            address,
-            stderr,
+            program: Program::spawn(command),
             _root: root,
         }
     }
-
-    fn pid(&self) -> String {
-        self.child.id().to_string()
-    }
-
-    fn stderr_lines(&self) -> usize {
-        self.stderr.lock().unwrap().len()
-    }
-
-    fn endpoint(&self, path: &str) -> String {
-        format!("http://{}{path}", self.address)
-    }
 }
 
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+impl Deref for ServerProcess {
+    type Target = Program;
+
+    fn deref(&self) -> &Program {
+        &self.program
     }
 }
 
@@ -387,7 +353,7 @@ async fn a_consumer_naming_50000_subscriptions_or_offsets_gets_one_400_and_no_lo
             "at most 64 subscriptions",
         ),
     ];
-    let lines_before = server.stderr_lines();
+    let lines_before = server.line_count();
     for (consumer, message) in cases {
         let asked = Instant::now();
         let response = client
@@ -408,7 +374,7 @@ async fn a_consumer_naming_50000_subscriptions_or_offsets_gets_one_400_and_no_lo
             asked.elapsed()
         );
     }
-    assert_eq!(server.stderr_lines(), lines_before);
+    assert_eq!(server.line_count(), lines_before);
     let peak = memory_kib(&server.pid(), "VmHWM:");
     eprintln!("server peak RSS after 50,000-entry consumers: {peak} KiB");
 }
@@ -499,10 +465,10 @@ async fn asking_the_offsets_of_30000_distinct_topics_leaves_the_server_memory_bo
     // their state would be about 40 MB. The subscription test below names 100,000.
     // Quotas off: this is about the log's state, not about one client's share of it.
     let server = ServerProcess::start(UNLIMITED);
-    let pid = server.pid();
+    let (pid, address) = (server.pid(), server.address);
     let sweep = |from: usize, to: usize| async move {
         in_four_clients(from..to, |names| {
-            offsets_of_unknown_topics(server.address, names, 250)
+            offsets_of_unknown_topics(address, names, 250)
         })
         .await
         .into_iter()

@@ -1,15 +1,14 @@
 //! The `streambed-server` program itself: its help, its default file backend and its
 //! graceful exit on SIGTERM.
 
-use std::{
-    io::{BufRead, BufReader},
-    process::{Command, Stdio},
-};
+mod common;
+
+use std::process::Command;
+
+use common::program::{Program, PROGRAM};
 
 use streambed::commit_log::{CommitLog, ProducerRecord, Topic};
 use streambed_kafka::KafkaRestCommitLog;
-
-const PROGRAM: &str = env!("CARGO_BIN_EXE_streambed-server");
 
 #[test]
 fn help_documents_every_flag() {
@@ -50,31 +49,14 @@ fn help_documents_every_flag() {
 #[tokio::test]
 async fn the_server_keeps_records_in_its_directory_and_exits_cleanly_on_sigterm() {
     let root = tempfile::tempdir().unwrap();
-    let mut server = Command::new(PROGRAM)
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--worker-threads",
-            "1",
-            "--root-path",
-        ])
-        .arg(root.path())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(server.stderr.take().unwrap());
-    let mut output = String::new();
-    let address = loop {
-        let mut line = String::new();
-        let read = stderr.read_line(&mut line).unwrap();
-        assert_ne!(read, 0, "server exited early:\n{output}");
-        output.push_str(&line);
-        if let Some((_, address)) = line.trim_end().split_once("listening on ") {
-            break address.to_owned();
-        }
-    };
+    let mut command = Command::new(PROGRAM);
+    command
+        .args(["--listen", "127.0.0.1:0", "--worker-threads", "1"])
+        .arg("--root-path")
+        .arg(root.path());
+    let server = Program::spawn(command);
 
-    let log = KafkaRestCommitLog::new(format!("http://{address}").parse().unwrap(), None, false);
+    let log = KafkaRestCommitLog::new(server.endpoint("").parse().unwrap(), None, false);
     let record = ProducerRecord {
         topic: Topic::from("default:kept"),
         headers: vec![],
@@ -86,15 +68,14 @@ async fn the_server_keeps_records_in_its_directory_and_exits_cleanly_on_sigterm(
     assert_eq!(log.produce(record).await.unwrap().offset, 0);
     assert!(std::fs::read_dir(root.path()).unwrap().next().is_some());
 
-    let killed = Command::new("kill")
-        .args(["-TERM", &server.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let pid = server.id().to_string();
+    server.signal("-TERM");
+    let pid = server.pid();
     let exit = tokio::time::timeout(
         std::time::Duration::from_secs(20),
-        tokio::task::spawn_blocking(move || server.wait()),
+        tokio::task::spawn_blocking(move || {
+            let mut server = server;
+            server.child.wait()
+        }),
     )
     .await;
     let Ok(exit) = exit else {

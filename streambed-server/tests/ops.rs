@@ -249,19 +249,8 @@ async fn the_rate_limit_flags_set_the_rate_and_the_refused_count_shows_in_metric
     );
     #[cfg(feature = "prometheus")]
     {
-        let text = client
-            .get(program.endpoint("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        assert!(
-            text.lines()
-                .any(|l| l == "streambed_refused_total{reason=\"rate_limit\"} 1"),
-            "{text}"
-        );
+        let text = common::get_text(&client, &program.endpoint("/metrics")).await;
+        assert_eq!(common::refused_count(&text, "rate_limit"), 1);
     }
 }
 

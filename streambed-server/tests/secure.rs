@@ -16,7 +16,11 @@ mod common;
 
 use std::{os::unix::fs::PermissionsExt, path::PathBuf, process::Command, time::Duration};
 
-use common::program::{Program, PROGRAM};
+use common::{
+    get_text,
+    program::{Program, PROGRAM},
+    refused_count,
+};
 use reqwest::{header, StatusCode};
 use serde_json::{json, Value};
 use streambed::{commit_log::CommitLog, secret_store::SecretStore};
@@ -195,14 +199,6 @@ async fn a_token_produces_and_consumes(
 }
 
 /// Counts a refusal reason's line in `/metrics` text.
-fn refused_count(metrics: &str, reason: &str) -> u64 {
-    let prefix = format!("streambed_refused_total{{reason=\"{reason}\"}} ");
-    let line = metrics.lines().find_map(|l| l.strip_prefix(&prefix));
-    line.unwrap_or_else(|| panic!("no {prefix} in:\n{metrics}"))
-        .parse()
-        .unwrap()
-}
-
 #[tokio::test]
 async fn the_secure_set_up_with_a_confidant_token_a_client_certificate_and_provenance() {
     let dir = tempfile::tempdir().unwrap();
@@ -331,14 +327,7 @@ async fn the_secure_set_up_with_a_confidant_token_a_client_certificate_and_prove
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
 
     // Refusals by reason, and no principal nor topic, in /metrics (served to anyone).
-    let metrics = anonymous
-        .get(server.https_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = get_text(&anonymous, &server.https_url("/metrics")).await;
     assert_eq!(refused_count(&metrics, "unauthenticated"), 1);
     assert_eq!(refused_count(&metrics, "forbidden"), 5);
     assert_eq!(refused_count(&metrics, "forged_provenance"), 1);

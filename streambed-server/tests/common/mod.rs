@@ -126,3 +126,17 @@ pub async fn userpass_token(vault: &Url, user: &str, password: &str) -> String {
         .unwrap();
     login["auth"]["client_token"].as_str().unwrap().to_owned()
 }
+
+/// The count of requests refused for `reason` in the Prometheus text `metrics`.
+pub fn refused_count(metrics: &str, reason: &str) -> u64 {
+    let prefix = format!("streambed_refused_total{{reason=\"{reason}\"}} ");
+    let line = metrics.lines().find_map(|l| l.strip_prefix(&prefix));
+    line.unwrap_or_else(|| panic!("no {prefix} in:\n{metrics}"))
+        .parse()
+        .unwrap()
+}
+
+/// The body `client` gets for `url`.
+pub async fn get_text(client: &reqwest::Client, url: &str) -> String {
+    client.get(url).send().await.unwrap().text().await.unwrap()
+}
