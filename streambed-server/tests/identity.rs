@@ -5,6 +5,7 @@
 mod common;
 
 use std::{
+    collections::HashMap,
     os::unix::fs::PermissionsExt,
     sync::{
         atomic::{AtomicUsize, Ordering},
@@ -43,21 +44,19 @@ const POLICY: &str = r#"{
 struct Setup {
     server: TestServer,
     _root: tempfile::TempDir,
-    tokens: std::collections::HashMap<&'static str, String>,
+    tokens: HashMap<&'static str, String>,
 }
 
-async fn setup() -> Setup {
-    let root = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
-    let store = FileSecretStore::new(
-        root.path(),
-        &ROOT_SECRET,
-        Duration::from_secs(60),
-        100,
-        None,
-    );
-    let mut tokens = std::collections::HashMap::new();
-    for user in ["sensor", "gateway", "dashboard"] {
+/// A confidant store under `root` (made private) with a user of each name in `users`,
+/// and their login tokens.
+async fn store_with_users(
+    root: &std::path::Path,
+    users: &[&'static str],
+) -> (FileSecretStore, HashMap<&'static str, String>) {
+    std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let store = FileSecretStore::new(root, &ROOT_SECRET, Duration::from_secs(60), 100, None);
+    let mut tokens = HashMap::new();
+    for &user in users {
         store
             .userpass_create_update_user(user, user, "pw")
             .await
@@ -65,6 +64,12 @@ async fn setup() -> Setup {
         let login = store.userpass_auth(user, "pw").await.unwrap();
         tokens.insert(user, login.auth.client_token);
     }
+    (store, tokens)
+}
+
+async fn setup() -> Setup {
+    let root = tempfile::tempdir().unwrap();
+    let (store, tokens) = store_with_users(root.path(), &["sensor", "gateway", "dashboard"]).await;
     let server = Server::new(MemoryLog::new(), ServerConfig::default())
         .with_identities(Identities::tokens(store))
         .with_policy(Policy::from_json(POLICY).unwrap());
@@ -100,6 +105,15 @@ impl Setup {
         .await
         .unwrap()
         .status()
+    }
+
+    /// The answer to a GET of the offsets of partition 0 of `topic` by `user`.
+    async fn offsets(&self, topic: &str, user: Option<&str>) -> reqwest::Response {
+        let path = format!("/topics/{topic}/partitions/0/offsets");
+        self.request(reqwest::Method::GET, &path, user)
+            .send()
+            .await
+            .unwrap()
     }
 
     async fn consume(&self, user: &str, body: Value) -> reqwest::Response {
@@ -144,30 +158,14 @@ async fn a_token_from_userpass_auth_is_accepted_and_its_user_is_the_principal() 
         setup.produce("sensor", "farm-a:readings").await,
         StatusCode::OK
     );
-    let offsets = setup
-        .request(
-            reqwest::Method::GET,
-            "/topics/farm-a:readings/partitions/0/offsets",
-            Some("dashboard"),
-        )
-        .send()
-        .await
-        .unwrap();
+    let offsets = setup.offsets("farm-a:readings", Some("dashboard")).await;
     assert_eq!(offsets.status(), StatusCode::OK);
 }
 
 #[tokio::test]
 async fn a_request_without_an_identity_gets_401_with_a_bearer_challenge() {
     let setup = setup().await;
-    let response = setup
-        .request(
-            reqwest::Method::GET,
-            "/topics/farm-a:readings/partitions/0/offsets",
-            None,
-        )
-        .send()
-        .await
-        .unwrap();
+    let response = setup.offsets("farm-a:readings", None).await;
     assert_unauthorized(response, "Bearer").await;
 }
 
@@ -264,15 +262,7 @@ async fn reading_offsets_needs_the_consume_permission() {
         setup.produce("gateway", "farm-a:secret").await,
         StatusCode::OK
     );
-    let response = setup
-        .request(
-            reqwest::Method::GET,
-            "/topics/farm-a:secret/partitions/0/offsets",
-            Some("dashboard"),
-        )
-        .send()
-        .await
-        .unwrap();
+    let response = setup.offsets("farm-a:secret", Some("dashboard")).await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
 }
 
@@ -345,24 +335,7 @@ async fn a_consumer_sees_the_records_of_the_topics_it_may_read() {
 #[tokio::test]
 async fn with_identities_and_no_policy_everything_is_denied() {
     let root = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
-    let store = FileSecretStore::new(
-        root.path(),
-        &ROOT_SECRET,
-        Duration::from_secs(60),
-        100,
-        None,
-    );
-    store
-        .userpass_create_update_user("ann", "ann", "pw")
-        .await
-        .unwrap();
-    let token = store
-        .userpass_auth("ann", "pw")
-        .await
-        .unwrap()
-        .auth
-        .client_token;
+    let (store, tokens) = store_with_users(root.path(), &["ann"]).await;
     let server = TestServer::start_server(
         Server::new(MemoryLog::new(), ServerConfig::default())
             .with_identities(Identities::tokens(store)),
@@ -370,7 +343,7 @@ async fn with_identities_and_no_policy_everything_is_denied() {
     .await;
     let response = reqwest::Client::new()
         .post(server.endpoint("/topics/default:x"))
-        .bearer_auth(token)
+        .bearer_auth(&tokens["ann"])
         .json(&records("default:x"))
         .send()
         .await
