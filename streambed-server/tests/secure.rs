@@ -20,6 +20,7 @@ use common::{
     get_text,
     program::{Program, PROGRAM},
     refused_count,
+    tls::{client, identity, trusting, ServerFiles},
 };
 use reqwest::{header, StatusCode};
 use serde_json::{json, Value};
@@ -60,73 +61,40 @@ impl Program {
 struct Pki {
     ca: TestCa,
     _dir: tempfile::TempDir,
-    cert: PathBuf,
-    key: PathBuf,
-    client_ca: PathBuf,
+    files: ServerFiles,
 }
 
 impl Pki {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let ca = TestCa::new("farm CA");
-        let (cert, key) = (dir.path().join("server.pem"), dir.path().join("server.key"));
-        ca.server("localhost").write(&cert, &key).unwrap();
-        let client_ca = dir.path().join("clients.pem");
-        std::fs::write(&client_ca, ca.certificate_pem()).unwrap();
+        let files = ServerFiles::write(&ca, dir.path());
         Self {
             ca,
             _dir: dir,
-            cert,
-            key,
-            client_ca,
+            files,
         }
-    }
-
-    fn args(&self) -> Vec<String> {
-        let path = |p: &PathBuf| p.to_str().unwrap().to_owned();
-        vec![
-            "--tls-cert".into(),
-            path(&self.cert),
-            "--tls-key".into(),
-            path(&self.key),
-            "--tls-client-ca".into(),
-            path(&self.client_ca),
-        ]
-    }
-
-    fn trusted(&self) -> reqwest::Certificate {
-        reqwest::Certificate::from_pem(self.ca.certificate_pem().as_bytes()).unwrap()
     }
 
     /// A client trusting the CA, showing `certificate` if given.
     fn client(&self, certificate: Option<&Issued>) -> reqwest::Client {
-        let mut client = reqwest::Client::builder()
-            .use_rustls_tls()
-            .add_root_certificate(self.trusted());
-        if let Some(issued) = certificate {
-            client = client.identity(identity(issued));
-        }
-        client.build().unwrap()
+        client(&self.ca, certificate)
     }
 
     /// The commit log client of the server, over HTTPS.
     fn log(&self, server: &Program) -> KafkaRestCommitLog {
         KafkaRestCommitLog::new(
             server.https_url("").parse().unwrap(),
-            Some(self.trusted()),
+            Some(trusting(&self.ca)),
             false,
         )
     }
 }
 
-fn identity(issued: &Issued) -> reqwest::Identity {
-    reqwest::Identity::from_pem(issued.identity_pem().as_bytes()).unwrap()
-}
-
 /// The server's arguments for the whole set-up, with `tokens` saying where tokens are
 /// checked.
 fn secure_args(pki: &Pki, policy: &std::path::Path, tokens: &[&str]) -> Vec<String> {
-    let mut args = pki.args();
+    let mut args: Vec<String> = pki.files.args().into_iter().map(String::from).collect();
     args.extend(["--policy".into(), policy.to_str().unwrap().to_owned()]);
     args.extend(tokens.iter().map(|s| s.to_string()));
     args.extend(["--provenance-header".into(), PROVENANCE.into()]);
@@ -419,7 +387,7 @@ fn mutual_tls_without_a_policy_does_not_open_a_non_loopback_address() {
     let pki = Pki::new();
     let output = Command::new(PROGRAM)
         .args(["--listen", "0.0.0.0:0", "--backend", "memory"])
-        .args(pki.args())
+        .args(pki.files.args())
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);

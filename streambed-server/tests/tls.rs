@@ -5,72 +5,18 @@
 
 mod common;
 
-use std::{
-    path::{Path, PathBuf},
-    process::Command,
-    time::Duration,
+use std::{process::Command, time::Duration};
+
+use common::{
+    program::{Program, PROGRAM},
+    tls::{client, identity, trusting, ServerFiles},
 };
-
-use common::program::{Program, PROGRAM};
-
 use streambed::commit_log::CommitLog;
 use streambed_kafka::{ClientError, KafkaRestCommitLog};
 use streambed_test::{
-    pki::{Issued, TestCa},
+    pki::TestCa,
     records::{read_topic, record},
 };
-
-/// A server certificate for localhost and a client CA from `ca`, written into `dir`.
-struct Files {
-    cert: PathBuf,
-    key: PathBuf,
-    client_ca: PathBuf,
-}
-
-impl Files {
-    fn write(ca: &TestCa, dir: &Path) -> Self {
-        let files = Self {
-            cert: dir.join("server.pem"),
-            key: dir.join("server.key"),
-            client_ca: dir.join("clients.pem"),
-        };
-        ca.server("localhost")
-            .write(&files.cert, &files.key)
-            .unwrap();
-        std::fs::write(&files.client_ca, ca.certificate_pem()).unwrap();
-        files
-    }
-
-    fn args(&self) -> Vec<&str> {
-        vec![
-            "--tls-cert",
-            self.cert.to_str().unwrap(),
-            "--tls-key",
-            self.key.to_str().unwrap(),
-            "--tls-client-ca",
-            self.client_ca.to_str().unwrap(),
-        ]
-    }
-}
-
-fn trusting(ca: &TestCa) -> reqwest::Certificate {
-    reqwest::Certificate::from_pem(ca.certificate_pem().as_bytes()).unwrap()
-}
-
-fn identity(issued: &Issued) -> reqwest::Identity {
-    reqwest::Identity::from_pem(issued.identity_pem().as_bytes()).unwrap()
-}
-
-fn client(ca: &TestCa, issued: Option<&Issued>) -> reqwest::Client {
-    let mut client = reqwest::Client::builder()
-        .use_rustls_tls()
-        .add_root_certificate(trusting(ca))
-        .pool_max_idle_per_host(0);
-    if let Some(issued) = issued {
-        client = client.identity(identity(issued));
-    }
-    client.build().unwrap()
-}
 
 async fn health(client: &reqwest::Client, server: &Program) -> reqwest::Result<u16> {
     let url = format!(
@@ -124,7 +70,7 @@ fn unreadable_tls_files_stop_the_server_before_it_listens_naming_the_file() {
 async fn records_are_produced_and_consumed_over_https_with_a_client_certificate() {
     let dir = tempfile::tempdir().unwrap();
     let ca = TestCa::new("farm CA");
-    let files = Files::write(&ca, dir.path());
+    let files = ServerFiles::write(&ca, dir.path());
     let mut args = files.args();
     args.push("--tls-require-client-cert");
     let server = Program::start(&args);
@@ -158,7 +104,7 @@ async fn the_client_arguments_name_the_ca_and_client_certificate_files() {
 
     let dir = tempfile::tempdir().unwrap();
     let ca = TestCa::new("ca");
-    let files = Files::write(&ca, dir.path());
+    let files = ServerFiles::write(&ca, dir.path());
     let mut args = files.args();
     args.push("--tls-require-client-cert");
     let server = Program::start(&args);
@@ -187,7 +133,7 @@ async fn the_client_arguments_name_the_ca_and_client_certificate_files() {
 #[tokio::test]
 async fn the_listener_log_line_says_https_and_how_clients_are_verified() {
     let dir = tempfile::tempdir().unwrap();
-    let files = Files::write(&TestCa::new("ca"), dir.path());
+    let files = ServerFiles::write(&TestCa::new("ca"), dir.path());
     let mut args = files.args();
     args.push("--tls-require-client-cert");
     let server = Program::start(&args);
@@ -206,7 +152,7 @@ async fn the_listener_log_line_says_https_and_how_clients_are_verified() {
 async fn a_client_certificate_from_another_ca_is_refused_at_the_handshake() {
     let dir = tempfile::tempdir().unwrap();
     let ca = TestCa::new("ours");
-    let files = Files::write(&ca, dir.path());
+    let files = ServerFiles::write(&ca, dir.path());
     let server = Program::start(&files.args());
     let stranger = TestCa::new("theirs").client("farm-a-sensor-7");
     assert!(health(&client(&ca, Some(&stranger)), &server)
@@ -246,7 +192,7 @@ async fn a_client_certificate_from_another_ca_is_refused_at_the_handshake() {
 async fn with_client_certificates_required_a_client_without_one_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let ca = TestCa::new("ca");
-    let files = Files::write(&ca, dir.path());
+    let files = ServerFiles::write(&ca, dir.path());
     let mut args = files.args();
     args.push("--tls-require-client-cert");
     let server = Program::start(&args);
@@ -273,7 +219,7 @@ async fn with_client_certificates_required_a_client_without_one_is_refused() {
 async fn plain_http_to_the_tls_port_is_told_to_use_https_and_https_goes_on() {
     let dir = tempfile::tempdir().unwrap();
     let ca = TestCa::new("ca");
-    let files = Files::write(&ca, dir.path());
+    let files = ServerFiles::write(&ca, dir.path());
     let server = Program::start(&files.args());
     let plain = reqwest::Client::new()
         .get(format!("http://127.0.0.1:{}/health", server.address.port()))
@@ -289,7 +235,7 @@ async fn plain_http_to_the_tls_port_is_told_to_use_https_and_https_goes_on() {
 async fn a_new_certificate_is_used_by_new_connections_after_sighup_and_bad_files_are_not() {
     let dir = tempfile::tempdir().unwrap();
     let old_ca = TestCa::new("old");
-    let files = Files::write(&old_ca, dir.path());
+    let files = ServerFiles::write(&old_ca, dir.path());
     let mut server = Program::start(&files.args());
     let trusts_old = client(&old_ca, None);
     assert_eq!(health(&trusts_old, &server).await.unwrap(), 404);

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod program;
+pub mod tls;
 
 use std::net::SocketAddr;
 
