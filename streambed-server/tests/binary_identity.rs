@@ -12,19 +12,19 @@ mod common;
 
 use std::{
     io::Read,
-    os::unix::fs::PermissionsExt,
     path::Path,
     process::{Command, Stdio},
-    time::{Duration, SystemTime},
+    time::SystemTime,
 };
 
 use base64::{engine::general_purpose::STANDARD, Engine};
 use reqwest::{header, Method, StatusCode};
 use serde_json::{json, Value};
-use streambed::secret_store::SecretStore;
-use streambed_confidant::FileSecretStore;
 
-use common::program::{Program, PROGRAM};
+use common::{
+    confidant::Confidant,
+    program::{Program, PROGRAM},
+};
 
 const ROOT_SECRET: [u8; 16] = [4; 16];
 
@@ -95,46 +95,14 @@ fn handmade_token(user: &str, expires: u64, secret: &[u8; 16]) -> String {
 #[tokio::test]
 async fn the_binary_accepts_a_confidant_token_and_checks_every_topic_it_names() {
     let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("confidant");
-    std::fs::create_dir(&root).unwrap();
-    std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o700)).unwrap();
-    let secret_file = dir.path().join("root-secret");
-    std::fs::write(&secret_file, format!("{}\n", hex::encode(ROOT_SECRET))).unwrap();
-    let store = FileSecretStore::new(&root, &ROOT_SECRET, Duration::from_secs(60), 10, None);
-    store
-        .userpass_create_update_user("ann", "ann", "pw")
-        .await
-        .unwrap();
-    store
-        .userpass_create_update_user("bob", "bob", "pw")
-        .await
-        .unwrap();
-    let ann = store
-        .userpass_auth("ann", "pw")
-        .await
-        .unwrap()
-        .auth
-        .client_token;
-    let bob = store
-        .userpass_auth("bob", "pw")
-        .await
-        .unwrap()
-        .auth
-        .client_token;
+    let confidant = Confidant::new(dir.path(), &ROOT_SECRET);
+    let ann = confidant.token("ann", "pw").await;
+    let bob = confidant.token("bob", "pw").await;
 
     let policy = write_policy(dir.path());
-    let server = start(&[
-        "--listen",
-        "127.0.0.1:0",
-        "--policy",
-        &policy,
-        "--token-store",
-        "confidant",
-        "--confidant-root-path",
-        root.to_str().unwrap(),
-        "--confidant-root-secret",
-        secret_file.to_str().unwrap(),
-    ]);
+    let mut args = vec!["--listen", "127.0.0.1:0", "--policy", &policy];
+    args.extend(confidant.args());
+    let server = start(&args);
 
     assert_eq!(
         server.produce(Some(&ann), "farm-a:readings").await.status(),
@@ -233,21 +201,11 @@ fn open_data_serves_a_non_loopback_address_with_a_loud_warning() {
 #[test]
 fn tokens_over_plain_http_on_a_non_loopback_address_are_warned_about() {
     let dir = tempfile::tempdir().unwrap();
-    let secret_file = dir.path().join("root-secret");
-    std::fs::write(&secret_file, hex::encode(ROOT_SECRET)).unwrap();
+    let confidant = Confidant::new(dir.path(), &ROOT_SECRET);
     let policy = write_policy(dir.path());
-    let server = start(&[
-        "--listen",
-        "0.0.0.0:0",
-        "--policy",
-        &policy,
-        "--token-store",
-        "confidant",
-        "--confidant-root-path",
-        dir.path().to_str().unwrap(),
-        "--confidant-root-secret",
-        secret_file.to_str().unwrap(),
-    ]);
+    let mut args = vec!["--listen", "0.0.0.0:0", "--policy", &policy];
+    args.extend(confidant.args());
+    let server = start(&args);
     assert!(
         server.output().contains("WARN") && server.output().contains("in clear"),
         "{}",

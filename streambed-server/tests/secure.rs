@@ -14,9 +14,10 @@ mod bao;
 
 mod common;
 
-use std::{os::unix::fs::PermissionsExt, path::PathBuf, process::Command, time::Duration};
+use std::{path::PathBuf, process::Command, time::Duration};
 
 use common::{
+    confidant::Confidant,
     get_text,
     program::{Program, PROGRAM},
     refused_count,
@@ -24,8 +25,7 @@ use common::{
 };
 use reqwest::{header, StatusCode};
 use serde_json::{json, Value};
-use streambed::{commit_log::CommitLog, secret_store::SecretStore};
-use streambed_confidant::FileSecretStore;
+use streambed::commit_log::CommitLog;
 use streambed_kafka::KafkaRestCommitLog;
 use streambed_test::{
     pki::{Issued, TestCa},
@@ -170,35 +170,12 @@ async fn a_token_produces_and_consumes(
 #[tokio::test]
 async fn the_secure_set_up_with_a_confidant_token_a_client_certificate_and_provenance() {
     let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("confidant");
-    std::fs::create_dir(&root).unwrap();
-    std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o700)).unwrap();
-    let root_secret = [9; 16];
-    let secret_file = dir.path().join("root-secret");
-    std::fs::write(&secret_file, hex::encode(root_secret)).unwrap();
-    let store = FileSecretStore::new(&root, &root_secret, Duration::from_secs(60), 10, None);
-    store
-        .userpass_create_update_user("ann", "ann", "ann-pass")
-        .await
-        .unwrap();
-    let token = store
-        .userpass_auth("ann", "ann-pass")
-        .await
-        .unwrap()
-        .auth
-        .client_token;
+    let confidant = Confidant::new(dir.path(), &[9; 16]);
+    let token = confidant.token("ann", "ann-pass").await;
 
     let pki = Pki::new();
     let policy = write_policy(dir.path());
-    let tokens = [
-        "--token-store",
-        "confidant",
-        "--confidant-root-path",
-        root.to_str().unwrap(),
-        "--confidant-root-secret",
-        secret_file.to_str().unwrap(),
-    ];
-    let args = secure_args(&pki, &policy, &tokens);
+    let args = secure_args(&pki, &policy, &confidant.args());
     let mut server = Program::start(&args.iter().map(String::as_str).collect::<Vec<_>>());
 
     a_token_produces_and_consumes(&mut server, &pki, &token, "ann").await;

@@ -1,6 +1,8 @@
 //! Starting and stopping servers on loopback for the tests.
 #![allow(dead_code)]
 
+#[cfg(unix)]
+pub mod confidant;
 pub mod program;
 pub mod tls;
 
