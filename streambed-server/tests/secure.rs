@@ -109,6 +109,32 @@ fn write_policy(dir: &std::path::Path) -> PathBuf {
     path
 }
 
+/// The status `client` gets posting `body` to `path` on `server`, with `token` if given.
+async fn post(
+    client: &reqwest::Client,
+    server: &Program,
+    path: &str,
+    token: Option<&str>,
+    body: &Value,
+) -> StatusCode {
+    let mut request = client.post(server.https_url(path)).json(body);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    request.send().await.unwrap().status()
+}
+
+/// The status `client` gets producing one record without headers to `topic` on `server`.
+async fn produce(
+    client: &reqwest::Client,
+    server: &Program,
+    topic: &str,
+    token: Option<&str>,
+) -> StatusCode {
+    let path = format!("/topics/{topic}");
+    post(client, server, &path, token, &one_record(topic, json!([]))).await
+}
+
 /// A produce request of one record to `topic`, with `headers` on it.
 fn one_record(topic: &str, headers: Value) -> Value {
     json!({ "records": [{
@@ -200,13 +226,8 @@ async fn the_secure_set_up_with_a_confidant_token_a_client_certificate_and_prove
 
     // A certificate of the same CA whose subject the policy does not name: 403.
     let stranger = pki.client(Some(&pki.ca.client("farm-b-gateway")));
-    let response = stranger
-        .post(server.https_url("/topics/farm-a:readings"))
-        .json(&one_record("farm-a:readings", json!([])))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let status = produce(&stranger, &server, "farm-a:readings", None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
     let offsets = server.https_url("/topics/farm-a:readings/partitions/0/offsets");
     let response = stranger.get(&offsets).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
@@ -214,13 +235,8 @@ async fn the_secure_set_up_with_a_confidant_token_a_client_certificate_and_prove
     // A subject a CA filled with a line break and quotes is escaped in its audit line.
     let forger = "eve\"}\n{\"event\":\"produce\",\"principal\":\"ann\"}";
     let forging = pki.client(Some(&pki.ca.client(forger)));
-    let response = forging
-        .post(server.https_url("/topics/farm-a:readings"))
-        .json(&one_record("farm-a:readings", json!([])))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let status = produce(&forging, &server, "farm-a:readings", None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
     let line = server.audit_line("\"principal\":\"eve");
     assert_eq!(line["principal"], forger);
     assert_eq!(
@@ -247,14 +263,15 @@ async fn the_secure_set_up_with_a_confidant_token_a_client_certificate_and_prove
             "subscriptions": [{ "topic": "farm-a:readings" }]
         }),
     ] {
-        let response = with_token
-            .post(server.https_url("/consumers/g"))
-            .bearer_auth(&token)
-            .json(&consumer)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{consumer}");
+        let status = post(
+            &with_token,
+            &server,
+            "/consumers/g",
+            Some(&token),
+            &consumer,
+        )
+        .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{consumer}");
     }
 
     // A record carrying the provenance header (in any case) is refused, token or not.
@@ -262,14 +279,15 @@ async fn the_secure_set_up_with_a_confidant_token_a_client_certificate_and_prove
         "farm-a:readings",
         json!([{ "key": "Streambed-Principal", "value": "b3BlcmF0b3I=" }]),
     );
-    let response = with_token
-        .post(server.https_url("/topics/farm-a:readings"))
-        .bearer_auth(&token)
-        .json(&forged)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let status = post(
+        &with_token,
+        &server,
+        "/topics/farm-a:readings",
+        Some(&token),
+        &forged,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
 
     // Refusals by reason, and no principal nor topic, in /metrics (served to anyone).
     let metrics = get_text(&anonymous, &server.https_url("/metrics")).await;
@@ -340,14 +358,8 @@ async fn the_secure_set_up_with_a_token_of_an_openbao_user() {
     a_token_produces_and_consumes(&mut server, &pki, &token, "ann").await;
 
     let client = pki.client(None);
-    let response = client
-        .post(server.https_url("/topics/farm-b:readings"))
-        .bearer_auth(&token)
-        .json(&one_record("farm-b:readings", json!([])))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let status = produce(&client, &server, "farm-b:readings", Some(&token)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
     let response = client
         .get(server.https_url("/topics/farm-a:readings/partitions/0/offsets"))
         .bearer_auth("hvs.not-a-token")
