@@ -18,6 +18,18 @@ use streambed_test::{
     records::{read_topic, record},
 };
 
+/// Flags of the program refusing clients without a certificate.
+const REQUIRED: &[&str] = &["--tls-require-client-cert"];
+
+/// The program serving HTTPS with `extra` flags and a certificate from `ca`, whose files it
+/// reads from `dir`.
+fn start_https(ca: &TestCa, dir: &std::path::Path, extra: &[&str]) -> (Program, ServerFiles) {
+    let files = ServerFiles::write(ca, dir);
+    let mut args = files.args();
+    args.extend(extra);
+    (Program::start(&args), files)
+}
+
 async fn health(client: &reqwest::Client, server: &Program) -> reqwest::Result<u16> {
     let url = format!(
         "{}/topics/default:none/partitions/0/offsets",
@@ -70,10 +82,7 @@ fn unreadable_tls_files_stop_the_server_before_it_listens_naming_the_file() {
 async fn records_are_produced_and_consumed_over_https_with_a_client_certificate() {
     let dir = tempfile::tempdir().unwrap();
     let ca = TestCa::new("farm CA");
-    let files = ServerFiles::write(&ca, dir.path());
-    let mut args = files.args();
-    args.push("--tls-require-client-cert");
-    let server = Program::start(&args);
+    let (server, _) = start_https(&ca, dir.path(), REQUIRED);
     let log = KafkaRestCommitLog::new(
         server.https_url("").parse().unwrap(),
         Some(trusting(&ca)),
@@ -104,10 +113,7 @@ async fn the_client_arguments_name_the_ca_and_client_certificate_files() {
 
     let dir = tempfile::tempdir().unwrap();
     let ca = TestCa::new("ca");
-    let files = ServerFiles::write(&ca, dir.path());
-    let mut args = files.args();
-    args.push("--tls-require-client-cert");
-    let server = Program::start(&args);
+    let (server, files) = start_https(&ca, dir.path(), REQUIRED);
     let (cert, key) = (dir.path().join("client.pem"), dir.path().join("client.key"));
     ca.client("gateway").write(&cert, &key).unwrap();
     let url = server.https_url("");
@@ -133,10 +139,7 @@ async fn the_client_arguments_name_the_ca_and_client_certificate_files() {
 #[tokio::test]
 async fn the_listener_log_line_says_https_and_how_clients_are_verified() {
     let dir = tempfile::tempdir().unwrap();
-    let files = ServerFiles::write(&TestCa::new("ca"), dir.path());
-    let mut args = files.args();
-    args.push("--tls-require-client-cert");
-    let server = Program::start(&args);
+    let (server, _) = start_https(&TestCa::new("ca"), dir.path(), REQUIRED);
     let line = server
         .lines()
         .into_iter()
@@ -152,8 +155,7 @@ async fn the_listener_log_line_says_https_and_how_clients_are_verified() {
 async fn a_client_certificate_from_another_ca_is_refused_at_the_handshake() {
     let dir = tempfile::tempdir().unwrap();
     let ca = TestCa::new("ours");
-    let files = ServerFiles::write(&ca, dir.path());
-    let server = Program::start(&files.args());
+    let (server, _) = start_https(&ca, dir.path(), &[]);
     let stranger = TestCa::new("theirs").client("farm-a-sensor-7");
     assert!(health(&client(&ca, Some(&stranger)), &server)
         .await
@@ -192,10 +194,7 @@ async fn a_client_certificate_from_another_ca_is_refused_at_the_handshake() {
 async fn with_client_certificates_required_a_client_without_one_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let ca = TestCa::new("ca");
-    let files = ServerFiles::write(&ca, dir.path());
-    let mut args = files.args();
-    args.push("--tls-require-client-cert");
-    let server = Program::start(&args);
+    let (server, _) = start_https(&ca, dir.path(), REQUIRED);
     assert!(health(&client(&ca, None), &server).await.is_err());
     let log = KafkaRestCommitLog::new(
         server.https_url("").parse().unwrap(),
@@ -219,8 +218,7 @@ async fn with_client_certificates_required_a_client_without_one_is_refused() {
 async fn plain_http_to_the_tls_port_is_told_to_use_https_and_https_goes_on() {
     let dir = tempfile::tempdir().unwrap();
     let ca = TestCa::new("ca");
-    let files = ServerFiles::write(&ca, dir.path());
-    let server = Program::start(&files.args());
+    let (server, _) = start_https(&ca, dir.path(), &[]);
     let plain = reqwest::Client::new()
         .get(format!("http://127.0.0.1:{}/health", server.address.port()))
         .send()
@@ -235,8 +233,7 @@ async fn plain_http_to_the_tls_port_is_told_to_use_https_and_https_goes_on() {
 async fn a_new_certificate_is_used_by_new_connections_after_sighup_and_bad_files_are_not() {
     let dir = tempfile::tempdir().unwrap();
     let old_ca = TestCa::new("old");
-    let files = ServerFiles::write(&old_ca, dir.path());
-    let mut server = Program::start(&files.args());
+    let (mut server, files) = start_https(&old_ca, dir.path(), &[]);
     let trusts_old = client(&old_ca, None);
     assert_eq!(health(&trusts_old, &server).await.unwrap(), 404);
 
