@@ -107,6 +107,11 @@ impl Setup {
         .status()
     }
 
+    async fn assert_produces(&self, user: &str, topic: &str) {
+        let status = self.produce(user, topic).await;
+        assert_eq!(status, StatusCode::OK, "{user} producing to {topic}");
+    }
+
     /// The answer to a GET of the offsets of partition 0 of `topic` by `user`.
     async fn offsets(&self, topic: &str, user: Option<&str>) -> reqwest::Response {
         let path = format!("/topics/{topic}/partitions/0/offsets");
@@ -150,14 +155,8 @@ async fn assert_unauthorized(response: reqwest::Response, challenge: &str) {
 #[tokio::test]
 async fn a_token_from_userpass_auth_is_accepted_and_its_user_is_the_principal() {
     let setup = setup().await;
-    assert_eq!(
-        setup.produce("gateway", "farm-a:readings").await,
-        StatusCode::OK
-    );
-    assert_eq!(
-        setup.produce("sensor", "farm-a:readings").await,
-        StatusCode::OK
-    );
+    setup.assert_produces("gateway", "farm-a:readings").await;
+    setup.assert_produces("sensor", "farm-a:readings").await;
     let offsets = setup.offsets("farm-a:readings", Some("dashboard")).await;
     assert_eq!(offsets.status(), StatusCode::OK);
 }
@@ -245,23 +244,14 @@ async fn creating_a_topic_needs_the_create_permission_adding_to_it_does_not() {
         StatusCode::FORBIDDEN,
         "no records yet: producing would create it"
     );
-    assert_eq!(
-        setup.produce("gateway", "farm-a:readings").await,
-        StatusCode::OK
-    );
-    assert_eq!(
-        setup.produce("sensor", "farm-a:readings").await,
-        StatusCode::OK
-    );
+    setup.assert_produces("gateway", "farm-a:readings").await;
+    setup.assert_produces("sensor", "farm-a:readings").await;
 }
 
 #[tokio::test]
 async fn reading_offsets_needs_the_consume_permission() {
     let setup = setup().await;
-    assert_eq!(
-        setup.produce("gateway", "farm-a:secret").await,
-        StatusCode::OK
-    );
+    setup.assert_produces("gateway", "farm-a:secret").await;
     let response = setup.offsets("farm-a:secret", Some("dashboard")).await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
 }
@@ -311,10 +301,7 @@ async fn every_subscription_and_every_offset_of_a_consumer_is_checked() {
 #[tokio::test]
 async fn a_consumer_sees_the_records_of_the_topics_it_may_read() {
     let setup = setup().await;
-    assert_eq!(
-        setup.produce("gateway", "farm-a:readings").await,
-        StatusCode::OK
-    );
+    setup.assert_produces("gateway", "farm-a:readings").await;
     let mut response = setup
         .consume(
             "dashboard",
