@@ -1,4 +1,5 @@
-//! Starting and stopping servers on loopback for the tests.
+//! Starting and stopping servers on loopback for the tests; the program as a child
+//! process, its TLS files and its confidant store are in the submodules.
 #![allow(dead_code)]
 
 #[cfg(unix)]
