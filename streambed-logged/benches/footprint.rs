@@ -1,7 +1,9 @@
 //! Figures that must not grow with the size of a topic:
 //! * a fresh `FileLog` on a 1,000,000-record topic: time of `offsets()` and of the first
 //!   record of a subscription from an offset near the end;
-//! * the resident memory of a process with 100 topics, each with one idle subscriber.
+//! * the resident memory of a process with 100 topics, each with one idle subscriber;
+//! * the resident memory and open files of a process whose log wrote once to each of
+//!   1,000 topics, now idle.
 //!
 //! `cargo bench -p streambed-logged --bench footprint`
 
@@ -106,6 +108,33 @@ async fn big_topic() {
     );
 }
 
+fn open_fds() -> Option<usize> {
+    Some(std::fs::read_dir("/proc/self/fd").ok()?.count())
+}
+
+/// 1,000 topics, each written once and then idle: what they cost above the empty process,
+/// in memory and in open files (bounded by the log's open topic limit).
+async fn thousand_topics_written_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (rss_before, fds_before) = (rss_kib(), open_fds());
+    let log = FileLog::new(dir.path());
+    for t in 0..1_000 {
+        log.produce(record(&format!("topic-{t}"), 0)).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (rss_after, fds_after) = (rss_kib(), open_fds());
+    if let (Some(b), Some(a), Some(fb), Some(fa)) = (rss_before, rss_after, fds_before, fds_after) {
+        println!(
+            "1,000 topics written once, idle: RSS {} KiB above the empty process, {} more \
+             open files (open topic limit {})",
+            a.saturating_sub(b),
+            fa.saturating_sub(fb),
+            streambed_logged::DEFAULT_OPEN_TOPIC_LIMIT
+        );
+    }
+    drop(log);
+}
+
 async fn hundred_idle_topics() {
     let dir = tempfile::tempdir().unwrap();
     let before = rss_kib();
@@ -125,7 +154,7 @@ async fn hundred_idle_topics() {
     let after = rss_kib();
     match (before, after) {
         (Some(b), Some(a)) => println!(
-            "100 topics with a writer and one idle subscriber each: RSS {a} KiB ({} KiB more than before)",
+            "100 topics with an appender and one idle subscriber each: RSS {a} KiB ({} KiB more than before)",
             a.saturating_sub(b)
         ),
         _ => println!("RSS not available on this system"),
@@ -172,6 +201,7 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    rt.block_on(thousand_topics_written_once());
     rt.block_on(hundred_idle_topics());
     rt.block_on(big_topic());
     rt.block_on(fsync_group_commit());

@@ -67,7 +67,7 @@ impl CommitLog for FileLog {
                 end_offset,
             });
         }
-        let config = &self.inner.config;
+        let config = self.inner.config();
         files::offsets_from_disk(
             &shared.paths,
             config.read_buffer_size,

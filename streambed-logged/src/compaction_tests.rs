@@ -333,7 +333,7 @@ async fn a_strategy_at_its_key_limit_gets_further_passes_until_every_key_is_done
     fs::rename(&shared.paths.active, &shared.paths.history).unwrap();
     crate::compaction::compact(
         &shared,
-        crate::FileLog::new(dir.path()).inner.config,
+        crate::FileLog::new(dir.path()).inner.config(),
         &KeyBasedRetention::new(3),
     )
     .await
@@ -393,8 +393,8 @@ async fn a_compaction_interrupted_at_any_step_reopens_without_loss_or_duplicates
         closable.close_topic(&Topic::from("t"));
         drop(log);
         drop(closable);
-        // Make sure the writer let go before renaming its file.
-        let _writer_gone = shared.writer_lock.lock().await;
+        // The appender let go before its file is renamed.
+        assert!(!lock(&shared.appender).is_open());
         fs::rename(&paths.active, &paths.history).unwrap();
         let _ = fs::remove_file(&paths.index);
         let log = FileLog::new(dir.path());
@@ -406,7 +406,7 @@ async fn a_compaction_interrupted_at_any_step_reopens_without_loss_or_duplicates
         closable.close_topic(&Topic::from("t"));
         drop(log);
         drop(closable);
-        let _second_writer_gone = writer.writer_lock.lock().await;
+        assert!(!lock(&writer.appender).is_open());
         // Age.
         fs::rename(&paths.history, &paths.ancient_history).unwrap();
         fs::rename(&paths.active, &paths.history).unwrap();
@@ -547,9 +547,13 @@ async fn compacting_a_history_committed_beside_the_ancient_history_repeats_no_of
     let log = FileLog::new(dir.path());
     let shared = log.inner.topic(&Topic::from("t")).unwrap();
     // Keeping the last two of each key counts every record once, not its copy as well.
-    crate::compaction::compact(&shared, log.inner.config, &NthKeyBasedRetention::new(10, 2))
-        .await
-        .unwrap();
+    crate::compaction::compact(
+        &shared,
+        log.inner.config(),
+        &NthKeyBasedRetention::new(10, 2),
+    )
+    .await
+    .unwrap();
     assert!(!shared.paths.ancient_history.exists());
     let records = read_all(&log, "t").await;
     let offsets: Vec<u64> = records.iter().map(|r| r.offset).collect();
@@ -626,7 +630,7 @@ async fn ancient_history_presence_while_rewriting(unique: Option<u64>) -> Vec<(u
         ancient_history: shared.paths.ancient_history.clone(),
         seen: seen.clone(),
     };
-    crate::compaction::compact(&shared, log.inner.config, &strategy)
+    crate::compaction::compact(&shared, log.inner.config(), &strategy)
         .await
         .unwrap();
     assert!(!shared.paths.ancient_history.exists());
@@ -927,7 +931,7 @@ async fn compaction_keeps_the_record_after_damage_that_readers_resynchronise_on(
     assert_eq!(before, [1, 2, 3, 5, 6, 7]);
 
     let shared = log.inner.topic(&Topic::from("t")).unwrap();
-    crate::compaction::compact(&shared, log.inner.config, &KeyBasedRetention::new(10))
+    crate::compaction::compact(&shared, log.inner.config(), &KeyBasedRetention::new(10))
         .await
         .unwrap();
     let log = FileLog::new(dir.path());

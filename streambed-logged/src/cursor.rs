@@ -1,5 +1,5 @@
 //! A subscriber's position in one topic: it reads the topic's files in order with a small
-//! fixed buffer, hands records over in batches, and sleeps until the writer (in this
+//! fixed buffer, hands records over in batches, and sleeps until the appender (in this
 //! process) or the file watcher (for other processes) says the topic changed. Records are
 //! framed by [`crate::frame`], which skips damage as every other reader does.
 
@@ -10,6 +10,7 @@ use streambed::commit_log::{ConsumerRecord, Offset};
 use tokio::sync::watch;
 
 use crate::{
+    appender,
     files::{self, FileKind, OpenFile},
     frame::{Frame, Framer, Tail},
     index::{entry_matches, IndexReader},
@@ -43,7 +44,7 @@ enum Step {
 impl Cursor {
     pub(crate) fn new(inner: Arc<Inner>, shared: Arc<TopicShared>, last: Option<Offset>) -> Self {
         let rx = shared.tail.subscribe();
-        let config = inner.config;
+        let config = inner.config();
         Self {
             inner,
             shared,
@@ -63,7 +64,7 @@ impl Cursor {
                 return record;
             }
             match self.fill() {
-                // Reading from the page cache never waits, so give the writer and other
+                // Reading from the page cache never waits, so give producers and other
                 // tasks their turn now and then, even on a single-threaded runtime.
                 Step::Ready => {
                     self.since_yield += self.ready.len();
@@ -90,7 +91,7 @@ impl Cursor {
     /// Opens the topic's files afresh and positions on the first record after `last`.
     fn reopen(&mut self) -> bool {
         let paths = &self.shared.paths;
-        let limit = self.inner.config.max_record_size;
+        let limit = self.inner.config().max_record_size;
         let mut opened = match files::open_sequence(paths) {
             Ok(files) => VecDeque::from(files),
             Err(e) => {
@@ -156,9 +157,9 @@ impl Cursor {
             match frame {
                 Frame::Record { view, pos, .. } => {
                     if unacknowledged(&self.rx, view.offset) {
-                        // In the file but not yet acknowledged by this process's writer:
+                        // In the file but not yet acknowledged by this process:
                         // a failed write may still cut it off and give its offset to
-                        // another record. Read it again from its start once the writer
+                        // another record. Read it again from its start once the appender
                         // says more.
                         let last = self.last;
                         self.framer.reset(pos);
@@ -180,7 +181,14 @@ impl Cursor {
                     }
                     if current.kind == FileKind::Active {
                         if files::is_active(&current.file, &self.shared.paths) {
-                            // The writer appends (or repairs a torn tail) here next.
+                            // Records acknowledged `InProcess` may still be in the
+                            // appender's buffer: write it out to read them now.
+                            if acknowledged_beyond(&self.rx, self.last)
+                                && appender::flush(&self.shared)
+                            {
+                                continue;
+                            }
+                            // The appender appends (or repairs a torn tail) here next.
                             return Step::Wait;
                         }
                         // Aged by a compaction: find what follows under the new names.
@@ -201,7 +209,7 @@ impl Cursor {
                         // A record held back at the end of this file: the next file's first
                         // record may confirm its order.
                         let next_first = self.files.get(1).and_then(|next| {
-                            let limit = self.inner.config.max_record_size;
+                            let limit = self.inner.config().max_record_size;
                             files::first_offset(&next.file, limit).ok().flatten()
                         });
                         if self.framer.confirm_held_back(next_first) {
@@ -214,7 +222,7 @@ impl Cursor {
                     self.framer.reset(0);
                     self.framer.after(before);
                     if self.files.is_empty() {
-                        // The active file is being replaced; its writer will say when.
+                        // The active file is being replaced; its appender will say when.
                         return Step::Wait;
                     }
                 }
@@ -224,7 +232,13 @@ impl Cursor {
     }
 }
 
-/// Whether the record at `offset` is beyond what this process's writer has published.
+/// Whether this process's appender acknowledged records after `last`.
+fn acknowledged_beyond(tail: &watch::Receiver<TailState>, last: Option<Offset>) -> bool {
+    let tail = tail.borrow();
+    tail.local_writer && tail.ends.is_some_and(|(_, acked)| Some(acked) > last)
+}
+
+/// Whether the record at `offset` is beyond what this process's appender has published.
 /// Records written by another process are taken as they are read.
 fn unacknowledged(tail: &watch::Receiver<TailState>, offset: Offset) -> bool {
     let tail = tail.borrow();

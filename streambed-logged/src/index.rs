@@ -128,7 +128,7 @@ pub(crate) fn entry_matches(log: &File, entry: Entry, limit: usize) -> bool {
 /// The writer's side of the index: appends entries as the log grows.
 pub(crate) struct IndexWriter {
     file: File,
-    last_pos: Option<u64>,
+    last: Option<Entry>,
     pending: Vec<u8>,
 }
 
@@ -143,7 +143,7 @@ impl IndexWriter {
         file.write_all(MAGIC)?;
         Ok(Self {
             file,
-            last_pos: None,
+            last: None,
             pending: Vec::new(),
         })
     }
@@ -159,7 +159,7 @@ impl IndexWriter {
         }
         Ok(Self {
             file,
-            last_pos: Some(last.pos),
+            last: Some(last),
             pending: Vec::new(),
         })
     }
@@ -167,18 +167,23 @@ impl IndexWriter {
     /// Notes that a record with `offset` starts at `pos`; keeps it when it is far enough
     /// from the previous entry.
     pub(crate) fn note(&mut self, offset: Offset, pos: u64) {
-        let far = match self.last_pos {
-            Some(last) => pos.saturating_sub(last) >= INDEX_INTERVAL,
+        let far = match self.last {
+            Some(last) => pos.saturating_sub(last.pos) >= INDEX_INTERVAL,
             None => true,
         };
         if far {
             self.pending
                 .extend_from_slice(&Entry { offset, pos }.to_bytes());
-            self.last_pos = Some(pos);
+            self.last = Some(Entry { offset, pos });
         }
     }
 
     /// Writes the entries noted since the last flush.
+    /// The last entry noted, so that the index can be continued after its file was closed.
+    pub(crate) fn last(&self) -> Option<Entry> {
+        self.last
+    }
+
     pub(crate) fn flush(&mut self) -> io::Result<()> {
         if !self.pending.is_empty() {
             self.file.write_all(&self.pending)?;

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+mod appender;
 pub mod args;
 mod commit_log_impl;
 pub mod compaction;
@@ -10,28 +11,26 @@ mod cursor;
 mod damage;
 mod error;
 mod files;
+mod flusher;
 mod frame;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 mod index;
+mod open_limit;
 mod record;
 mod shared;
 mod topic_name;
 mod topic_pruning;
 mod watcher;
-mod writer;
 
-use std::{
-    collections::HashMap,
-    path::PathBuf,
-    sync::{Arc, Mutex},
-};
+use std::{path::PathBuf, sync::Arc};
 
 use streambed::commit_log::{ProducedOffset, ProducerRecord, Topic};
-use tokio::sync::oneshot;
 
-pub use config::Durability;
+pub use config::{
+    Durability, DEFAULT_OPEN_TOPIC_LIMIT, IN_PROCESS_FLUSH_DELAY, IN_PROCESS_FLUSH_SIZE,
+};
 pub use damage::DamageStats;
 pub use error::{CompactionRegistrationError, ProduceError, TopicNameError};
 pub use topic_name::{validate_topic_name, MAX_TOPIC_NAME_LEN};
@@ -40,18 +39,21 @@ use crate::{
     config::Config,
     create::Modes,
     shared::{lock, Inner},
-    watcher::Watcher,
-    writer::WriterMsg,
 };
 
 /// A commit log kept in files under one root folder: one appended file per topic (plus
 /// history files once compaction is registered), readable by upstream's implementation.
 ///
 /// * Partition 0 only; offsets of a topic start at 0 and rise by 1.
-/// * One process writes a topic (through one writer task per topic); any number of
-///   processes read it. Subscribers in the writing process are woken by the writer itself;
-///   those in other processes by inotify on Linux, by polling every 100 ms elsewhere.
-/// * Clones share everything: topics, writers and the watcher.
+/// * One process writes a topic; any number of processes read it. A producer appends its
+///   record itself, with no task in between, so `produce` can be awaited from any
+///   executor; concurrent producers of a topic share writes (see [`Durability`]).
+///   Subscribers in the writing process are woken by the producer; those in other
+///   processes by inotify on Linux, by polling every 100 ms elsewhere.
+/// * Clones share everything: configuration, topics, appenders and the watcher.
+/// * At most [`DEFAULT_OPEN_TOPIC_LIMIT`] topics (see
+///   [`with_open_topic_limit`](Self::with_open_topic_limit)) hold their files open for
+///   appending; idle topics give theirs back and reopen on use.
 ///
 /// ```
 /// use streambed::commit_log::{CommitLog, ProducerRecord, Topic};
@@ -108,7 +110,8 @@ impl FileLog {
     ///   compaction ages it into history (see [`compaction`]).
     /// * `read_buffer_size`: bytes each subscriber reads at a time (its fixed memory).
     /// * `compaction_write_buffer_size`: buffer of the file a compaction writes.
-    /// * `write_buffer_size`: bytes a writer gathers at most before one `write`.
+    /// * `write_buffer_size`: bytes of a topic's write buffer kept between writes (larger
+    ///   batches of concurrent producers grow it while they last).
     /// * `max_record_size`: the largest encoded record, checksum included; larger records
     ///   are refused by `produce` and treated as damage when read.
     ///
@@ -135,19 +138,16 @@ impl FileLog {
             max_record_size: max_record_size.max(16),
             durability: Durability::Buffered,
             modes: Modes::default(),
+            open_topic_limit: DEFAULT_OPEN_TOPIC_LIMIT,
         };
         Self {
-            inner: Arc::new(Inner {
-                root: root_path.into(),
-                config,
-                topics: Mutex::new(HashMap::new()),
-                watcher: Mutex::new(Watcher::NotStarted),
-            }),
+            inner: Arc::new(Inner::new(root_path.into(), config)),
         }
     }
 
-    /// The same log with another [`Durability`]. Call it before the log is used or
-    /// cloned: the clones made earlier keep their own mode and topic state.
+    /// The same log with another [`Durability`]. The log keeps one configuration for all
+    /// its clones, earlier ones included, and one appender per topic: records produced
+    /// from now on, through any clone, are acknowledged as `durability` says.
     ///
     /// ```
     /// use streambed_logged::{Durability, FileLog};
@@ -156,20 +156,27 @@ impl FileLog {
     /// # let _ = log;
     /// ```
     pub fn with_durability(self, durability: Durability) -> Self {
-        let mut config = self.inner.config;
-        config.durability = durability;
-        self.with_config_of(config)
+        self.configured(|config| config.durability = durability)
     }
 
-    fn with_config_of(self, config: Config) -> Self {
-        Self {
-            inner: Arc::new(Inner {
-                root: self.inner.root.clone(),
-                config,
-                topics: Mutex::new(HashMap::new()),
-                watcher: Mutex::new(Watcher::NotStarted),
-            }),
-        }
+    /// The same log holding the files of at most `limit` topics open for appending (two
+    /// file descriptors each: the topic file and its offset index), instead of
+    /// [`DEFAULT_OPEN_TOPIC_LIMIT`]. Opening one more topic first closes the files of the
+    /// least recently produced-to idle one, which reopens on its next produce. A topic
+    /// being written when the bound is reached stays open until it is idle. Subscribers
+    /// hold their own files (up to three per subscribed topic), outside this bound.
+    ///
+    /// ```
+    /// let log = streambed_logged::FileLog::new("/var/lib/logged").with_open_topic_limit(16);
+    /// # let _ = log;
+    /// ```
+    pub fn with_open_topic_limit(self, limit: usize) -> Self {
+        self.configured(|config| config.open_topic_limit = limit.max(1))
+    }
+
+    fn configured(self, change: impl FnOnce(&mut Config)) -> Self {
+        change(&mut lock(&self.inner.config));
+        self
     }
 
     /// The same log creating files with mode `file_mode` and folders with `dir_mode` (Unix
@@ -189,12 +196,12 @@ impl FileLog {
     /// # let _ = log;
     /// ```
     pub fn with_permissions(self, file_mode: u32, dir_mode: u32) -> Self {
-        let mut config = self.inner.config;
-        config.modes = Modes {
-            file: file_mode,
-            dir: dir_mode,
-        };
-        self.with_config_of(config)
+        self.configured(|config| {
+            config.modes = Modes {
+                file: file_mode,
+                dir: dir_mode,
+            }
+        })
     }
 
     /// The root folder of the log.
@@ -207,9 +214,10 @@ impl FileLog {
         &self.inner.root
     }
 
-    /// Stops the topic's writer task and closes its file once the queued records are
-    /// written. Subscriptions go on; producing again starts a new writer. Compaction
-    /// registered for the topic stays registered.
+    /// Writes out the topic's buffered records and closes its files (at once, or when the
+    /// producer writing now is done). Subscriptions go on; producing again reopens the
+    /// files, recovering them as a new process would. Compaction registered for the topic
+    /// stays registered.
     ///
     /// ```
     /// # use streambed::commit_log::Topic;
@@ -219,7 +227,7 @@ impl FileLog {
     pub fn close_topic(&mut self, topic: &Topic) {
         let shared = lock(&self.inner.topics).get(topic).cloned();
         if let Some(shared) = shared {
-            lock(&shared.writer).take();
+            appender::close(&shared);
         }
     }
 
@@ -249,7 +257,7 @@ impl FileLog {
         CS: compaction::CompactionStrategy + Send + Sync + 'static,
     {
         let shared = self.inner.topic(&topic)?;
-        compaction::register(shared, self.inner.config, strategy);
+        compaction::register(shared, self.inner.config(), strategy);
         Ok(())
     }
 
@@ -331,6 +339,8 @@ impl FileLog {
     /// could not.
     ///
     /// Dropping the returned future after it started may still leave the record written.
+    /// The future needs no particular executor (unless compaction is registered for the
+    /// topic: then producing may wait for it on tokio's timer).
     ///
     /// ```
     /// use streambed::commit_log::{ProducerRecord, Topic};
@@ -362,15 +372,12 @@ impl FileLog {
                 partition: record.partition,
             });
         }
-        let tx = self.inner.writer(&shared);
-        let (reply_tx, reply_rx) = oneshot::channel();
-        let stopped = || ProduceError::WriterStopped {
-            topic: shared.topic.clone(),
+        let cx = appender::Context {
+            config: self.inner.config(),
+            flusher: &self.inner.flusher,
+            open_limit: &self.inner.open_limit,
         };
-        tx.send(WriterMsg::Produce(record, reply_tx))
-            .await
-            .map_err(|_| stopped())?;
-        let offset = reply_rx.await.map_err(|_| stopped())??;
+        let offset = appender::append(&shared, cx, &record).await?;
         Ok(ProducedOffset { offset })
     }
 }

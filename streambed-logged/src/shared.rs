@@ -1,51 +1,53 @@
-//! The state the clones of a `FileLog` share: per topic, the writer's channel, the tail
-//! subscribers watch and the compaction state; and the file watcher. Its own module so that
-//! writer, cursor, compaction and watcher depend on it, not on the crate root.
+//! The state the clones of a `FileLog` share: per topic, the appender, the tail subscribers
+//! watch and the compaction state; and, for the whole log, its configuration, the file
+//! watcher, the flusher and the bound on open topic files. Its own module so that
+//! appender, cursor, compaction and watcher depend on it, not on the crate root.
 
 use std::{
     collections::HashMap,
     path::PathBuf,
-    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    sync::{atomic::AtomicU32, Arc, Mutex, MutexGuard, PoisonError},
 };
 
 use streambed::commit_log::{Offset, Topic};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use crate::{
+    appender::{self, Slot},
     compaction,
     config::Config,
     damage::DamageLog,
     error::TopicNameError,
+    flusher::Flusher,
+    open_limit::OpenLimit,
     topic_name::TopicPaths,
     topic_pruning,
     watcher::Watcher,
-    writer::{self, WriterMsg},
 };
 
-/// Requests queued per topic writer before producers wait. Larger queues let more
-/// concurrent producers share one write (and one fsync).
-const PRODUCER_QUEUE_SIZE: usize = 256;
-
-/// What subscribers and `offsets()` learn from the topic's writer in this process.
+/// What subscribers and `offsets()` learn from the topic's appender in this process.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct TailState {
     /// Changes whenever the topic's files change.
     pub(crate) version: u64,
     /// Whether this process writes the topic (and so notifies of every append).
     pub(crate) local_writer: bool,
-    /// The first and last offsets, known while the writer is local.
+    /// The first and last acknowledged offsets, known while the appender is local.
     pub(crate) ends: Option<(Offset, Offset)>,
 }
 
 /// The shared state of one topic in this process. It lives as long as anything uses it
-/// (`topic_pruning` drops it after), so every subscriber of a topic hears the same writer,
-/// even across `close_topic`.
+/// (`topic_pruning` drops it after), so every subscriber of a topic hears the same
+/// appender, even across `close_topic`, and a topic file has one appender in the log.
 pub(crate) struct TopicShared {
     pub(crate) topic: Topic,
     pub(crate) paths: TopicPaths,
     pub(crate) tail: watch::Sender<TailState>,
-    pub(crate) writer: Mutex<Option<mpsc::Sender<WriterMsg>>>,
-    pub(crate) writer_lock: Arc<tokio::sync::Mutex<()>>,
+    /// The one appender of the topic's active file (see [`crate::appender`]).
+    pub(crate) appender: Mutex<Slot>,
+    /// When the topic was last produced to, on [`OpenLimit`]'s clock: the least recently
+    /// used open topic gives its files back first.
+    pub(crate) last_use: AtomicU32,
     pub(crate) compaction: Mutex<compaction::CompactionState>,
     /// Signalled when a compaction finishes or is unregistered (the writer may be waiting).
     pub(crate) compaction_idle: tokio::sync::Notify,
@@ -62,12 +64,18 @@ impl TopicShared {
     }
 }
 
-/// State shared by the clones of a [`FileLog`].
+/// State shared by the clones of a [`FileLog`](crate::FileLog).
 pub(crate) struct Inner {
     pub(crate) root: PathBuf,
-    pub(crate) config: Config,
+    /// Shared so that a setting changed through one clone holds for all: a log has one
+    /// configuration, and one appender per topic.
+    pub(crate) config: Mutex<Config>,
     pub(crate) topics: Mutex<HashMap<Topic, Arc<TopicShared>>>,
     pub(crate) watcher: Mutex<Watcher>,
+    /// Writes out the buffers of [`Durability::InProcess`](crate::Durability::InProcess).
+    pub(crate) flusher: Flusher,
+    /// Which topics hold their files open for appending, within the configured bound.
+    pub(crate) open_limit: Arc<OpenLimit>,
 }
 
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -76,6 +84,22 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Inner {
+    pub(crate) fn new(root: PathBuf, config: Config) -> Self {
+        Self {
+            root,
+            config: Mutex::new(config),
+            topics: Mutex::new(HashMap::new()),
+            watcher: Mutex::new(Watcher::NotStarted),
+            flusher: Flusher::default(),
+            open_limit: Arc::new(OpenLimit::default()),
+        }
+    }
+
+    /// The configuration as it is now.
+    pub(crate) fn config(&self) -> Config {
+        *lock(&self.config)
+    }
+
     pub(crate) fn lock_watcher(&self) -> MutexGuard<'_, Watcher> {
         lock(&self.watcher)
     }
@@ -116,8 +140,8 @@ impl Inner {
             topic: topic.clone(),
             paths,
             tail: watch::Sender::new(TailState::default()),
-            writer: Mutex::new(None),
-            writer_lock: Arc::new(tokio::sync::Mutex::new(())),
+            appender: Mutex::new(Slot::default()),
+            last_use: AtomicU32::new(0),
             compaction: Mutex::new(compaction::CompactionState::default()),
             compaction_idle: tokio::sync::Notify::new(),
             compaction_lock: Arc::new(tokio::sync::Mutex::new(())),
@@ -126,22 +150,17 @@ impl Inner {
         topics.insert(topic.clone(), shared.clone());
         Ok(shared)
     }
-
-    /// The sender to the topic's writer task, starting the task if none runs.
-    pub(crate) fn writer(&self, shared: &Arc<TopicShared>) -> mpsc::Sender<WriterMsg> {
-        let mut slot = lock(&shared.writer);
-        if let Some(tx) = slot.as_ref().filter(|tx| !tx.is_closed()) {
-            return tx.clone();
-        }
-        let (tx, rx) = mpsc::channel(PRODUCER_QUEUE_SIZE);
-        tokio::spawn(writer::run(shared.clone(), self.config, rx));
-        *slot = Some(tx.clone());
-        tx
-    }
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
         lock(&self.watcher).stop();
+        self.flusher.stop();
+        // What `InProcess` producers left in buffers reaches the files now; subscribers
+        // that outlive the log keep their topic's state, not its open files.
+        let topics: Vec<_> = lock(&self.topics).values().cloned().collect();
+        for shared in topics {
+            appender::close(&shared);
+        }
     }
 }

@@ -4,7 +4,7 @@
 //! the subscribers of a topic hear the same writer. Kept for ever, those entries let a
 //! client grow the process without bound just by naming new topics (asking their offsets,
 //! subscribing then leaving): about 1.3 KiB per name. An entry that nothing but the map
-//! holds (no subscriber, no writer task, no compaction registered, run or recorded, no
+//! holds (no subscriber, no open files, no compaction registered, run or recorded, no
 //! damage counted) is only
 //! a cache and is dropped; asking about the topic again rebuilds it from the files.
 
@@ -34,10 +34,15 @@ pub(crate) fn prune_unused(topics: &mut HashMap<Topic, Arc<TopicShared>>) {
 }
 
 fn unused(shared: &Arc<TopicShared>) -> bool {
-    // Subscribers, the writer task and running compactions each hold a clone.
-    if Arc::strong_count(shared) > 1
-        || Arc::strong_count(&shared.writer_lock) > 1
-        || Arc::strong_count(&shared.compaction_lock) > 1
+    // Subscribers, producers, the flusher and running compactions each hold a clone.
+    if Arc::strong_count(shared) > 1 || Arc::strong_count(&shared.compaction_lock) > 1 {
+        return false;
+    }
+    // Open files are bounded by the log's open topic limit; they go there, not here.
+    if shared
+        .appender
+        .try_lock()
+        .map_or(true, |slot| slot.is_open())
     {
         return false;
     }

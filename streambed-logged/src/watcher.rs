@@ -57,7 +57,7 @@ fn start(inner: &Arc<Inner>) -> Watcher {
     use inotify::{EventMask, Inotify, WatchMask};
     use log::warn;
 
-    let _ = crate::create::dir_all(&inner.root, inner.config.modes);
+    let _ = crate::create::dir_all(&inner.root, inner.config().modes);
     let started = Inotify::init().and_then(|inotify| {
         let mut watches = inotify.watches();
         let wd = watches.add(

@@ -1,0 +1,467 @@
+//! Appending to a topic: the producer appends itself, with no task between it and the
+//! file.
+//!
+//! # The story of a `produce`
+//!
+//! 1. Under the topic's appender lock (a short, synchronous critical section) the producer
+//!    opens the topic if needed, encodes its record after the pending ones and takes the
+//!    next offset: offsets are given out in the order records are encoded, which is the
+//!    order they reach the file.
+//! 2. At [`Durability::InProcess`] that is all: the record is acknowledged (published to
+//!    `offsets()` and subscribers) and the [`Flusher`](crate::flusher::Flusher), a full
+//!    buffer or a subscriber that reaches it writes it out.
+//! 3. Otherwise, if no batch is being written, the producer *leads*: it takes every pending
+//!    record (its own and those of producers that came while it was away), writes them with
+//!    one `write` (and one `fdatasync` at [`Durability::Fsync`]) without the lock, then
+//!    takes the lock again to commit: the index, the new end published to readers, the
+//!    aging of the file for compaction. If others appended meanwhile it writes their batch
+//!    too, a few times at most, then hands over.
+//! 4. If a batch is being written, the producer waits on the [`Batch`] its record is in; it
+//!    wakes when that batch is written (or failed), or when the leader hands over, and then
+//!    one of the waiters leads.
+//!
+//! A lone producer awaiting each record therefore never waits for another task and never
+//! allocates for coordination; concurrent producers share writes and syncs (group commit).
+//!
+//! # Invariants
+//!
+//! * One appender per topic file in a log: the [`Slot`] lives in the topic's shared state,
+//!   and only the producer leading (`writing`) touches the file, with or without the lock.
+//! * Readers never take this lock to read: they read the file, up to the end published
+//!   (a record in the file beyond it is not acknowledged yet and may still be cut off).
+//! * A failed write cuts the file back to the last committed batch, fails that batch and
+//!   every record encoded after it, and closes the appender: the next produce recovers the
+//!   file. Offsets acknowledged `InProcess` are never given out again.
+//! * A leader's future dropped while it waits to gather a batch hands leadership over
+//!   (see [`Leading`]), so a cancelled produce never stalls the others.
+
+mod batch;
+mod open;
+
+use std::{
+    io::{self, Write},
+    pin::pin,
+    sync::{atomic::Ordering, Arc},
+    time::Duration,
+};
+
+use log::warn;
+use streambed::commit_log::{Offset, ProducerRecord};
+
+use self::{
+    batch::{Batch, YieldNow},
+    open::{Open, Resume, Taken},
+};
+use crate::{
+    config::{Config, Durability, IN_PROCESS_FLUSH_SIZE},
+    error::ProduceError,
+    flusher::Flusher,
+    open_limit::OpenLimit,
+    shared::{lock, TopicShared},
+};
+
+/// How long producers held back by a running compaction wait before looking again.
+const BACK_PRESSURE_RECHECK: Duration = Duration::from_millis(100);
+
+/// Batches a leader writes at most before handing over to a waiting producer: enough to
+/// keep the file busy, few enough to bound the latency of the leader's own produce.
+const MAX_LEADS: usize = 8;
+
+/// Bytes that may wait for a write before producers wait for it to drain: bounds the
+/// memory that a burst of concurrent producers takes.
+const MAX_PENDING: usize = 4 * 1024 * 1024;
+
+/// The appender of one topic, in its shared state.
+#[derive(Default)]
+pub(crate) struct Slot {
+    state: State,
+    /// A producer is writing a batch: nobody else touches the file until it is done.
+    writing: bool,
+    /// The topic is to be closed once the batches being written and pending are written.
+    close_after: bool,
+}
+
+enum State {
+    /// No file open. Opening resumes from `resume` when the file is as it was left;
+    /// otherwise it recovers the files. Offsets below `next_at_least` were acknowledged
+    /// (and may have been read) although the file lost them.
+    Closed {
+        resume: Option<Resume>,
+        next_at_least: Offset,
+    },
+    Open(Box<Open>),
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State::Closed {
+            resume: None,
+            next_at_least: 0,
+        }
+    }
+}
+
+impl Slot {
+    fn open_mut(&mut self) -> Option<&mut Open> {
+        match &mut self.state {
+            State::Open(open) => Some(open),
+            State::Closed { .. } => None,
+        }
+    }
+
+    /// Whether the topic holds its files open with nothing to write: it may give them
+    /// back.
+    pub(crate) fn idle(&self) -> bool {
+        !self.writing && matches!(&self.state, State::Open(open) if open.pending.is_empty())
+    }
+
+    /// Whether the topic holds its files open.
+    pub(crate) fn is_open(&self) -> bool {
+        matches!(self.state, State::Open(_))
+    }
+}
+
+/// What a producer needs from the log besides the topic.
+#[derive(Clone, Copy)]
+pub(crate) struct Context<'a> {
+    pub(crate) config: Config,
+    pub(crate) flusher: &'a Flusher,
+    pub(crate) open_limit: &'a Arc<OpenLimit>,
+}
+
+/// Appends `record` to the topic of `shared` and answers its offset once it is as durable
+/// as `cx.config.durability` says.
+pub(crate) async fn append(
+    shared: &Arc<TopicShared>,
+    cx: Context<'_>,
+    record: &ProducerRecord,
+) -> Result<Offset, ProduceError> {
+    loop {
+        // The lock is never held across an await: each step decides under it, then waits.
+        let step = step(shared, cx, record);
+        match step? {
+            Step::Acknowledged(offset) => return Ok(offset),
+            Step::Lead(offset) => return lead(shared).await.map(|()| offset),
+            Step::Follow(offset, batch) => return wait(shared, batch).await.map(|()| offset),
+            Step::Drain(batch) => {
+                let mut notified = pin!(batch.notify.notified());
+                notified.as_mut().enable();
+                if batch.outcome().is_none() {
+                    notified.await;
+                }
+            }
+            Step::Compaction => wait_for_compaction(shared).await,
+        }
+    }
+}
+
+/// What a producer does next, decided under the appender lock.
+enum Step {
+    /// Acknowledged before it is written (`InProcess`).
+    Acknowledged(Offset),
+    /// Encoded; no batch is being written: write it.
+    Lead(Offset),
+    /// Encoded into a batch that waits for the one being written.
+    Follow(Offset, Arc<Batch>),
+    /// Not encoded: too much waits to be written already; try again after this batch.
+    Drain(Arc<Batch>),
+    /// Not encoded: a compaction is behind; try again once it is done.
+    Compaction,
+}
+
+fn step(
+    shared: &Arc<TopicShared>,
+    cx: Context<'_>,
+    record: &ProducerRecord,
+) -> Result<Step, ProduceError> {
+    let mut slot = lock(&shared.appender);
+    if !slot.is_open() {
+        open(shared, &mut slot, cx)?;
+    }
+    let writing = slot.writing;
+    let Some(open) = slot.open_mut() else {
+        unreachable!("opened above")
+    };
+    open.config = cx.config;
+    if open.len >= cx.config.compaction_threshold_size && compaction_behind(shared) {
+        return Ok(Step::Compaction);
+    }
+    if writing && open.pending.bytes.len() >= MAX_PENDING {
+        let batch = open.batch.get_or_insert_with(Default::default).clone();
+        return Ok(Step::Drain(batch));
+    }
+    let offset = open.encode(record, cx.config.max_record_size)?;
+    shared
+        .last_use
+        .store(cx.open_limit.tick(), Ordering::Relaxed);
+    if cx.config.durability == Durability::InProcess {
+        open.ack_encoded(shared, offset);
+        if open.pending.bytes.len() >= IN_PROCESS_FLUSH_SIZE && !writing {
+            slot.writing = true;
+            drop(slot);
+            // The records are acknowledged already; a failure is logged and their
+            // offsets are never given out again.
+            let _ = write_batches(shared);
+        } else if !open.flush_queued {
+            open.flush_queued = true;
+            drop(slot);
+            cx.flusher.queue(shared);
+        }
+        return Ok(Step::Acknowledged(offset));
+    }
+    if writing {
+        let batch = open.batch.get_or_insert_with(Default::default).clone();
+        return Ok(Step::Follow(offset, batch));
+    }
+    slot.writing = true;
+    Ok(Step::Lead(offset))
+}
+
+/// Opens the topic, within the log's bound on open topics.
+fn open(shared: &Arc<TopicShared>, slot: &mut Slot, cx: Context<'_>) -> Result<(), ProduceError> {
+    let (resume, next_at_least) = match &slot.state {
+        State::Closed {
+            resume,
+            next_at_least,
+        } => (*resume, *next_at_least),
+        State::Open(_) => return Ok(()),
+    };
+    let opened = Open::open(shared, cx.config, resume, next_at_least)
+        .map_err(|e| ProduceError::io(&shared.topic, "recovering the topic's files", e))?;
+    opened.publish(shared);
+    slot.state = State::Open(Box::new(opened));
+    cx.open_limit
+        .opened(shared, cx.config.open_topic_limit, give_back);
+    Ok(())
+}
+
+/// Whether producing must wait for the topic's compaction: the active file passed the
+/// threshold again while the previous compaction still runs (back-pressure).
+fn compaction_behind(shared: &TopicShared) -> bool {
+    let state = lock(&shared.compaction);
+    state.handle.is_some() && state.busy && !state.backing_off()
+}
+
+async fn wait_for_compaction(shared: &TopicShared) {
+    let idle = shared.compaction_idle.notified();
+    // Compaction runs on tokio, so its producers do.
+    let _ = tokio::time::timeout(BACK_PRESSURE_RECHECK, idle).await;
+}
+
+/// Waits until `batch` is written, leading it when the producer writing before hands over.
+async fn wait(shared: &Arc<TopicShared>, batch: Arc<Batch>) -> Result<(), ProduceError> {
+    loop {
+        // Listening before looking: a hand-over after the look still wakes this producer.
+        let mut notified = pin!(batch.notify.notified());
+        notified.as_mut().enable();
+        let leads = {
+            let mut slot = lock(&shared.appender);
+            if let Some(outcome) = batch.outcome() {
+                return outcome;
+            }
+            // Not written and nobody writing: the batch is still pending, and this
+            // producer's record in it.
+            let leads = !slot.writing;
+            slot.writing = true;
+            leads
+        };
+        if leads {
+            return lead(shared).await;
+        }
+        notified.await;
+    }
+}
+
+/// Leadership held by a producer that may still be dropped before it writes: dropping it
+/// hands over to the others.
+struct Leading<'a> {
+    shared: &'a Arc<TopicShared>,
+    armed: bool,
+}
+
+impl Drop for Leading<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            release(self.shared);
+        }
+    }
+}
+
+/// Writes the pending batches, this producer's record in the first, as the leader.
+async fn lead(shared: &Arc<TopicShared>) -> Result<(), ProduceError> {
+    let mut leading = Leading {
+        shared,
+        armed: true,
+    };
+    let gather = {
+        let mut slot = lock(&shared.appender);
+        slot.open_mut()
+            .is_some_and(|o| o.config.durability == Durability::Fsync && o.contended)
+    };
+    if gather {
+        // Others produced concurrently last time: let those ready to run join this sync.
+        YieldNow::default().await;
+    }
+    leading.armed = false;
+    write_batches(shared)
+}
+
+/// Writes pending batches as the leader (the caller set `writing`), then hands over.
+/// Answers how the first batch went: the one holding the leader's own record, if any.
+fn write_batches(shared: &Arc<TopicShared>) -> Result<(), ProduceError> {
+    let mut first = None;
+    let mut leads = 0;
+    loop {
+        let taken = {
+            let mut slot = lock(&shared.appender);
+            let closing = slot.close_after;
+            let Some(open) = slot.open_mut() else { break };
+            let others_wait = open.batch.is_some() || open.flush_queued;
+            if open.pending.is_empty() || (leads >= MAX_LEADS && others_wait && !closing) {
+                break;
+            }
+            open.take()
+        };
+        leads += 1;
+        let outcome = write_taken(shared, taken);
+        let failed = outcome.is_err();
+        first.get_or_insert(outcome);
+        if failed {
+            break;
+        }
+    }
+    release(shared);
+    first.unwrap_or(Ok(()))
+}
+
+/// Writes one taken batch and commits it, or fails it and everything after it.
+fn write_taken(shared: &TopicShared, taken: Taken) -> Result<(), ProduceError> {
+    let Taken {
+        file,
+        records,
+        batch,
+        sync,
+    } = taken;
+    let mut written = (&*file).write_all(&records.bytes);
+    if written.is_ok() && sync {
+        written = file.sync_data();
+    }
+    let outcome = {
+        let mut slot = lock(&shared.appender);
+        match written {
+            Ok(()) => {
+                if let Some(open) = slot.open_mut() {
+                    open.commit(shared, records);
+                    open.age_when_due(shared);
+                }
+                Ok(())
+            }
+            Err(e) => Err(fail(shared, &mut slot, e)),
+        }
+    };
+    if let Some(batch) = batch {
+        batch.complete(outcome.clone());
+    }
+    outcome
+}
+
+/// After a failed write: the batch and every record encoded after it fail with the same
+/// error, and the appender closes so that the next produce recovers the file.
+fn fail(shared: &TopicShared, slot: &mut Slot, e: io::Error) -> ProduceError {
+    let error = ProduceError::io(&shared.topic, "appending to the topic file", e);
+    warn!("{error}");
+    let Some(open) = slot.open_mut() else {
+        return error;
+    };
+    open.cut_back();
+    open.pending = Default::default();
+    if let Some(batch) = open.batch.take() {
+        batch.complete(Err(error.clone()));
+    }
+    // Offsets acknowledged `InProcess` may have been read: never give them again.
+    let next_at_least = if open.config.durability == Durability::InProcess {
+        open.next_offset()
+    } else {
+        0
+    };
+    slot.state = State::Closed {
+        resume: None,
+        next_at_least,
+    };
+    open::publish(shared, false, None, None);
+    error
+}
+
+/// Ends a leadership: closes the topic if asked, or wakes the producers of a pending
+/// batch so that one of them leads.
+fn release(shared: &TopicShared) {
+    let mut slot = lock(&shared.appender);
+    slot.writing = false;
+    if slot.close_after {
+        let pending = slot.open_mut().is_some_and(|o| !o.pending.is_empty());
+        if !pending {
+            slot.close_after = false;
+            close_now(shared, &mut slot, false);
+            return;
+        }
+    }
+    if let Some(batch) = slot.open_mut().and_then(|o| o.batch.as_ref()) {
+        batch.elect();
+    }
+}
+
+/// Closes an idle appender: its files are closed and its state kept to reopen cheaply
+/// (`resume`), or dropped so that reopening recovers the files as a new appender would.
+fn close_now(shared: &TopicShared, slot: &mut Slot, resume: bool) {
+    let State::Open(open) = &slot.state else {
+        return;
+    };
+    let (resume, next_at_least) = if resume {
+        (Some(open.resume_point()), 0)
+    } else {
+        (None, open.next_offset())
+    };
+    slot.state = State::Closed {
+        resume,
+        next_at_least,
+    };
+    open::publish(shared, false, None, None);
+}
+
+/// Writes out what is pending and closes the topic's files (at once, or when the producer
+/// writing now is done). Producing again reopens them.
+pub(crate) fn close(shared: &Arc<TopicShared>) {
+    let mut slot = lock(&shared.appender);
+    slot.close_after = true;
+    if slot.writing {
+        return;
+    }
+    slot.writing = true;
+    drop(slot);
+    let _ = write_batches(shared);
+}
+
+/// Writes out what `InProcess` producers left pending, unless a write is under way (its
+/// leader then writes it, or hands over).
+pub(crate) fn flush(shared: &Arc<TopicShared>) -> bool {
+    let mut slot = lock(&shared.appender);
+    let pending = slot.open_mut().is_some_and(|o| !o.pending.is_empty());
+    if slot.writing || !pending {
+        return false;
+    }
+    slot.writing = true;
+    drop(slot);
+    write_batches(shared).is_ok()
+}
+
+/// Gives an idle topic's files back (for [`OpenLimit`]); `false` if it is busy.
+fn give_back(shared: &TopicShared) -> bool {
+    let Ok(mut slot) = shared.appender.try_lock() else {
+        return false;
+    };
+    if !slot.idle() {
+        return false;
+    }
+    close_now(shared, &mut slot, true);
+    true
+}
