@@ -184,7 +184,7 @@ impl Cursor {
                             // Records acknowledged `InProcess` may still be in the
                             // appender's buffer: write it out to read them now.
                             if acknowledged_beyond(&self.rx, self.last)
-                                && appender::flush(&self.shared)
+                                && appender::flush(&self.shared) == appender::Flushed::Written
                             {
                                 continue;
                             }

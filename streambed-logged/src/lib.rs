@@ -3,6 +3,7 @@
 
 mod appender;
 pub mod args;
+mod background;
 mod commit_log_impl;
 pub mod compaction;
 mod config;
@@ -11,7 +12,6 @@ mod cursor;
 mod damage;
 mod error;
 mod files;
-mod flusher;
 mod frame;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
@@ -375,6 +375,7 @@ impl FileLog {
         let cx = appender::Context {
             config: self.inner.config(),
             flusher: &self.inner.flusher,
+            syncer: &self.inner.syncer,
             open_limit: &self.inner.open_limit,
         };
         let offset = appender::append(&shared, cx, &record).await?;

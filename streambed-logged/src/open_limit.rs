@@ -64,7 +64,7 @@ impl OpenLimit {
                 (!Arc::ptr_eq(&other, shared)).then_some((age, i))
             })
             .collect();
-        by_age.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        by_age.sort_unstable_by_key(|&(age, _)| std::cmp::Reverse(age));
         let mut excess = open.len() - limit;
         let mut closed = vec![false; open.len()];
         for (_, i) in by_age {

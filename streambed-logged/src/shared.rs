@@ -1,12 +1,12 @@
 //! The state the clones of a `FileLog` share: per topic, the appender, the tail subscribers
 //! watch and the compaction state; and, for the whole log, its configuration, the file
-//! watcher, the flusher and the bound on open topic files. Its own module so that
+//! watcher, the background threads and the bound on open topic files. Its own module so that
 //! appender, cursor, compaction and watcher depend on it, not on the crate root.
 
 use std::{
     collections::HashMap,
     path::PathBuf,
-    sync::{atomic::AtomicU32, Arc, Mutex, MutexGuard, PoisonError},
+    sync::{atomic::AtomicU32, Arc, Condvar, Mutex, MutexGuard, PoisonError},
 };
 
 use streambed::commit_log::{Offset, Topic};
@@ -14,11 +14,11 @@ use tokio::sync::watch;
 
 use crate::{
     appender::{self, Slot},
+    background::Background,
     compaction,
     config::Config,
     damage::DamageLog,
     error::TopicNameError,
-    flusher::Flusher,
     open_limit::OpenLimit,
     topic_name::TopicPaths,
     topic_pruning,
@@ -45,6 +45,8 @@ pub(crate) struct TopicShared {
     pub(crate) tail: watch::Sender<TailState>,
     /// The one appender of the topic's active file (see [`crate::appender`]).
     pub(crate) appender: Mutex<Slot>,
+    /// Signalled when `Fsync` producers filled the batch the syncer waits for.
+    pub(crate) appended: Condvar,
     /// When the topic was last produced to, on [`OpenLimit`]'s clock: the least recently
     /// used open topic gives its files back first.
     pub(crate) last_use: AtomicU32,
@@ -73,7 +75,9 @@ pub(crate) struct Inner {
     pub(crate) topics: Mutex<HashMap<Topic, Arc<TopicShared>>>,
     pub(crate) watcher: Mutex<Watcher>,
     /// Writes out the buffers of [`Durability::InProcess`](crate::Durability::InProcess).
-    pub(crate) flusher: Flusher,
+    pub(crate) flusher: Background,
+    /// Writes and syncs the batches of [`Durability::Fsync`](crate::Durability::Fsync).
+    pub(crate) syncer: Background,
     /// Which topics hold their files open for appending, within the configured bound.
     pub(crate) open_limit: Arc<OpenLimit>,
 }
@@ -90,7 +94,8 @@ impl Inner {
             config: Mutex::new(config),
             topics: Mutex::new(HashMap::new()),
             watcher: Mutex::new(Watcher::NotStarted),
-            flusher: Flusher::default(),
+            flusher: Background::flusher(),
+            syncer: Background::syncer(),
             open_limit: Arc::new(OpenLimit::default()),
         }
     }
@@ -141,6 +146,7 @@ impl Inner {
             paths,
             tail: watch::Sender::new(TailState::default()),
             appender: Mutex::new(Slot::default()),
+            appended: Condvar::new(),
             last_use: AtomicU32::new(0),
             compaction: Mutex::new(compaction::CompactionState::default()),
             compaction_idle: tokio::sync::Notify::new(),
@@ -156,6 +162,7 @@ impl Drop for Inner {
     fn drop(&mut self) {
         lock(&self.watcher).stop();
         self.flusher.stop();
+        self.syncer.stop();
         // What `InProcess` producers left in buffers reaches the files now; subscribers
         // that outlive the log keep their topic's state, not its open files.
         let topics: Vec<_> = lock(&self.topics).values().cloned().collect();

@@ -32,17 +32,20 @@
 //! * A failed write cuts the file back to the last committed batch, fails that batch and
 //!   every record encoded after it, and closes the appender: the next produce recovers the
 //!   file. Offsets acknowledged `InProcess` are never given out again.
-//! * A leader's future dropped while it waits to gather a batch hands leadership over
-//!   (see [`Leading`]), so a cancelled produce never stalls the others.
+//! * A leader's future dropped while it pauses to gather a batch writes the batch as it is
+//!   dropped (see [`Leading`]), so a cancelled produce never stalls the others nor leaves
+//!   a record behind.
 
 mod batch;
 mod open;
+#[cfg(test)]
+mod tests;
 
 use std::{
     io::{self, Write},
     pin::pin,
     sync::{atomic::Ordering, Arc},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use log::warn;
@@ -53,9 +56,9 @@ use self::{
     open::{Open, Resume, Taken},
 };
 use crate::{
+    background::Background,
     config::{Config, Durability, IN_PROCESS_FLUSH_SIZE},
     error::ProduceError,
-    flusher::Flusher,
     open_limit::OpenLimit,
     shared::{lock, TopicShared},
 };
@@ -66,6 +69,10 @@ const BACK_PRESSURE_RECHECK: Duration = Duration::from_millis(100);
 /// Batches a leader writes at most before handing over to a waiting producer: enough to
 /// keep the file busy, few enough to bound the latency of the leader's own produce.
 const MAX_LEADS: usize = 8;
+
+/// Every this many leads, a lone leader pauses once to find out whether other producers
+/// would join its batch (on a single thread they can only while it pauses).
+pub(crate) const PROBE_EVERY: u32 = 64;
 
 /// Bytes that may wait for a write before producers wait for it to drain: bounds the
 /// memory that a burst of concurrent producers takes.
@@ -125,7 +132,8 @@ impl Slot {
 #[derive(Clone, Copy)]
 pub(crate) struct Context<'a> {
     pub(crate) config: Config,
-    pub(crate) flusher: &'a Flusher,
+    pub(crate) flusher: &'a Background,
+    pub(crate) syncer: &'a Background,
     pub(crate) open_limit: &'a Arc<OpenLimit>,
 }
 
@@ -209,6 +217,19 @@ fn step(
         }
         return Ok(Step::Acknowledged(offset));
     }
+    if cx.config.durability == Durability::Fsync {
+        // The syncer writes and syncs; this producer waits for its batch.
+        let batch = open.batch.get_or_insert_with(Default::default).clone();
+        let filled = open.syncer_waiting && open.pending.len() >= open.gather_target();
+        slot.writing = true;
+        drop(slot);
+        if !writing {
+            cx.syncer.queue(shared);
+        } else if filled {
+            shared.appended.notify_one();
+        }
+        return Ok(Step::Follow(offset, batch));
+    }
     if writing {
         let batch = open.batch.get_or_insert_with(Default::default).clone();
         return Ok(Step::Follow(offset, batch));
@@ -226,7 +247,7 @@ fn open(shared: &Arc<TopicShared>, slot: &mut Slot, cx: Context<'_>) -> Result<(
         } => (*resume, *next_at_least),
         State::Open(_) => return Ok(()),
     };
-    let opened = Open::open(shared, cx.config, resume, next_at_least)
+    let opened = Open::start(shared, cx.config, resume, next_at_least)
         .map_err(|e| ProduceError::io(&shared.topic, "recovering the topic's files", e))?;
     opened.publish(shared);
     slot.state = State::Open(Box::new(opened));
@@ -273,7 +294,8 @@ async fn wait(shared: &Arc<TopicShared>, batch: Arc<Batch>) -> Result<(), Produc
 }
 
 /// Leadership held by a producer that may still be dropped before it writes: dropping it
-/// hands over to the others.
+/// writes the pending batch at once, so that a record encoded (and maybe awaited by
+/// others) is never left behind by a cancelled produce.
 struct Leading<'a> {
     shared: &'a Arc<TopicShared>,
     armed: bool,
@@ -282,7 +304,7 @@ struct Leading<'a> {
 impl Drop for Leading<'_> {
     fn drop(&mut self) {
         if self.armed {
-            release(self.shared);
+            let _ = write_batches(self.shared);
         }
     }
 }
@@ -293,45 +315,93 @@ async fn lead(shared: &Arc<TopicShared>) -> Result<(), ProduceError> {
         shared,
         armed: true,
     };
-    let gather = {
-        let mut slot = lock(&shared.appender);
-        slot.open_mut()
-            .is_some_and(|o| o.config.durability == Durability::Fsync && o.contended)
-    };
-    if gather {
-        // Others produced concurrently last time: let those ready to run join this sync.
+    if gathers(shared) {
+        // Let producers ready to run on this executor join the batch: on one thread
+        // they could not otherwise, and a sync costs far more than the pause.
         YieldNow::default().await;
     }
     leading.armed = false;
     write_batches(shared)
 }
 
+/// Whether the leader pauses before writing so that others join its batch: always before
+/// an `fdatasync`; before a `write` when producers joined the last batch, and now and then
+/// to find out whether they would.
+fn gathers(shared: &TopicShared) -> bool {
+    let mut slot = lock(&shared.appender);
+    let Some(open) = slot.open_mut() else {
+        return false;
+    };
+    open.leads = open.leads.wrapping_add(1);
+    open.config.durability == Durability::Fsync || open.contended || open.leads % PROBE_EVERY == 0
+}
+
+/// Who writes the batches.
+#[derive(Clone, Copy, PartialEq)]
+enum Writer {
+    /// A producer: a few batches at most, then it hands over.
+    Producer,
+    /// The syncer thread: until nothing is pending, gathering each batch first.
+    Syncer,
+}
+
 /// Writes pending batches as the leader (the caller set `writing`), then hands over.
 /// Answers how the first batch went: the one holding the leader's own record, if any.
 fn write_batches(shared: &Arc<TopicShared>) -> Result<(), ProduceError> {
+    write_batches_as(shared, Writer::Producer)
+}
+
+fn write_batches_as(shared: &Arc<TopicShared>, writer: Writer) -> Result<(), ProduceError> {
     let mut first = None;
     let mut leads = 0;
-    loop {
-        let taken = {
-            let mut slot = lock(&shared.appender);
-            let closing = slot.close_after;
-            let Some(open) = slot.open_mut() else { break };
-            let others_wait = open.batch.is_some() || open.flush_queued;
-            if open.pending.is_empty() || (leads >= MAX_LEADS && others_wait && !closing) {
-                break;
-            }
-            open.take()
-        };
+    while let Some(taken) = take_or_release(shared, writer, leads) {
         leads += 1;
         let outcome = write_taken(shared, taken);
         let failed = outcome.is_err();
         first.get_or_insert(outcome);
         if failed {
+            release(shared);
             break;
         }
     }
-    release(shared);
     first.unwrap_or(Ok(()))
+}
+
+/// The next batch to write, or `None` once the leadership is released (in the same
+/// critical section, so that no record can be appended in between and be left behind).
+fn take_or_release(shared: &Arc<TopicShared>, writer: Writer, leads: usize) -> Option<Taken> {
+    let mut slot = lock(&shared.appender);
+    let mut gathered = false;
+    loop {
+        let closing = slot.close_after;
+        let Some(open) = slot.open_mut() else { break };
+        if open.pending.is_empty() {
+            break;
+        }
+        let others_wait = open.batch.is_some() || open.flush_queued;
+        if writer == Writer::Producer && leads >= MAX_LEADS && others_wait && !closing {
+            break;
+        }
+        let gathering = open.pending.len() < open.gather_target();
+        if writer == Writer::Syncer && !gathered && !closing && gathering {
+            // The producers of the last batch are coming back: one sync for them all is
+            // worth a short wait (bounded by a quarter of a sync).
+            gathered = true;
+            open.syncer_waiting = true;
+            let wait = open.gather_time;
+            slot = shared
+                .appended
+                .wait_timeout(slot, wait)
+                .map_or_else(|e| e.into_inner().0, |(slot, _)| slot);
+            if let Some(open) = slot.open_mut() {
+                open.syncer_waiting = false;
+            }
+            continue;
+        }
+        return Some(open.take());
+    }
+    release_locked(shared, &mut slot);
+    None
 }
 
 /// Writes one taken batch and commits it, or fails it and everything after it.
@@ -343,14 +413,19 @@ fn write_taken(shared: &TopicShared, taken: Taken) -> Result<(), ProduceError> {
         sync,
     } = taken;
     let mut written = (&*file).write_all(&records.bytes);
+    let started = Instant::now();
     if written.is_ok() && sync {
         written = file.sync_data();
     }
+    let took = started.elapsed();
     let outcome = {
         let mut slot = lock(&shared.appender);
         match written {
             Ok(()) => {
                 if let Some(open) = slot.open_mut() {
+                    if sync {
+                        open.synced_in(took);
+                    }
                     open.commit(shared, records);
                     open.age_when_due(shared);
                 }
@@ -395,13 +470,16 @@ fn fail(shared: &TopicShared, slot: &mut Slot, e: io::Error) -> ProduceError {
 /// Ends a leadership: closes the topic if asked, or wakes the producers of a pending
 /// batch so that one of them leads.
 fn release(shared: &TopicShared) {
-    let mut slot = lock(&shared.appender);
+    release_locked(shared, &mut lock(&shared.appender));
+}
+
+fn release_locked(shared: &TopicShared, slot: &mut Slot) {
     slot.writing = false;
     if slot.close_after {
         let pending = slot.open_mut().is_some_and(|o| !o.pending.is_empty());
         if !pending {
             slot.close_after = false;
-            close_now(shared, &mut slot, false);
+            close_now(shared, slot, false);
             return;
         }
     }
@@ -441,17 +519,38 @@ pub(crate) fn close(shared: &Arc<TopicShared>) {
     let _ = write_batches(shared);
 }
 
-/// Writes out what `InProcess` producers left pending, unless a write is under way (its
-/// leader then writes it, or hands over).
-pub(crate) fn flush(shared: &Arc<TopicShared>) -> bool {
+/// What [`flush`] did.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub(crate) enum Flushed {
+    /// Wrote the pending records.
+    Written,
+    /// Nothing was pending.
+    Nothing,
+    /// Another producer is writing: what is pending is left to it or to a later flush.
+    Busy,
+}
+
+/// Writes out what `InProcess` producers left pending, unless a write is under way.
+pub(crate) fn flush(shared: &Arc<TopicShared>) -> Flushed {
     let mut slot = lock(&shared.appender);
     let pending = slot.open_mut().is_some_and(|o| !o.pending.is_empty());
-    if slot.writing || !pending {
-        return false;
+    if !pending {
+        return Flushed::Nothing;
+    }
+    if slot.writing {
+        return Flushed::Busy;
     }
     slot.writing = true;
     drop(slot);
-    write_batches(shared).is_ok()
+    let _ = write_batches(shared);
+    Flushed::Written
+}
+
+/// Writes and syncs what `Fsync` producers queued, as the syncer thread: the producer that
+/// queued the topic handed the leadership over with it.
+pub(crate) fn sync(shared: &Arc<TopicShared>) -> Flushed {
+    let _ = write_batches_as(shared, Writer::Syncer);
+    Flushed::Written
 }
 
 /// Gives an idle topic's files back (for [`OpenLimit`]); `false` if it is busy.

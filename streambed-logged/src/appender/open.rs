@@ -7,6 +7,7 @@ use std::{
     fs::{self, File},
     io::{self, Write},
     sync::Arc,
+    time::Duration,
 };
 
 use log::warn;
@@ -38,6 +39,11 @@ pub(super) struct Pending {
 impl Pending {
     pub(super) fn is_empty(&self) -> bool {
         self.marks.is_empty()
+    }
+
+    /// The number of records.
+    pub(super) fn len(&self) -> usize {
+        self.marks.len()
     }
 
     fn last(&self) -> Option<Offset> {
@@ -97,6 +103,14 @@ pub(super) struct Open {
     pub(super) flush_queued: bool,
     /// Producers waited for the last batch taken: others are likely to come again.
     pub(super) contended: bool,
+    /// Batches led so far (wrapping), to pace the leader's probes for company.
+    pub(super) leads: u32,
+    /// The syncer gathers a batch until it holds this many records (the last batch's).
+    pub(super) sync_target: usize,
+    /// The syncer waits for `sync_target` records: the producer reaching it wakes it.
+    pub(super) syncer_waiting: bool,
+    /// How long the syncer gathers at most: a quarter of the last sync.
+    pub(super) gather_time: Duration,
 }
 
 #[cfg(unix)]
@@ -115,7 +129,7 @@ impl Open {
     /// is as it left it, otherwise by recovering the files (cutting a torn tail, resolving
     /// what an interrupted compaction left, bringing the index up to date). The next offset
     /// is at least `next_at_least`.
-    pub(super) fn open(
+    pub(super) fn start(
         shared: &TopicShared,
         config: Config,
         resume: Option<Resume>,
@@ -172,6 +186,10 @@ impl Open {
             config,
             flush_queued: false,
             contended: false,
+            leads: 0,
+            sync_target: 0,
+            syncer_waiting: false,
+            gather_time: Duration::ZERO,
         }
     }
 
@@ -268,6 +286,7 @@ impl Open {
         let records = std::mem::replace(&mut self.pending, std::mem::take(&mut self.spare));
         self.flush_queued = false;
         self.contended = self.batch.is_some();
+        self.sync_target = records.len();
         Taken {
             file: self.file.clone(),
             records,
@@ -301,6 +320,17 @@ impl Open {
         {
             self.spare = records;
         }
+    }
+
+    /// The records the syncer gathers a batch for: most of the last batch's producers, not
+    /// all (stragglers join the next one).
+    pub(super) fn gather_target(&self) -> usize {
+        self.sync_target - self.sync_target / 8
+    }
+
+    /// Notes how long syncing a batch took, to bound how long the next is gathered.
+    pub(super) fn synced_in(&mut self, took: Duration) {
+        self.gather_time = (took / 4).min(MAX_GATHER);
     }
 
     /// After a failed write: cuts the file back to what was committed, so no partial
@@ -387,6 +417,9 @@ impl Drop for Open {
     }
 }
 
+/// The syncer never gathers a batch for longer than this.
+const MAX_GATHER: Duration = Duration::from_millis(2);
+
 /// Buffers of at least this size are kept between batches even when the configured write
 /// buffer is smaller: a batch of many concurrent producers' records reuses it.
 const MAX_KEPT_BUFFER: usize = 256 * 1024;
@@ -400,11 +433,14 @@ pub(super) fn publish(
     acked: Option<Offset>,
 ) {
     let acked = acked.filter(|_| local);
-    shared.tail.send_modify(|tail| {
+    shared.tail.send_if_modified(|tail| {
         tail.version = tail.version.wrapping_add(1);
         tail.local_writer = local;
         // A compaction may have moved the beginning since the appender opened.
         let beginning = tail.ends.map(|(b, _)| b).or(beginning);
         tail.ends = beginning.zip(acked);
+        // Waking costs more than appending a small record: only subscribers need it.
+        // One subscribing now reads the value after this change (under the same lock).
+        shared.tail.receiver_count() > 0
     });
 }
