@@ -15,6 +15,7 @@ mod frame;
 #[doc(hidden)]
 pub mod fuzzing;
 mod index;
+pub mod inspect;
 mod record;
 mod shared;
 mod topic_name;
