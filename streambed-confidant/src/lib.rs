@@ -37,6 +37,7 @@
 
 pub mod args;
 mod error;
+mod metered;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
