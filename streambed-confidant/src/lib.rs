@@ -37,10 +37,10 @@
 
 pub mod args;
 mod error;
-mod metered;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+mod metered;
 mod names;
 mod secret_store;
 mod secrets;

@@ -25,7 +25,12 @@ pub(crate) const AUTH_FAILURES: &str = "confidant_auth_failures_total";
 
 /// Counts a read of a secret as a cache hit or miss.
 pub(crate) fn read(loaded_file: bool) {
-    counter!(if loaded_file { CACHE_MISSES } else { CACHE_HITS }).increment(1);
+    counter!(if loaded_file {
+        CACHE_MISSES
+    } else {
+        CACHE_HITS
+    })
+    .increment(1);
 }
 
 /// Counts `result`'s error, if any, under `counter`, and hands it back.

@@ -26,10 +26,9 @@ fn counters(snapshotter: &Snapshotter) -> HashMap<String, u64> {
                 .map(|l| format!("{}={}", l.key(), l.value()))
                 .collect();
             match value {
-                DebugValue::Counter(n) if key.kind() == MetricKind::Counter => Some((
-                    format!("{}{{{}}}", key.key().name(), labels.join(",")),
-                    n,
-                )),
+                DebugValue::Counter(n) if key.kind() == MetricKind::Counter => {
+                    Some((format!("{}{{{}}}", key.key().name(), labels.join(",")), n))
+                }
                 _ => None,
             }
         })
@@ -113,7 +112,10 @@ fn failures_are_counted_once_by_kind_where_they_arise() {
     assert_eq!(
         failures,
         HashMap::from([
-            ("confidant_auth_failures_total{kind=authentication_failed}", 2),
+            (
+                "confidant_auth_failures_total{kind=authentication_failed}",
+                2
+            ),
             ("confidant_read_errors_total{kind=invalid_name}", 1),
             ("confidant_read_errors_total{kind=insecure_root}", 1),
             ("confidant_write_errors_total{kind=insecure_root}", 1),

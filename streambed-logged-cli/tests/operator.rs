@@ -33,8 +33,9 @@ fn records(topic: &str, keys: std::ops::Range<u64>) -> String {
     use std::fmt::Write;
     let mut out = String::new();
     for key in keys {
-        let value = ["djA=", "djE=", "djI=", "djM=", "djQ=", "djU=", "djY=", "djc=", "djg=", "djk="]
-            [(key % 10) as usize];
+        let value = [
+            "djA=", "djE=", "djI=", "djM=", "djQ=", "djU=", "djY=", "djc=", "djg=", "djk=",
+        ][(key % 10) as usize];
         writeln!(
             out,
             r#"{{"topic":"{topic}","headers":[],"timestamp":null,"key":{key},"value":"{value}","partition":0}}"#
@@ -51,7 +52,14 @@ fn produce(root: &Path, input: &str) {
 #[test]
 fn every_command_has_help() {
     let dir = tempfile::tempdir().unwrap();
-    for command in ["produce", "subscribe", "tail", "topics", "offsets", "verify"] {
+    for command in [
+        "produce",
+        "subscribe",
+        "tail",
+        "topics",
+        "offsets",
+        "verify",
+    ] {
         let help = stdout_of(&logged(dir.path(), &[command, "--help"], ""));
         assert!(help.contains("Usage: logged"), "{command}: {help}");
     }

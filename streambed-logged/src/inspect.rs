@@ -248,11 +248,9 @@ impl Inspector {
     }
 
     fn paths(&self, topic: &str) -> Result<TopicPaths, InspectError> {
-        TopicPaths::new(&self.root, &Topic::from(topic)).map_err(|source| {
-            InspectError::BadTopic {
-                topic: topic.to_owned(),
-                source,
-            }
+        TopicPaths::new(&self.root, &Topic::from(topic)).map_err(|source| InspectError::BadTopic {
+            topic: topic.to_owned(),
+            source,
         })
     }
 
@@ -300,11 +298,7 @@ impl Inspector {
         let mut framer = Framer::new(0, self.read_buffer_size, self.max_record_size);
         for (i, open) in opened.iter().enumerate() {
             let path = files::path_of(&paths, open.kind);
-            let bytes = open
-                .file
-                .metadata()
-                .map_err(read_error(path))?
-                .len();
+            let bytes = open.file.metadata().map_err(read_error(path))?.len();
             let mut report = FileReport {
                 path: path.to_path_buf(),
                 bytes,

@@ -201,13 +201,12 @@ impl Service {
         for secret_path in [EVENTS_KEY, SNAPSHOT_KEY] {
             ensure_key(&ss, secret_path).await?;
         }
-        let codec =
-            CborEncrypted::new(&ss, EVENTS_KEY)
-                .await
-                .ok_or_else(|| ServiceError::Key {
-                    secret_path: EVENTS_KEY,
-                    reason: "it is not a 32-hex-character key".to_string(),
-                })?;
+        let codec = CborEncrypted::new(&ss, EVENTS_KEY)
+            .await
+            .ok_or_else(|| ServiceError::Key {
+                secret_path: EVENTS_KEY,
+                reason: "it is not a 32-hex-character key".to_string(),
+            })?;
 
         let mut log = FileLog::with_config(
             config.log_dir(),
@@ -252,7 +251,12 @@ impl Service {
     /// answering how many records were read.
     async fn replay(&mut self) -> u64 {
         let topic = Topic::from(TOPIC);
-        let Some(end) = self.log.offsets(topic.clone(), 0).await.map(|o| o.end_offset) else {
+        let Some(end) = self
+            .log
+            .offsets(topic.clone(), 0)
+            .await
+            .map(|o| o.end_offset)
+        else {
             return 0;
         };
         if self.snapshot.offset.is_some_and(|seen| seen >= end) {
@@ -264,9 +268,12 @@ impl Service {
             offset,
         });
         let subscriptions = vec![Subscription { topic }];
-        let mut records =
-            self.log
-                .scoped_subscribe("secure-service", after.into_iter().collect(), subscriptions, None);
+        let mut records = self.log.scoped_subscribe(
+            "secure-service",
+            after.into_iter().collect(),
+            subscriptions,
+            None,
+        );
         let mut read = 0;
         while let Some(mut record) = records.next().await {
             read += 1;
