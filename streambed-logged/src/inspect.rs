@@ -5,7 +5,7 @@
 //! Nothing here writes: no file is created, repaired or truncated, and no writer task is
 //! started, so an inspection is safe beside a running service (it then sees the files as
 //! they are at that moment; a record still being written shows as a torn tail). Records
-//! are framed by the same [`Framer`] every other reader of the crate uses, so an
+//! are framed by the same framer every other reader of the crate uses, so an
 //! inspection calls damage exactly what subscribers skip.
 
 use std::{
