@@ -11,11 +11,39 @@
 //! event-sourced service rebuilds its state at start-up.
 //!
 //! ```
-//! use streambed_codec::{Cbor, Codec};
+//! # use std::{collections::HashMap, os::unix::fs::PermissionsExt, time::Duration};
+//! use futures_util::StreamExt;
+//! use serde::{Deserialize, Serialize};
+//! use streambed::secret_store::{SecretData, SecretStore};
+//! use streambed_codec::{CborEncrypted, CommitLogExt};
+//! use streambed_confidant::FileSecretStore;
+//! use streambed_logged::FileLog;
 //!
-//! let bytes = Codec::<(u32, String)>::encode(&Cbor, (7, "on".to_string())).unwrap();
-//! let mut bytes = bytes;
-//! assert_eq!(Cbor.decode(&mut bytes), Some((7u32, "on".to_string())));
+//! #[derive(Debug, Deserialize, PartialEq, Serialize)]
+//! enum Event {
+//!     Reading { celsius: f32 },
+//!     Reset,
+//! }
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! # let dir = tempfile::tempdir().unwrap();
+//! # let secrets = dir.path().join("secrets");
+//! # std::fs::create_dir(&secrets).unwrap();
+//! # std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o700)).unwrap();
+//! // Any secret store holds the key: 32 hex characters in the "value" field.
+//! let ss = FileSecretStore::new(&secrets, &[7; 16], Duration::from_secs(60), 10, None);
+//! let key = HashMap::from([("value".to_string(), "000102030405060708090a0b0c0d0e0f".to_string())]);
+//! ss.create_secret("default/secrets.events.key", SecretData { data: key }).await.unwrap();
+//!
+//! let codec = CborEncrypted::new(&ss, "default/secrets.events.key").await.unwrap();
+//! let events = FileLog::new(dir.path().join("log")).adapt::<Event>("events", codec);
+//! events.produce(Event::Reading { celsius: 21.5 }).await.unwrap();
+//! events.produce(Event::Reset).await.unwrap();
+//!
+//! // At start-up a service replays what is there to rebuild its state.
+//! let replayed: Vec<Event> = events.history().await.collect().await;
+//! assert_eq!(replayed, vec![Event::Reading { celsius: 21.5 }, Event::Reset]);
+//! # });
 //! ```
 
 #![warn(missing_docs)]

@@ -40,6 +40,7 @@ mod error;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+mod metered;
 mod names;
 mod secret_store;
 mod secrets;

@@ -4,7 +4,14 @@
 //! every write or removal invalidates its cache entry from the blocking task that does it,
 //! so a read after a write never sees the old value, even when the writer is cancelled.
 
-use std::{path::Path, sync::Arc, time::Duration};
+use std::{
+    path::Path,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 
 use streambed::{
     crypto,
@@ -15,7 +22,7 @@ use streambed::{
 use tokio::time::Instant;
 
 use crate::{
-    names,
+    metered, names,
     storage::{self, Existing},
     store::{Answer, Shared},
     ConfidantError, FileSecretStore,
@@ -49,9 +56,19 @@ impl FileSecretStore {
         &self,
         secret_path: &str,
     ) -> Result<Option<GetSecretReply>, ConfidantError> {
+        metered::failure(metered::READ_ERRORS, self.read_secret(secret_path).await)
+    }
+
+    async fn read_secret(
+        &self,
+        secret_path: &str,
+    ) -> Result<Option<GetSecretReply>, ConfidantError> {
         self.check_root()?;
         let path = SecretPath::parse(secret_path)?;
+        // Set when this read loads the file rather than being answered by the cache.
+        let loaded_file = AtomicBool::new(false);
         let load = || {
+            loaded_file.store(true, Ordering::Relaxed);
             // Leases count from the start of the read, so an answer is never served past
             // its lease measured from when the file was current.
             let started = Instant::now();
@@ -76,11 +93,14 @@ impl FileSecretStore {
                 }
             }
         };
-        self.shared
+        let answer = self
+            .shared
             .cache
             .get_or_load(path.as_str(), load)
             .await
-            .unwrap_or(Err(ConfidantError::Abandoned))
+            .unwrap_or(Err(ConfidantError::Abandoned));
+        metered::read(loaded_file.load(Ordering::Relaxed));
+        answer
     }
 
     /// Creates or replaces a secret like
@@ -149,6 +169,16 @@ impl FileSecretStore {
         secret_data: &SecretData,
         existing: Existing,
     ) -> Result<bool, ConfidantError> {
+        let written = self.write_file(secret_path, secret_data, existing).await;
+        metered::failure(metered::WRITE_ERRORS, written)
+    }
+
+    async fn write_file(
+        &self,
+        secret_path: &str,
+        secret_data: &SecretData,
+        existing: Existing,
+    ) -> Result<bool, ConfidantError> {
         let root_mode = self.check_root()?;
         let path = SecretPath::parse(secret_path)?;
         let file = names::file_in(&self.shared.root_path, path);
@@ -183,13 +213,15 @@ impl FileSecretStore {
         let file = names::file_in(&self.shared.root_path, path);
         let key = path.as_str().to_string();
         let cache = Arc::clone(&self.shared.cache);
-        tokio::task::spawn_blocking(move || {
+        let removed = tokio::task::spawn_blocking(move || {
             let removed = storage::remove(&file);
             cache.invalidate(&key);
             removed
         })
         .await
-        .map_err(|_| ConfidantError::Abandoned)?
+        .map_err(|_| ConfidantError::Abandoned)
+        .and_then(|removed| removed);
+        metered::failure(metered::WRITE_ERRORS, removed)
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use streambed::secret_store::Error;
 
-use crate::{secret_store::unauthorized, token, ConfidantError, FileSecretStore};
+use crate::{metered, secret_store::unauthorized, token, ConfidantError, FileSecretStore};
 
 /// The user a valid token was issued for, and when it stops being valid.
 ///
@@ -63,8 +63,11 @@ impl FileSecretStore {
     /// ```
     pub fn try_token_principal(&self, token: &str) -> Result<TokenOwner, ConfidantError> {
         self.check_root()?;
-        let claims = token::verify(token, SystemTime::now(), &self.shared.root_secret)
-            .ok_or(ConfidantError::AuthenticationFailed)?;
+        let claims = metered::failure(
+            metered::AUTH_FAILURES,
+            token::verify(token, SystemTime::now(), &self.shared.root_secret)
+                .ok_or(ConfidantError::AuthenticationFailed),
+        )?;
         Ok(TokenOwner {
             username: claims.username,
             expires: SystemTime::UNIX_EPOCH + Duration::from_millis(claims.expires),

@@ -17,7 +17,7 @@ use streambed::{
 };
 use subtle::ConstantTimeEq;
 
-use crate::{names, token, ConfidantError, FileSecretStore};
+use crate::{metered, names, token, ConfidantError, FileSecretStore};
 
 /// How long a user's token stays valid: 7 days.
 const USERPASS_LEASE_TIME: Duration = Duration::from_secs(7 * 24 * 60 * 60);
@@ -71,7 +71,10 @@ impl FileSecretStore {
         };
         let offered = crypto::hash(password.as_bytes(), &salt);
         if stored.is_none() || !bool::from(offered.ct_eq(expected)) {
-            return Err(ConfidantError::AuthenticationFailed);
+            return metered::failure(
+                metered::AUTH_FAILURES,
+                Err(ConfidantError::AuthenticationFailed),
+            );
         }
         let client_token = token::issue(
             username,

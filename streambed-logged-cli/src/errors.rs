@@ -2,7 +2,7 @@
 
 use std::{io, path::PathBuf};
 
-use streambed_logged::{ProduceError, TopicNameError};
+use streambed_logged::{inspect::InspectError, ProduceError, TopicNameError};
 
 /// A `logged` command failed.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +40,12 @@ pub enum CliError {
     /// An offset names a partition other than 0.
     #[error("an offset for {topic} names partition {partition}, but file-system logs have only partition 0")]
     UnsupportedPartition { topic: String, partition: u32 },
+    /// A topic could not be inspected.
+    #[error(transparent)]
+    Inspect(#[from] InspectError),
+    /// `offsets` was asked of a topic that holds no intact record.
+    #[error("topic {topic:?} holds no record")]
+    NoRecords { topic: String },
     /// Writing the output failed.
     #[error("cannot write the output: {0}")]
     Write(#[from] io::Error),

@@ -2,6 +2,7 @@
 
 use std::io::Read;
 
+use indicatif::ProgressBar;
 use serde_json::Deserializer;
 use streambed::commit_log::ProducerRecord;
 use streambed_logged::FileLog;
@@ -12,8 +13,13 @@ use crate::errors::CliError;
 ///
 /// Records are parsed one at a time, so a pipeline can stream them in. The first record
 /// that does not parse, or that the log refuses, stops the command with an error naming
-/// it; the log is never handed a record that is only partly read.
-pub async fn produce(log: &FileLog, input: impl Read) -> Result<u64, CliError> {
+/// it; the log is never handed a record that is only partly read. `progress` counts each
+/// record appended (a hidden bar when no one is watching).
+pub async fn produce(
+    log: &FileLog,
+    input: impl Read,
+    progress: &ProgressBar,
+) -> Result<u64, CliError> {
     let mut produced = 0;
     for (index, record) in Deserializer::from_reader(input)
         .into_iter::<ProducerRecord>()
@@ -42,6 +48,7 @@ pub async fn produce(log: &FileLog, input: impl Read) -> Result<u64, CliError> {
                 source,
             })?;
         produced += 1;
+        progress.inc(1);
     }
     Ok(produced)
 }

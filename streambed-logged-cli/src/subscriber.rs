@@ -1,4 +1,5 @@
-//! `logged subscribe`: records of topics out, as JSON lines.
+//! `logged subscribe` and `logged tail`: records of topics out, one per line, as they
+//! arrive.
 
 use std::{io::Write, time::Duration};
 
@@ -6,15 +7,19 @@ use futures_util::{FutureExt, StreamExt};
 use streambed::commit_log::{CommitLog, ConsumerOffset, Subscription};
 use streambed_logged::{validate_topic_name, FileLog};
 
-use crate::errors::CliError;
+use crate::{
+    errors::CliError,
+    format::{self, Format},
+};
 
 /// Writes every record of the subscribed topics after the given offsets to `output`, one
-/// JSON value per line, until the idle timeout (or forever without one).
+/// per line in `format`, until the idle timeout (or forever without one).
 pub async fn subscribe(
     log: &FileLog,
     offsets: Vec<ConsumerOffset>,
     topics: Vec<String>,
     idle_timeout: Option<Duration>,
+    format: Format,
     mut output: impl Write,
 ) -> Result<(), CliError> {
     // The log skips topics it cannot serve with only a warning; a command line deserves
@@ -56,18 +61,7 @@ pub async fn subscribe(
             }
         };
         let Some(record) = next else { break };
-        serde_json::to_writer(&mut output, &record).map_err(|source| {
-            if source.is_io() {
-                CliError::Write(source.into())
-            } else {
-                CliError::Encode {
-                    topic: record.topic.to_string(),
-                    offset: record.offset,
-                    source,
-                }
-            }
-        })?;
-        output.write_all(b"\n")?;
+        format::write_record(&mut output, &record, format)?;
     }
     output.flush()?;
     Ok(())

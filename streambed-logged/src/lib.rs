@@ -17,6 +17,7 @@ mod frame;
 #[doc(hidden)]
 pub mod fuzzing;
 mod index;
+pub mod inspect;
 mod open_limit;
 mod record;
 mod shared;

@@ -32,7 +32,7 @@ use crate::{
     audit::{self, Who},
     client::ClientKey,
     consumer_limits::check_consumer,
-    ops::{Metrics, OpenStream, RefusalReason},
+    ops::{Consumed, Metrics, OpenStream, RefusalReason},
     policy::{Permission, Policy},
     principal::{Peer, Principal},
     provenance::ProvenanceHeader,
@@ -396,12 +396,15 @@ async fn append<CL: CommitLog + 'static>(
             .map_err(|refused| guards.over_quota(refused))?,
     };
     let mut offsets = Vec::with_capacity(total);
+    let mut bytes = 0;
     for mut record in request.records.into_owned() {
         if let Some(header) = &guards.provenance {
             header.stamp(&mut record, &client);
         }
+        let value_len = record.value.len();
         match state.log.produce(record).await {
             Ok(offset) => {
+                bytes += value_len;
                 let first = outcome.appended.map_or(offset.offset, |(first, _)| first);
                 outcome.appended = Some((first, offset.offset));
                 offsets.push(offset);
@@ -413,7 +416,7 @@ async fn append<CL: CommitLog + 'static>(
                         creation.cancel();
                     }
                 }
-                guards.metrics.produced(offsets.len());
+                guards.metrics.produced(offsets.len(), bytes);
                 log::error!(
                     "{topic}: record {} of {total} not appended: {error}",
                     offsets.len() + 1
@@ -431,7 +434,7 @@ async fn append<CL: CommitLog + 'static>(
             }
         }
     }
-    guards.metrics.produced(offsets.len());
+    guards.metrics.produced(offsets.len(), bytes);
     Ok(json_response(StatusCode::OK, &ProduceReply { offsets }))
 }
 
@@ -514,8 +517,8 @@ struct Pump {
     /// Records ready at once are sent together in chunks of about this many bytes.
     chunk_size: usize,
     heartbeat: Option<Duration>,
-    /// Counts the records sent.
-    consumed: metrics::Counter,
+    /// Counts the records sent and the bytes of their values.
+    consumed: Consumed,
     /// Counts the stream as open while the pump runs.
     _open: OpenStream,
     /// The stream's place in its client's quota, given back when the pump ends, however
@@ -563,8 +566,10 @@ impl Pump {
             let mut chunk = Vec::new();
             let mut next = Some(first);
             let mut records_in_chunk = 0;
+            let mut value_bytes = 0;
             while let Some(record) = next.take() {
                 records_in_chunk += 1;
+                value_bytes += record.value.len() as u64;
                 write_consumer_record(&mut chunk, &record);
                 chunk.push(b'\n');
                 if chunk.len() < self.chunk_size {
@@ -576,7 +581,7 @@ impl Pump {
                     }
                 }
             }
-            self.consumed.increment(records_in_chunk);
+            self.consumed.sent(records_in_chunk, value_bytes);
             if !self.send(Bytes::from(chunk)).await {
                 break;
             }

@@ -136,6 +136,8 @@ pub(crate) struct Metrics {
     errors: Vec<Counter>,
     records_in: Counter,
     records_out: Counter,
+    bytes_in: Counter,
+    bytes_out: Counter,
     streams_open: Gauge,
     refused: Vec<Counter>,
 }
@@ -162,6 +164,14 @@ impl Metrics {
             "streambed_records_consumed_total",
             "records sent to consumer streams"
         );
+        metrics::describe_counter!(
+            "streambed_bytes_produced_total",
+            "bytes of record values appended to the log by produce requests"
+        );
+        metrics::describe_counter!(
+            "streambed_bytes_consumed_total",
+            "bytes of record values sent to consumer streams"
+        );
         metrics::describe_gauge!(
             "streambed_consumer_streams_open",
             "consumer streams open now"
@@ -184,6 +194,8 @@ impl Metrics {
                 .collect(),
             records_in: metrics::counter!("streambed_records_produced_total"),
             records_out: metrics::counter!("streambed_records_consumed_total"),
+            bytes_in: metrics::counter!("streambed_bytes_produced_total"),
+            bytes_out: metrics::counter!("streambed_bytes_consumed_total"),
             streams_open: metrics::gauge!("streambed_consumer_streams_open"),
             refused: RefusalReason::ALL
                 .iter()
@@ -199,6 +211,8 @@ impl Metrics {
             errors: vec![Counter::noop(); STATUSES.len() + 2],
             records_in: Counter::noop(),
             records_out: Counter::noop(),
+            bytes_in: Counter::noop(),
+            bytes_out: Counter::noop(),
             streams_open: Gauge::noop(),
             refused: vec![Counter::noop(); RefusalReason::ALL.len()],
         }
@@ -221,14 +235,18 @@ impl Metrics {
         }
     }
 
-    /// Counts records appended by a produce request.
-    pub(crate) fn produced(&self, records: usize) {
+    /// Counts records appended by a produce request, and the bytes of their values.
+    pub(crate) fn produced(&self, records: usize, bytes: usize) {
         self.records_in.increment(records as u64);
+        self.bytes_in.increment(bytes as u64);
     }
 
-    /// The counter of records sent to consumers, for a stream's task to keep.
-    pub(crate) fn consumed(&self) -> Counter {
-        self.records_out.clone()
+    /// The counters of records sent to consumers, for a stream's task to keep.
+    pub(crate) fn consumed(&self) -> Consumed {
+        Consumed {
+            records: self.records_out.clone(),
+            bytes: self.bytes_out.clone(),
+        }
     }
 
     /// Counts a refusal.
@@ -242,6 +260,20 @@ impl Metrics {
     pub(crate) fn stream_opened(&self) -> OpenStream {
         self.streams_open.increment(1.0);
         OpenStream(self.streams_open.clone())
+    }
+}
+
+/// What a consumer stream counts as it sends records.
+pub(crate) struct Consumed {
+    records: Counter,
+    bytes: Counter,
+}
+
+impl Consumed {
+    /// Counts `records` sent, whose values hold `bytes` bytes in all.
+    pub(crate) fn sent(&self, records: u64, bytes: u64) {
+        self.records.increment(records);
+        self.bytes.increment(bytes);
     }
 }
 
@@ -311,7 +343,8 @@ mod tests {
         assert_eq!(Route::of("/topics/a"), Route::Produce);
         assert_eq!(Route::of("/consumers/g"), Route::Consume);
         assert_eq!(Route::of("/nothing"), Route::Other);
-        metrics.produced(3);
+        metrics.produced(3, 12);
+        metrics.consumed().sent(2, 5);
         metrics.refused(RefusalReason::RateLimit);
         let open = metrics.stream_opened();
         let text = handle.render();
@@ -321,6 +354,9 @@ mod tests {
             "streambed_http_errors_total{status=\"429\"} 1",
             "streambed_http_errors_total{status=\"4xx\"} 1",
             "streambed_records_produced_total 3",
+            "streambed_bytes_produced_total 12",
+            "streambed_records_consumed_total 2",
+            "streambed_bytes_consumed_total 5",
             "streambed_refused_total{reason=\"rate_limit\"} 1",
             "streambed_refused_total{reason=\"topic_quota\"} 0",
             "streambed_consumer_streams_open 1",

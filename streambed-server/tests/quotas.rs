@@ -418,6 +418,9 @@ async fn metrics_count_requests_records_streams_errors_and_refusals() {
         "streambed_http_errors_total{status=\"429\"} 1",
         "streambed_records_produced_total 2",
         "streambed_records_consumed_total 2",
+        // Each value is the one byte "a".
+        "streambed_bytes_produced_total 2",
+        "streambed_bytes_consumed_total 2",
         "streambed_consumer_streams_open 1",
         "streambed_refused_total{reason=\"stream_quota\"} 1",
     ] {

@@ -21,6 +21,13 @@ pub(crate) const UNAVAILABLES: &str = "ss_unavailables";
 pub(crate) const UNAUTHORIZED: &str = "ss_unauthorized";
 /// Counter of answers that are neither success nor denial (upstream's name).
 pub(crate) const OTHER_REPLY_FAILURES: &str = "ss_other_reply_failures";
+/// Counter of tries after the first of a call (the server was unreachable or failing).
+pub(crate) const RETRIES: &str = "ss_retries_total";
+/// Counter of secret reads answered without a request: from the cache, or by a read of
+/// the same path already under way.
+pub(crate) const CACHE_HITS: &str = "ss_cache_hits_total";
+/// Counter of secret reads that started a request.
+pub(crate) const CACHE_MISSES: &str = "ss_cache_misses_total";
 
 /// What a call is counted as: the counter of its attempts and the label naming its subject.
 pub(crate) struct Counted<'a> {
@@ -142,9 +149,13 @@ impl Calls {
             .map_err(|error| VaultError::Client(Arc::new(error)))?
             .url()
             .clone();
+        let mut tried = false;
         self.policy
             .run(&url, Idempotence::Idempotent, || {
                 counted.count(counted.requests);
+                if std::mem::replace(&mut tried, true) {
+                    counted.count(RETRIES);
+                }
                 let attempt = request().send();
                 let url = &url;
                 async move {

@@ -5,9 +5,16 @@
 //! cancelled caller cancels nothing; a write drops the cached read of its path however the
 //! writing future ends, so a read after a write never sees the old value.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 
 use log::debug;
+use metrics::counter;
 use reqwest::{StatusCode, Url};
 use serde_json::json;
 use streambed::{
@@ -17,7 +24,7 @@ use streambed::{
 };
 
 use crate::{
-    call::{secret_ttl, Counted, OTHER_REPLY_FAILURES},
+    call::{secret_ttl, Counted, CACHE_HITS, CACHE_MISSES, OTHER_REPLY_FAILURES},
     outcome::accepted,
     session::{Config, SecretRead, Session},
     VaultError, VaultSecretStore,
@@ -43,7 +50,11 @@ impl VaultSecretStore {
         // racing it; a load that is abandoned again (it panics, or no runtime can run it)
         // would be abandoned forever, so that is reported instead of retried.
         for _ in 0..2 {
+            // Set when this read starts the request rather than being answered by the
+            // cache (or by a read of the same path under way).
+            let started = AtomicBool::new(false);
             let load = || {
+                started.store(true, Ordering::Relaxed);
                 let loading = load_secret(
                     Arc::clone(config),
                     Arc::clone(session),
@@ -56,6 +67,12 @@ impl VaultSecretStore {
                 }
             };
             if let Ok(read) = session.cache.get_or_load(secret_path, load).await {
+                let counter = if started.load(Ordering::Relaxed) {
+                    CACHE_MISSES
+                } else {
+                    CACHE_HITS
+                };
+                counter!(counter).increment(1);
                 return read;
             }
         }

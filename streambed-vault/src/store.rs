@@ -41,7 +41,11 @@ use crate::{
 /// counts the calls of [`rename_user`](Self::rename_user)),
 /// `ss_create_secret_requests` (label `secret_path`), `ss_token_auth_requests` (label
 /// `token_auth`) for each try; `ss_unauthorized` and `ss_other_reply_failures` with the
-/// label of the call; `ss_unavailables` for each try the server could not be reached.
+/// label of the call; `ss_unavailables` for each try the server could not be reached;
+/// `ss_retries_total` (with the label of the call) for each try after a call's first;
+/// `ss_cache_hits_total` for each secret read answered without a request (from the cache,
+/// or by a read of the same path already under way) and `ss_cache_misses_total` for each
+/// that started one.
 ///
 /// ```no_run
 /// use std::time::Duration;

@@ -173,6 +173,28 @@ async fn server_errors_are_retried_until_the_server_answers() {
         counters.get("ss_get_secret_requests", &[("secret_path", "default/a")]),
         3
     );
+    assert_eq!(
+        counters.get("ss_retries_total", &[("secret_path", "default/a")]),
+        2
+    );
+}
+
+#[tokio::test]
+async fn reads_count_cache_hits_and_the_misses_that_made_a_request() {
+    let counters = Counters::default();
+    let _recorder = metrics::set_default_local_recorder(&counters);
+    let (requests, handler) = counting(|_, _| secret_reply("v", "1h"));
+    let server = server::http(handler);
+    let ss = store(url(&server));
+    for _ in 0..3 {
+        assert_eq!(read_value(&ss, "default/a").await, Some("v".to_string()));
+    }
+    assert_eq!(read_value(&ss, "default/b").await, Some("v".to_string()));
+    assert_eq!(requests.load(Ordering::SeqCst), 2);
+    assert_eq!(counters.get("ss_cache_misses_total", &[]), 2);
+    assert_eq!(counters.get("ss_cache_hits_total", &[]), 2);
+    // One try each: nothing was retried.
+    assert_eq!(counters.total("ss_retries_total"), 0);
 }
 
 #[tokio::test]
