@@ -33,6 +33,8 @@ pub(crate) struct Cursor {
     files: VecDeque<OpenFile>,
     framer: Framer,
     ready: VecDeque<ConsumerRecord>,
+    /// Encoded bytes of the records in `ready`, for the log's telemetry.
+    ready_bytes: u64,
     since_yield: usize,
 }
 
@@ -53,6 +55,7 @@ impl Cursor {
             files: VecDeque::new(),
             framer: Framer::new(0, config.read_buffer_size, config.max_record_size),
             ready: VecDeque::new(),
+            ready_bytes: 0,
             since_yield: 0,
         }
     }
@@ -67,6 +70,8 @@ impl Cursor {
                 // Reading from the page cache never waits, so give producers and other
                 // tasks their turn now and then, even on a single-threaded runtime.
                 Step::Ready => {
+                    let bytes = std::mem::take(&mut self.ready_bytes);
+                    self.shared.telemetry.consumed(self.ready.len(), bytes);
                     self.since_yield += self.ready.len();
                     if self.since_yield >= YIELD_EVERY {
                         self.since_yield = 0;
@@ -155,7 +160,7 @@ impl Cursor {
             };
             let path = files::path_of(&self.shared.paths, current.kind);
             match frame {
-                Frame::Record { view, pos, .. } => {
+                Frame::Record { view, pos, raw } => {
                     if unacknowledged(&self.rx, view.offset) {
                         // In the file but not yet acknowledged by this process:
                         // a failed write may still cut it off and give its offset to
@@ -168,6 +173,7 @@ impl Cursor {
                     }
                     if self.last < Some(view.offset) {
                         self.last = Some(view.offset);
+                        self.ready_bytes += raw.len() as u64;
                         self.ready
                             .push_back(view.to_consumer_record(&self.shared.topic));
                     }

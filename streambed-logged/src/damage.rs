@@ -5,6 +5,7 @@
 use std::{collections::HashSet, fs::File, path::Path, sync::Mutex};
 
 use log::warn;
+use metrics::Counter;
 
 /// Regions remembered to warn about each once; past this many the memory is started over,
 /// so a file with endless damage costs bounded memory (and some repeated warnings).
@@ -33,6 +34,8 @@ pub struct DamageStats {
 #[derive(Debug, Default)]
 pub(crate) struct DamageLog {
     state: Mutex<State>,
+    /// The log's `logged_damaged_bytes_total`.
+    damaged_bytes: Option<Counter>,
 }
 
 #[derive(Debug, Default)]
@@ -53,6 +56,14 @@ fn file_id(_file: &File) -> (u64, u64) {
 }
 
 impl DamageLog {
+    /// A log that also counts the bytes of each new region into `damaged_bytes`.
+    pub(crate) fn counting_into(damaged_bytes: Counter) -> Self {
+        Self {
+            state: Mutex::default(),
+            damaged_bytes: Some(damaged_bytes),
+        }
+    }
+
     /// Notes that bytes `from..to` of `file` (found at `path`) are not records.
     pub(crate) fn report(&self, path: &Path, file: &File, from: u64, to: u64) {
         let (dev, ino) = file_id(file);
@@ -63,6 +74,9 @@ impl DamageLog {
         if state.seen.insert((dev, ino, from)) {
             state.stats.regions += 1;
             state.stats.bytes += to.saturating_sub(from);
+            if let Some(counter) = &self.damaged_bytes {
+                counter.increment(to.saturating_sub(from));
+            }
             warn!(
                 "{}: bytes {from}..{to} are damaged; skipping them, the records around them \
                  stay readable",

@@ -21,6 +21,7 @@ pub mod inspect;
 mod open_limit;
 mod record;
 mod shared;
+mod telemetry;
 mod topic_name;
 mod topic_pruning;
 mod watcher;

@@ -20,6 +20,7 @@ use crate::{
     damage::DamageLog,
     error::TopicNameError,
     open_limit::OpenLimit,
+    telemetry::Telemetry,
     topic_name::TopicPaths,
     topic_pruning,
     watcher::Watcher,
@@ -57,6 +58,8 @@ pub(crate) struct TopicShared {
     pub(crate) compaction_lock: Arc<tokio::sync::Mutex<()>>,
     /// The damage readers of the topic's files came across.
     pub(crate) damage: DamageLog,
+    /// The log's series, which the topic counts into.
+    pub(crate) telemetry: Arc<Telemetry>,
 }
 
 impl TopicShared {
@@ -80,6 +83,7 @@ pub(crate) struct Inner {
     pub(crate) syncer: Background,
     /// Which topics hold their files open for appending, within the configured bound.
     pub(crate) open_limit: Arc<OpenLimit>,
+    pub(crate) telemetry: Arc<Telemetry>,
 }
 
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -97,6 +101,7 @@ impl Inner {
             flusher: Background::flusher(),
             syncer: Background::syncer(),
             open_limit: Arc::new(OpenLimit::default()),
+            telemetry: Arc::new(Telemetry::register()),
         }
     }
 
@@ -151,7 +156,8 @@ impl Inner {
             compaction: Mutex::new(compaction::CompactionState::default()),
             compaction_idle: tokio::sync::Notify::new(),
             compaction_lock: Arc::new(tokio::sync::Mutex::new(())),
-            damage: DamageLog::default(),
+            damage: DamageLog::counting_into(self.telemetry.damaged_bytes.clone()),
+            telemetry: self.telemetry.clone(),
         });
         topics.insert(topic.clone(), shared.clone());
         Ok(shared)

@@ -308,6 +308,9 @@ impl Open {
             );
         }
         self.len += records.bytes.len() as u64;
+        shared
+            .telemetry
+            .produced(records.len(), records.bytes.len());
         self.acked = self.acked.max(records.last());
         if self.beginning.is_none() {
             self.beginning = records.first();

@@ -78,6 +78,7 @@ where
         shared.topic,
         time.as_secs_f64() * 1e3
     );
+    shared.telemetry.compacted(time);
     let mut state = lock(&shared.compaction);
     state.stats.compactions += 1;
     state.stats.passes += passes;
