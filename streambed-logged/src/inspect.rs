@@ -2,7 +2,7 @@
 //! sizes and record counts, and whether every byte of their files still frames as records.
 //! The `logged` command's `topics`, `offsets` and `verify` are built on these.
 //!
-//! Nothing here writes: no file is created, repaired or truncated, and no writer task is
+//! Nothing here writes: no file is created, repaired or truncated, and no appender is
 //! started, so an inspection is safe beside a running service (it then sees the files as
 //! they are at that moment; a record still being written shows as a torn tail). Records
 //! are framed by the same framer every other reader of the crate uses, so an

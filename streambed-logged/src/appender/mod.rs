@@ -413,11 +413,12 @@ fn write_taken(shared: &TopicShared, taken: Taken) -> Result<(), ProduceError> {
         sync,
     } = taken;
     let mut written = (&*file).write_all(&records.bytes);
-    let started = Instant::now();
+    let mut took = Duration::ZERO;
     if written.is_ok() && sync {
+        let started = Instant::now();
         written = file.sync_data();
+        took = started.elapsed();
     }
-    let took = started.elapsed();
     let outcome = {
         let mut slot = lock(&shared.appender);
         match written {
