@@ -5,7 +5,9 @@
 //! the original, and the p50 and p99 latency of one `produce`.
 //!
 //! `scripts/produce-speed` runs it in release mode; `scripts/produce-speed --quick` (which
-//! CI runs in debug mode) checks with a hundredth of the records that it works.
+//! CI runs in debug mode) checks with a hundredth of the records that it works;
+//! `--profile` runs one case (ours, `Buffered`, current-thread, 10 B) long enough for
+//! `perf record`.
 
 use std::{
     sync::Arc,
@@ -201,6 +203,20 @@ fn main() {
             .expect("runtime"),
     );
     let levels = [Durability::InProcess, Durability::Buffered];
+    // `--profile`: only ours, Buffered, current-thread, 10 B, for a long while (to run
+    // under `perf record`).
+    if std::env::args().any(|a| a == "--profile") {
+        let f = best(
+            &current,
+            Subject::Ours(Durability::Buffered),
+            10,
+            1,
+            300_000,
+            10,
+        );
+        print_row("profile", Subject::Ours(Durability::Buffered), &f, None);
+        return;
+    }
 
     println!(
         "One producer awaiting each record, {} records",

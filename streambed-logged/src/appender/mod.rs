@@ -44,7 +44,7 @@ mod tests;
 use std::{
     io::{self, Write},
     pin::pin,
-    sync::{atomic::Ordering, Arc},
+    sync::{atomic::Ordering, Arc, MutexGuard},
     time::{Duration, Instant},
 };
 
@@ -149,7 +149,11 @@ pub(crate) async fn append(
         let step = step(shared, cx, record);
         match step? {
             Step::Acknowledged(offset) => return Ok(offset),
-            Step::Lead(offset) => return lead(shared).await.map(|()| offset),
+            Step::Lead(offset, None) => return lead(shared).await.map(|()| offset),
+            // Nothing to wait for: written at once, with no further await.
+            Step::Lead(offset, Some(taken)) => {
+                return write_batches_as(shared, Writer::Producer, Some(taken)).map(|()| offset)
+            }
             Step::Follow(offset, batch) => return wait(shared, batch).await.map(|()| offset),
             Step::Drain(batch) => {
                 let mut notified = pin!(batch.notify.notified());
@@ -167,8 +171,9 @@ pub(crate) async fn append(
 enum Step {
     /// Acknowledged before it is written (`InProcess`).
     Acknowledged(Offset),
-    /// Encoded; no batch is being written: write it.
-    Lead(Offset),
+    /// Encoded; no batch is being written: write it (taken already, unless the leader
+    /// first pauses to gather others).
+    Lead(Offset, Option<Taken>),
     /// Encoded into a batch that waits for the one being written.
     Follow(Offset, Arc<Batch>),
     /// Not encoded: too much waits to be written already; try again after this batch.
@@ -234,8 +239,9 @@ fn step(
         let batch = open.batch.get_or_insert_with(Default::default).clone();
         return Ok(Step::Follow(offset, batch));
     }
+    let taken = (!open.gathers()).then(|| open.take());
     slot.writing = true;
-    Ok(Step::Lead(offset))
+    Ok(Step::Lead(offset, taken))
 }
 
 /// Opens the topic, within the log's bound on open topics.
@@ -309,31 +315,24 @@ impl Drop for Leading<'_> {
     }
 }
 
-/// Writes the pending batches, this producer's record in the first, as the leader.
+/// Writes pending batches as a producer leading (the caller set `writing`), then hands
+/// over. Answers how the first batch went: the one holding the leader's own record, if any.
+fn write_batches(shared: &Arc<TopicShared>) -> Result<(), ProduceError> {
+    write_batches_as(shared, Writer::Producer, None)
+}
+
+/// Writes the pending batches, this producer's record in the first, as the leader, after
+/// a pause that lets others join.
 async fn lead(shared: &Arc<TopicShared>) -> Result<(), ProduceError> {
     let mut leading = Leading {
         shared,
         armed: true,
     };
-    if gathers(shared) {
-        // Let producers ready to run on this executor join the batch: on one thread
-        // they could not otherwise, and a sync costs far more than the pause.
-        YieldNow::default().await;
-    }
+    // Let producers ready to run on this executor join the batch: on one thread they
+    // could not otherwise.
+    YieldNow::default().await;
     leading.armed = false;
     write_batches(shared)
-}
-
-/// Whether the leader pauses before writing so that others join its batch: always before
-/// an `fdatasync`; before a `write` when producers joined the last batch, and now and then
-/// to find out whether they would.
-fn gathers(shared: &TopicShared) -> bool {
-    let mut slot = lock(&shared.appender);
-    let Some(open) = slot.open_mut() else {
-        return false;
-    };
-    open.leads = open.leads.wrapping_add(1);
-    open.config.durability == Durability::Fsync || open.contended || open.leads % PROBE_EVERY == 0
 }
 
 /// Who writes the batches.
@@ -345,23 +344,43 @@ enum Writer {
     Syncer,
 }
 
-/// Writes pending batches as the leader (the caller set `writing`), then hands over.
-/// Answers how the first batch went: the one holding the leader's own record, if any.
-fn write_batches(shared: &Arc<TopicShared>) -> Result<(), ProduceError> {
-    write_batches_as(shared, Writer::Producer)
-}
-
-fn write_batches_as(shared: &Arc<TopicShared>, writer: Writer) -> Result<(), ProduceError> {
+/// Writes pending batches, starting with `taken` if the caller took one, until none is
+/// left or (a producer) it is time to hand over; then releases the leadership. Answers how
+/// the first batch went. The lock is taken once between two batches: commit, then the next
+/// batch or the release.
+fn write_batches_as(
+    shared: &Arc<TopicShared>,
+    writer: Writer,
+    mut taken: Option<Taken>,
+) -> Result<(), ProduceError> {
     let mut first = None;
     let mut leads = 0;
-    while let Some(taken) = take_or_release(shared, writer, leads) {
+    let mut slot: Option<MutexGuard<'_, Slot>> = None;
+    loop {
+        let next = match taken.take() {
+            Some(next) => next,
+            None => {
+                let guard = slot.take().unwrap_or_else(|| lock(&shared.appender));
+                match next_or_release(shared, guard, writer, leads) {
+                    Some(next) => next,
+                    None => break,
+                }
+            }
+        };
         leads += 1;
-        let outcome = write_taken(shared, taken);
+        let (outcome, guard) = write_taken(shared, next);
         let failed = outcome.is_err();
         first.get_or_insert(outcome);
-        if failed {
-            release(shared);
-            break;
+        match guard {
+            Some(mut guard) if failed => {
+                release_locked(shared, &mut guard);
+                break;
+            }
+            None if failed => {
+                release(shared);
+                break;
+            }
+            guard => slot = guard,
         }
     }
     first.unwrap_or(Ok(()))
@@ -369,8 +388,12 @@ fn write_batches_as(shared: &Arc<TopicShared>, writer: Writer) -> Result<(), Pro
 
 /// The next batch to write, or `None` once the leadership is released (in the same
 /// critical section, so that no record can be appended in between and be left behind).
-fn take_or_release(shared: &Arc<TopicShared>, writer: Writer, leads: usize) -> Option<Taken> {
-    let mut slot = lock(&shared.appender);
+fn next_or_release(
+    shared: &Arc<TopicShared>,
+    mut slot: MutexGuard<'_, Slot>,
+    writer: Writer,
+    leads: usize,
+) -> Option<Taken> {
     let mut gathered = false;
     loop {
         let closing = slot.close_after;
@@ -404,8 +427,13 @@ fn take_or_release(shared: &Arc<TopicShared>, writer: Writer, leads: usize) -> O
     None
 }
 
-/// Writes one taken batch and commits it, or fails it and everything after it.
-fn write_taken(shared: &TopicShared, taken: Taken) -> Result<(), ProduceError> {
+/// Writes one taken batch and commits it, or fails it and everything after it. Answers
+/// with the lock still held when no producer waits on the batch (the caller goes on under
+/// it); otherwise the lock is let go before they are woken.
+fn write_taken(
+    shared: &TopicShared,
+    taken: Taken,
+) -> (Result<(), ProduceError>, Option<MutexGuard<'_, Slot>>) {
     let Taken {
         file,
         records,
@@ -419,26 +447,28 @@ fn write_taken(shared: &TopicShared, taken: Taken) -> Result<(), ProduceError> {
         written = file.sync_data();
         took = started.elapsed();
     }
-    let outcome = {
-        let mut slot = lock(&shared.appender);
-        match written {
-            Ok(()) => {
-                if let Some(open) = slot.open_mut() {
-                    if sync {
-                        open.synced_in(took);
-                    }
-                    open.commit(shared, records);
-                    open.age_when_due(shared);
+    let mut slot = lock(&shared.appender);
+    let outcome = match written {
+        Ok(()) => {
+            if let Some(open) = slot.open_mut() {
+                if sync {
+                    open.synced_in(took);
                 }
-                Ok(())
+                open.commit(shared, records);
+                open.age_when_due(shared);
             }
-            Err(e) => Err(fail(shared, &mut slot, e)),
+            Ok(())
         }
+        Err(e) => Err(fail(shared, &mut slot, e)),
     };
-    if let Some(batch) = batch {
-        batch.complete(outcome.clone());
+    match batch {
+        None => (outcome, Some(slot)),
+        Some(batch) => {
+            drop(slot);
+            batch.complete(outcome.clone());
+            (outcome, None)
+        }
     }
-    outcome
 }
 
 /// After a failed write: the batch and every record encoded after it fail with the same
@@ -550,7 +580,7 @@ pub(crate) fn flush(shared: &Arc<TopicShared>) -> Flushed {
 /// Writes and syncs what `Fsync` producers queued, as the syncer thread: the producer that
 /// queued the topic handed the leadership over with it.
 pub(crate) fn sync(shared: &Arc<TopicShared>) -> Flushed {
-    let _ = write_batches_as(shared, Writer::Syncer);
+    let _ = write_batches_as(shared, Writer::Syncer, None);
     Flushed::Written
 }
 

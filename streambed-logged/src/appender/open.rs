@@ -281,6 +281,13 @@ impl Open {
         self.publish(shared);
     }
 
+    /// Whether the leader pauses before writing so that others join its batch: when
+    /// producers joined the last batch, and now and then to find out whether they would.
+    pub(super) fn gathers(&mut self) -> bool {
+        self.leads = self.leads.wrapping_add(1);
+        self.contended || self.leads % super::PROBE_EVERY == 0
+    }
+
     /// Takes the pending records to be written, leaving empty buffers in their place.
     pub(super) fn take(&mut self) -> Taken {
         let records = std::mem::replace(&mut self.pending, std::mem::take(&mut self.spare));
