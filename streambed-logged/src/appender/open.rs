@@ -285,7 +285,7 @@ impl Open {
     /// producers joined the last batch, and now and then to find out whether they would.
     pub(super) fn gathers(&mut self) -> bool {
         self.leads = self.leads.wrapping_add(1);
-        self.contended || self.leads % super::PROBE_EVERY == 0
+        self.contended || self.leads.is_multiple_of(super::PROBE_EVERY)
     }
 
     /// Takes the pending records to be written, leaving empty buffers in their place.
