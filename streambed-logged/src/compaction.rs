@@ -4,7 +4,7 @@
 //! # Model
 //!
 //! Once compaction is registered for a topic (`FileLog::register_compaction`), each time
-//! the active file passes `compaction_threshold_size` bytes the writer *ages* it: the
+//! the active file passes `compaction_threshold_size` bytes the appender *ages* it: the
 //! history (if any) is renamed `<topic>.ancient_history` and the active file `<topic>.history`;
 //! appends continue into a new, empty active file. A background task then compacts the
 //! aged files:
@@ -41,7 +41,7 @@
 //!
 //! Producing never waits for a compaction that is within one threshold: aging is a pair of
 //! renames. Only when the active file passes the threshold again while the previous
-//! compaction still runs does the writer stop taking records until it finishes: the
+//! compaction still runs do producers wait before appending until it finishes: the
 //! compaction is then more than one threshold behind. Size the threshold so that
 //! compacting about `threshold + kept records` bytes (two reads, one write and an `fsync`)
 //! takes less time than producing one threshold does.

@@ -82,8 +82,8 @@ pub enum ProduceError {
         #[source]
         source: Arc<io::Error>,
     },
-    /// The topic's writer stopped before answering, for example because the runtime is
-    /// shutting down or an earlier write failed.
+    /// The topic's writer stopped before answering. Kept for code that matches on it:
+    /// producers now append themselves, so this log no longer returns it.
     #[error("the writer of topic {topic} stopped before answering")]
     WriterStopped {
         /// The topic produced to.

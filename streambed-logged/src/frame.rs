@@ -359,7 +359,7 @@ impl Framer {
                         Decoded::Incomplete if at_eof && after == self.end => {
                             return Some(self.confirmed(pos, offset))
                         }
-                        // After damage, only a torn record follows it: the writer cuts
+                        // After damage, only a torn record follows it: the appender cuts
                         // that, and this record must not become damage then. (Inside what
                         // may be a torn record, it is held back instead.)
                         Decoded::Incomplete if at_eof && after_damage => {

@@ -5,7 +5,7 @@
 //! position, both u64 little-endian). It is advisory: every entry used is first checked
 //! against the log (the record at that position must be intact and carry that offset;
 //! offsets are unique within a topic, so a match cannot be a coincidence), and an index
-//! that does not match is rebuilt by the writer. Readers that find no usable entry fall
+//! that does not match is rebuilt by the appender. Readers that find no usable entry fall
 //! back to scanning. Upstream's implementation ignores the file.
 
 use std::{
@@ -125,7 +125,7 @@ pub(crate) fn entry_matches(log: &File, entry: Entry, limit: usize) -> bool {
     }
 }
 
-/// The writer's side of the index: appends entries as the log grows.
+/// The appender's side of the index: appends entries as the log grows.
 pub(crate) struct IndexWriter {
     file: File,
     last: Option<Entry>,

@@ -94,7 +94,7 @@ impl DamagedRange {
 }
 
 /// A record cut short at the end of the active file: a write still under way, or one a
-/// crash interrupted (the writer cuts it off when it next opens the topic).
+/// crash interrupted (the appender cuts it off when it next opens the topic).
 #[derive(Clone, Debug, Eq, PartialEq)]
 pub struct TornTail {
     /// The active file.

@@ -52,7 +52,7 @@ pub(crate) struct TopicShared {
     /// used open topic gives its files back first.
     pub(crate) last_use: AtomicU32,
     pub(crate) compaction: Mutex<compaction::CompactionState>,
-    /// Signalled when a compaction finishes or is unregistered (the writer may be waiting).
+    /// Signalled when a compaction finishes or is unregistered (producers may be waiting).
     pub(crate) compaction_idle: tokio::sync::Notify,
     /// Held while a compaction runs, so a replaced compactor never overlaps its successor.
     pub(crate) compaction_lock: Arc<tokio::sync::Mutex<()>>,

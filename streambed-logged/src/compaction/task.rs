@@ -17,7 +17,7 @@ use crate::{
     shared::{lock, TopicShared},
 };
 
-/// The registration of a compactor, shared with the writer.
+/// The registration of a compactor, shared with the appender.
 #[derive(Clone)]
 pub(crate) struct CompactorHandle {
     stop: Arc<AtomicBool>,
@@ -42,7 +42,7 @@ impl CompactorHandle {
     }
 }
 
-/// Compaction as the writer and compactor of one topic see it.
+/// Compaction as the appender and compactor of one topic see it.
 #[derive(Default)]
 pub(crate) struct CompactionState {
     /// The registered compactor, if any.
