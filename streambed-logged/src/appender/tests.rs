@@ -23,14 +23,19 @@ const LEVELS: [Durability; 3] = [
 ];
 
 fn record(topic: &str, key: u64) -> ProducerRecord {
-    ProducerRecord {
+    streambed_test::records::record(topic, key, key.to_le_bytes().to_vec())
+}
+
+/// The first `n` records of `topic` as this log's subscribers see them: (offset, key).
+async fn read_here(log: &FileLog, topic: &str, n: usize) -> Vec<(u64, u64)> {
+    let subscription = vec![Subscription {
         topic: Topic::from(topic),
-        headers: vec![],
-        timestamp: None,
-        key,
-        value: key.to_le_bytes().to_vec(),
-        partition: 0,
-    }
+    }];
+    log.scoped_subscribe("check", vec![], subscription, None)
+        .take(n)
+        .map(|r| (r.offset, r.key))
+        .collect()
+        .await
 }
 
 /// The smallest executor there is: polls on the calling thread, parks until woken. Not
@@ -144,20 +149,11 @@ async fn concurrent_producers_get_distinct_offsets_in_file_order_at_every_level(
         // Read back in this process at once: every acknowledged record, at its offset.
         let offsets = log.offsets(Topic::from("t"), 0).await.unwrap();
         assert_eq!(offsets.end_offset, 3199);
-        let read: Vec<(u64, u64)> = log
-            .scoped_subscribe(
-                "check",
-                vec![],
-                vec![Subscription {
-                    topic: Topic::from("t"),
-                }],
-                None,
-            )
-            .take(3200)
-            .map(|r| (r.offset, r.key))
-            .collect()
-            .await;
-        assert_eq!(read, acknowledged, "{durability:?}");
+        assert_eq!(
+            read_here(&log, "t", 3200).await,
+            acknowledged,
+            "{durability:?}"
+        );
     }
 }
 
@@ -171,20 +167,7 @@ async fn in_process_records_are_readable_here_at_once_and_reach_the_file_soon_af
     // Read-your-writes in this process, whether or not the file has them yet.
     let offsets = log.offsets(Topic::from("t"), 0).await.unwrap();
     assert_eq!((offsets.beginning_offset, offsets.end_offset), (0, 2));
-    let read: Vec<u64> = log
-        .scoped_subscribe(
-            "check",
-            vec![],
-            vec![Subscription {
-                topic: Topic::from("t"),
-            }],
-            None,
-        )
-        .take(3)
-        .map(|r| r.key)
-        .collect()
-        .await;
-    assert_eq!(read, [0, 1, 2]);
+    assert_eq!(read_here(&log, "t", 3).await, [(0, 0), (1, 1), (2, 2)]);
     // Another reader of the files sees them without any further produce.
     log.produce(record("t", 3)).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
