@@ -69,13 +69,18 @@ impl TopicShared {
     }
 }
 
+/// The topics a log knows, by name. Looked up on every produce: foldhash, seeded per
+/// process (so names chosen by clients cannot be made to collide at will), hashes a short
+/// name several times faster than the standard SipHash.
+pub(crate) type TopicMap = HashMap<Topic, Arc<TopicShared>, foldhash::fast::RandomState>;
+
 /// State shared by the clones of a [`FileLog`](crate::FileLog).
 pub(crate) struct Inner {
     pub(crate) root: PathBuf,
     /// Shared so that a setting changed through one clone holds for all: a log has one
     /// configuration, and one appender per topic.
     pub(crate) config: Mutex<Config>,
-    pub(crate) topics: Mutex<HashMap<Topic, Arc<TopicShared>>>,
+    pub(crate) topics: Mutex<TopicMap>,
     pub(crate) watcher: Mutex<Watcher>,
     /// Writes out the buffers of [`Durability::InProcess`](crate::Durability::InProcess).
     pub(crate) flusher: Background,
@@ -96,7 +101,7 @@ impl Inner {
         Self {
             root,
             config: Mutex::new(config),
-            topics: Mutex::new(HashMap::new()),
+            topics: Mutex::new(TopicMap::default()),
             watcher: Mutex::new(Watcher::NotStarted),
             flusher: Background::flusher(),
             syncer: Background::syncer(),

@@ -8,14 +8,12 @@
 //! damage counted) is only
 //! a cache and is dropped; asking about the topic again rebuilds it from the files.
 
-use std::{collections::HashMap, sync::Arc};
-
-use streambed::commit_log::Topic;
+use std::sync::Arc;
 
 use crate::{
     compaction::CompactionStats,
     damage::DamageStats,
-    shared::{lock, TopicShared},
+    shared::{lock, TopicMap, TopicShared},
 };
 
 /// Entries kept before the first pruning pass.
@@ -29,7 +27,7 @@ pub(crate) fn due(len: usize) -> bool {
 }
 
 /// Drops the entries of topics that nothing but the map uses.
-pub(crate) fn prune_unused(topics: &mut HashMap<Topic, Arc<TopicShared>>) {
+pub(crate) fn prune_unused(topics: &mut TopicMap) {
     topics.retain(|_, shared| !unused(shared));
 }
 
@@ -59,7 +57,7 @@ fn unused(shared: &Arc<TopicShared>) -> bool {
 mod tests {
     use std::time::Duration;
 
-    use streambed::commit_log::{CommitLog, ProducerRecord, Subscription};
+    use streambed::commit_log::{CommitLog, ProducerRecord, Subscription, Topic};
     use tokio_stream::StreamExt;
 
     use super::*;
