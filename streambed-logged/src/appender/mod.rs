@@ -8,17 +8,21 @@
 //!    next offset: offsets are given out in the order records are encoded, which is the
 //!    order they reach the file.
 //! 2. At [`Durability::InProcess`] that is all: the record is acknowledged (published to
-//!    `offsets()` and subscribers) and the [`Flusher`](crate::flusher::Flusher), a full
-//!    buffer or a subscriber that reaches it writes it out.
-//! 3. Otherwise, if no batch is being written, the producer *leads*: it takes every pending
+//!    `offsets()` and subscribers) and the flusher thread (see [`crate::background`]), a
+//!    full buffer or a subscriber that reaches it writes it out.
+//! 3. At [`Durability::Fsync`] the producer waits on the [`Batch`] its record is in; the
+//!    syncer thread writes and syncs the pending batches (group commit), gathering each
+//!    until most of the last batch's producers are back.
+//! 4. Otherwise, if no batch is being written, the producer *leads*: it takes every pending
 //!    record (its own and those of producers that came while it was away), writes them with
-//!    one `write` (and one `fdatasync` at [`Durability::Fsync`]) without the lock, then
-//!    takes the lock again to commit: the index, the new end published to readers, the
-//!    aging of the file for compaction. If others appended meanwhile it writes their batch
-//!    too, a few times at most, then hands over.
-//! 4. If a batch is being written, the producer waits on the [`Batch`] its record is in; it
-//!    wakes when that batch is written (or failed), or when the leader hands over, and then
-//!    one of the waiters leads.
+//!    one `write` without the lock, then takes the lock again to commit: the index, the new
+//!    end published to readers, the aging of the file for compaction. If others appended
+//!    meanwhile it writes their batch too, a few times at most, then hands over. When
+//!    producers joined its last batch (and now and then to find out), it first pauses once
+//!    so that those ready to run join this one.
+//! 5. If a batch is being written, the producer waits on its [`Batch`]; it wakes when that
+//!    batch is written (or failed), or when the leader hands over, and then one of the
+//!    waiters leads.
 //!
 //! A lone producer awaiting each record therefore never waits for another task and never
 //! allocates for coordination; concurrent producers share writes and syncs (group commit).
