@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use futures_util::{stream, StreamExt};
 use log::warn;
 use streambed::commit_log::{
-    CommitLog, ConsumerOffset, ConsumerRecord, Partition, PartitionOffsets, ProducedOffset,
-    ProducerError, ProducerRecord, Subscription, Topic,
+    CommitLog, ConsumerOffset, ConsumerRecord, Partition, PartitionOffsets, ProduceAllError,
+    ProducedOffset, ProducerError, ProducerRecord, Subscription, Topic,
 };
 use tokio_stream::Stream;
 
@@ -85,6 +85,39 @@ impl CommitLog for FileLog {
             warn!("Cannot produce: {e}");
             ProducerError::CannotProduce
         })
+    }
+
+    /// Records of one topic in a row are appended together: encoded at once and written
+    /// with one write (one sync at [`Durability::Fsync`](crate::Durability::Fsync)), all
+    /// or none of them.
+    async fn produce_all(
+        &self,
+        records: Vec<ProducerRecord>,
+    ) -> Result<Vec<ProducedOffset>, ProduceAllError> {
+        let mut produced = Vec::with_capacity(records.len());
+        let mut rest = &records[..];
+        while let Some(first) = rest.first() {
+            let run = rest
+                .iter()
+                .take_while(|r| r.topic == first.topic && r.partition == 0)
+                .count()
+                .max(1);
+            let (now, later) = rest.split_at(run);
+            match self.append_run(now).await {
+                Ok(offset) => produced.extend((0..run as u64).map(|i| ProducedOffset {
+                    offset: offset.wrapping_add(i),
+                })),
+                Err(e) => {
+                    warn!("Cannot produce: {e}");
+                    return Err(ProduceAllError {
+                        produced,
+                        error: ProducerError::CannotProduce,
+                    });
+                }
+            }
+            rest = later;
+        }
+        Ok(produced)
     }
 
     fn scoped_subscribe<'a>(

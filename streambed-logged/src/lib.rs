@@ -28,7 +28,7 @@ mod watcher;
 
 use std::{path::PathBuf, sync::Arc};
 
-use streambed::commit_log::{ProducedOffset, ProducerRecord, Topic};
+use streambed::commit_log::{Offset, ProducedOffset, ProducerRecord, Topic};
 
 pub use config::{
     Durability, DEFAULT_OPEN_TOPIC_LIMIT, IN_PROCESS_FLUSH_DELAY, IN_PROCESS_FLUSH_SIZE,
@@ -367,10 +367,20 @@ impl FileLog {
         &self,
         record: ProducerRecord,
     ) -> Result<ProducedOffset, ProduceError> {
+        let offset = self.append_run(std::slice::from_ref(&record)).await?;
+        Ok(ProducedOffset { offset })
+    }
+
+    /// Appends records of one topic and partition together (all or none), answering the
+    /// first one's offset; the others follow it one by one.
+    async fn append_run(&self, records: &[ProducerRecord]) -> Result<Offset, ProduceError> {
+        let Some(record) = records.first() else {
+            unreachable!("runs are never empty")
+        };
         let shared = self.inner.topic(&record.topic)?;
         if record.partition != 0 {
             return Err(ProduceError::UnsupportedPartition {
-                topic: record.topic,
+                topic: record.topic.clone(),
                 partition: record.partition,
             });
         }
@@ -380,8 +390,7 @@ impl FileLog {
             syncer: &self.inner.syncer,
             open_limit: &self.inner.open_limit,
         };
-        let offset = appender::append(&shared, cx, &record).await?;
-        Ok(ProducedOffset { offset })
+        appender::append(&shared, cx, records).await
     }
 }
 

@@ -4,8 +4,8 @@ use std::{fs, io::Write, time::Duration};
 
 use chrono::{TimeZone, Utc};
 use streambed::commit_log::{
-    CommitLog, ConsumerOffset, ConsumerRecord, Header, HeaderKey, PartitionOffsets, ProducerRecord,
-    Subscription, Topic,
+    CommitLog, ConsumerOffset, ConsumerRecord, Header, HeaderKey, PartitionOffsets, ProducedOffset,
+    ProducerError, ProducerRecord, Subscription, Topic,
 };
 use tokio_stream::StreamExt;
 
@@ -400,6 +400,80 @@ async fn a_partition_other_than_zero_is_refused() {
     assert!(!dir.path().join("t").exists());
     log.produce(record("t", 1, b"v")).await.unwrap();
     assert_eq!(log.offsets(Topic::from("t"), 1).await, None);
+}
+
+#[tokio::test]
+async fn produce_all_appends_runs_of_a_topic_together_in_order_at_every_level() {
+    for durability in [
+        Durability::InProcess,
+        Durability::Buffered,
+        Durability::Fsync,
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let log = FileLog::new(dir.path()).with_durability(durability);
+        log.produce(record("a", 0, b"before")).await.unwrap();
+        let records = vec![
+            record("a", 1, b"one"),
+            record("a", 2, b"two"),
+            record("b", 3, b"three"),
+            record("a", 4, b"four"),
+        ];
+        let offsets: Vec<u64> = log
+            .produce_all(records)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|o| o.offset)
+            .collect();
+        assert_eq!(offsets, [1, 2, 0, 3], "{durability:?}");
+        // Acknowledged means visible: read-your-writes holds for a batch too.
+        assert_eq!(
+            log.offsets(Topic::from("a"), 0).await,
+            Some(PartitionOffsets {
+                beginning_offset: 0,
+                end_offset: 3
+            }),
+            "{durability:?}"
+        );
+        let keys: Vec<u64> = read_n(&log, "a", 4).await.iter().map(|r| r.key).collect();
+        assert_eq!(keys, [0, 1, 2, 4], "{durability:?}");
+        assert_eq!(read_n(&log, "b", 1).await[0].value, b"three");
+        assert_eq!(log.produce_all(vec![]).await.unwrap(), []);
+    }
+}
+
+#[tokio::test]
+async fn produce_all_appends_none_of_a_run_with_a_bad_record_and_says_what_it_appended() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = FileLog::with_config(dir.path(), 1 << 20, 8192, 8192, 8192, 100);
+    let error = log
+        .produce_all(vec![
+            record("b", 1, b"appended"),
+            record("t", 2, b"dropped with the run"),
+            record("t", 3, &[0u8; 100]),
+            record("t", 4, b"never tried"),
+        ])
+        .await
+        .unwrap_err();
+    assert_eq!(error.produced, [ProducedOffset { offset: 0 }]);
+    assert_eq!(error.error, ProducerError::CannotProduce);
+    assert_eq!(log.offsets(Topic::from("t"), 0).await, None);
+    // The refused run left nothing pending: the next record takes the first offset.
+    assert_eq!(log.produce(record("t", 5, b"v")).await.unwrap().offset, 0);
+    let read = read_all(&log, "t", vec![]).await;
+    assert_eq!(read.iter().map(|r| r.key).collect::<Vec<_>>(), [5]);
+
+    let mut other_partition = record("t", 6, b"v");
+    other_partition.partition = 1;
+    let error = log
+        .produce_all(vec![
+            record("t", 7, b"v"),
+            other_partition,
+            record("t", 8, b"v"),
+        ])
+        .await
+        .unwrap_err();
+    assert_eq!(error.produced, [ProducedOffset { offset: 1 }]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -22,7 +22,7 @@ use axum::{
 use futures_util::FutureExt;
 use serde::{Deserialize, Serialize};
 use streambed::{
-    commit_log::{CommitLog, Topic},
+    commit_log::{CommitLog, ProduceAllError, Topic},
     kafka_api::{write_consumer_record, Consumer, ErrorReply, ProduceReply, ProduceRequest},
 };
 use tokio::sync::{mpsc, watch};
@@ -395,46 +395,53 @@ async fn append<CL: CommitLog + 'static>(
             .await
             .map_err(|refused| guards.over_quota(refused))?,
     };
-    let mut offsets = Vec::with_capacity(total);
-    let mut bytes = 0;
-    for mut record in request.records.into_owned() {
-        if let Some(header) = &guards.provenance {
-            header.stamp(&mut record, &client);
-        }
-        let value_len = record.value.len();
-        match state.log.produce(record).await {
-            Ok(offset) => {
-                bytes += value_len;
-                let first = outcome.appended.map_or(offset.offset, |(first, _)| first);
-                outcome.appended = Some((first, offset.offset));
-                offsets.push(offset);
-            }
-            Err(error) => {
-                if offsets.is_empty() {
-                    // Nothing appended: the topic was not created after all.
-                    if let Some(creation) = creation.take() {
-                        creation.cancel();
-                    }
-                }
-                guards.metrics.produced(offsets.len(), bytes);
-                log::error!(
-                    "{topic}: record {} of {total} not appended: {error}",
-                    offsets.len() + 1
-                );
-                let mut refusal = ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!(
-                        "the commit log could not append record {} of {total}; the offsets \
-                         listed were appended before it",
-                        offsets.len() + 1
-                    ),
-                );
-                refusal.reply.offsets = Some(offsets);
-                return Err(refusal);
-            }
+    let mut records = request.records.into_owned();
+    if let Some(header) = &guards.provenance {
+        for record in &mut records {
+            header.stamp(record, &client);
         }
     }
+    // Value bytes for the metrics, taken before the log owns the records: in all, and
+    // record by record in case only some are appended (a lone record needs no list).
+    let all_bytes = records.iter().map(|r| r.value.len()).sum::<usize>();
+    let sizes: Vec<usize> = match total {
+        1 => Vec::new(),
+        _ => records.iter().map(|r| r.value.len()).collect(),
+    };
+    let (offsets, failure) = match state.log.produce_all(records).await {
+        Ok(offsets) => (offsets, None),
+        Err(ProduceAllError { produced, error }) => (produced, Some(error)),
+    };
+    let bytes = match offsets.len() {
+        n if n == total => all_bytes,
+        n => sizes.iter().take(n).sum(),
+    };
+    if let (Some(first), Some(last)) = (offsets.first(), offsets.last()) {
+        outcome.appended = Some((first.offset, last.offset));
+    }
     guards.metrics.produced(offsets.len(), bytes);
+    if let Some(error) = failure {
+        if offsets.is_empty() {
+            // Nothing appended: the topic was not created after all.
+            if let Some(creation) = creation.take() {
+                creation.cancel();
+            }
+        }
+        log::error!(
+            "{topic}: record {} of {total} not appended: {error}",
+            offsets.len() + 1
+        );
+        let mut refusal = ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!(
+                "the commit log could not append record {} of {total}; the offsets \
+                 listed were appended before it",
+                offsets.len() + 1
+            ),
+        );
+        refusal.reply.offsets = Some(offsets);
+        return Err(refusal);
+    }
     Ok(json_response(StatusCode::OK, &ProduceReply { offsets }))
 }
 

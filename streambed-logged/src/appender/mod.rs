@@ -140,16 +140,17 @@ pub(crate) struct Context<'a> {
     pub(crate) open_limit: &'a Arc<OpenLimit>,
 }
 
-/// Appends `record` to the topic of `shared` and answers its offset once it is as durable
-/// as `cx.config.durability` says.
+/// Appends `records` (at least one) to the topic of `shared`, all or none, and answers the
+/// first one's offset (the others follow it one by one) once they are as durable as
+/// `cx.config.durability` says. They are encoded together, so they share every write.
 pub(crate) async fn append(
     shared: &Arc<TopicShared>,
     cx: Context<'_>,
-    record: &ProducerRecord,
+    records: &[ProducerRecord],
 ) -> Result<Offset, ProduceError> {
     loop {
         // The lock is never held across an await: each step decides under it, then waits.
-        let step = step(shared, cx, record);
+        let step = step(shared, cx, records);
         match step? {
             Step::Acknowledged(offset) => return Ok(offset),
             Step::Lead(offset, None) => return lead(shared).await.map(|()| offset),
@@ -189,7 +190,7 @@ enum Step {
 fn step(
     shared: &Arc<TopicShared>,
     cx: Context<'_>,
-    record: &ProducerRecord,
+    records: &[ProducerRecord],
 ) -> Result<Step, ProduceError> {
     let mut slot = lock(&shared.appender);
     if !slot.is_open() {
@@ -207,12 +208,12 @@ fn step(
         let batch = open.batch.get_or_insert_with(Default::default).clone();
         return Ok(Step::Drain(batch));
     }
-    let offset = open.encode(record, cx.config.max_record_size)?;
+    let offset = open.encode_all(records, cx.config.max_record_size)?;
     shared
         .last_use
         .store(cx.open_limit.tick(), Ordering::Relaxed);
     if cx.config.durability == Durability::InProcess {
-        open.ack_encoded(shared, offset);
+        open.ack_encoded(shared);
         if open.pending.bytes.len() >= IN_PROCESS_FLUSH_SIZE && !writing {
             slot.writing = true;
             drop(slot);

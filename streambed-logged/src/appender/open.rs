@@ -242,11 +242,7 @@ impl Open {
     }
 
     /// Encodes `record` after the pending ones and gives it the next offset.
-    pub(super) fn encode(
-        &mut self,
-        record: &ProducerRecord,
-        max: usize,
-    ) -> Result<Offset, ProduceError> {
+    fn encode(&mut self, record: &ProducerRecord, max: usize) -> Result<Offset, ProduceError> {
         let bytes = &mut self.pending.bytes;
         let start = bytes.len();
         record::encode(
@@ -272,11 +268,37 @@ impl Open {
         Ok(offset)
     }
 
-    /// Acknowledges the record just encoded before it is written (`InProcess`).
-    pub(super) fn ack_encoded(&mut self, shared: &TopicShared, offset: Offset) {
-        self.acked = Some(offset);
+    /// Encodes `records` after the pending ones, all or none, and answers the first one's
+    /// offset: a record too large leaves the pending batch as it was.
+    pub(super) fn encode_all(
+        &mut self,
+        records: &[ProducerRecord],
+        max: usize,
+    ) -> Result<Offset, ProduceError> {
+        let (first, bytes, marks) = (
+            self.next,
+            self.pending.bytes.len(),
+            self.pending.marks.len(),
+        );
+        for record in records {
+            if let Err(e) = self.encode(record, max) {
+                self.pending.bytes.truncate(bytes);
+                self.pending.marks.truncate(marks);
+                self.next = first;
+                return Err(e);
+            }
+        }
+        Ok(first)
+    }
+
+    /// Acknowledges the records just encoded before they are written (`InProcess`).
+    pub(super) fn ack_encoded(&mut self, shared: &TopicShared) {
+        let Some(last) = self.pending.last() else {
+            return;
+        };
+        self.acked = Some(last);
         if self.beginning.is_none() {
-            self.beginning = Some(offset);
+            self.beginning = self.pending.first();
         }
         self.publish(shared);
     }

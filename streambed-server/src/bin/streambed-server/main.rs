@@ -18,6 +18,11 @@ mod protections;
 mod stderr_log;
 
 use args::{Args, Backend, TokenStore};
+
+/// See the `mimalloc` feature in Cargo.toml: requests allocate and free on any worker.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use protections::{access, tls, Guards};
 use stderr_log::StderrLogger;
 
