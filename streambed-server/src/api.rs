@@ -189,9 +189,27 @@ impl Sender {
     }
 }
 
-/// What every handler shares.
-#[derive(Clone)]
-struct AppState<CL> {
+/// What every handler shares. Handlers get a clone per request, so it is one reference
+/// count: each clone of a field would be an atomic operation on memory that every worker
+/// thread touches.
+struct AppState<CL>(Arc<Shared<CL>>);
+
+impl<CL> Clone for AppState<CL> {
+    fn clone(&self) -> Self {
+        AppState(Arc::clone(&self.0))
+    }
+}
+
+impl<CL> std::ops::Deref for AppState<CL> {
+    type Target = Shared<CL>;
+
+    fn deref(&self) -> &Shared<CL> {
+        &self.0
+    }
+}
+
+/// The fields of [`AppState`].
+struct Shared<CL> {
     log: CL,
     max_body_size: usize,
     body_read_timeout: Duration,
@@ -213,7 +231,7 @@ pub(crate) fn router<CL>(
 where
     CL: CommitLog + 'static,
 {
-    let state = AppState {
+    let state = AppState(Arc::new(Shared {
         log,
         max_body_size: config.max_body_size,
         body_read_timeout: config.body_read_timeout,
@@ -222,7 +240,7 @@ where
         max_subscriptions: config.max_subscriptions,
         stopping,
         guards,
-    };
+    }));
     Router::new()
         .route(
             "/topics/{topic}/partitions/{partition}/offsets",
@@ -499,14 +517,14 @@ async fn consume<CL: CommitLog + 'static>(
     let pump = Pump {
         group,
         sender,
-        stopping: state.stopping,
+        stopping: state.stopping.clone(),
         chunk_size: state.consumer_chunk_size,
         heartbeat: state.consumer_heartbeat,
         consumed: state.guards.metrics.consumed(),
         _open: state.guards.metrics.stream_opened(),
         _permit: permit,
     };
-    tokio::spawn(pump.run(state.log, consumer));
+    tokio::spawn(pump.run(state.log.clone(), consumer));
     let body = Body::from_stream(ReceiverStream::new(receiver).map(Ok::<_, Infallible>));
     let mut response = Response::new(body);
     response.headers_mut().insert(
