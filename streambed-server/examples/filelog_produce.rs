@@ -1,7 +1,8 @@
 //! The `FileLog`'s own produce throughput, the yardstick for the server's batched produce
-//! in `scripts/server-speed`: records appended the way the server appends a request's
-//! records (each awaited before the next, on a multi-thread runtime), by one producer and
-//! by as many concurrent producers as the load generator has connections.
+//! in `scripts/server-speed`, on a multi-thread runtime: records appended one at a time
+//! (each awaited before the next) by one producer and by as many concurrent producers as
+//! the load generator has connections; then 100 records a call of `produce_all`, as the
+//! server appends a request's records, by as many producers.
 //!
 //! ```sh
 //! cargo run --release -p streambed-server --example filelog_produce -- SECONDS [PRODUCERS]
@@ -29,27 +30,40 @@ fn record(topic: &Topic) -> ProducerRecord {
     }
 }
 
-/// Appends records to `topic` one at a time for `duration`; how many it appended.
-async fn produce_for(log: FileLog, topic: Topic, duration: Duration) -> u64 {
+/// Appends records to `topic` for `duration`, `batch` a call (one at a time with
+/// `produce` when 1, otherwise with `produce_all`); how many it appended.
+async fn produce_for(log: FileLog, topic: Topic, batch: usize, duration: Duration) -> u64 {
     let start = Instant::now();
     let mut appended = 0;
     while start.elapsed() < duration {
-        // As the server does: a request's records one by one, 100 to a request.
-        for _ in 0..100 {
-            log.produce(record(&topic)).await.expect("produce");
-            appended += 1;
+        if batch == 1 {
+            for _ in 0..100 {
+                log.produce(record(&topic)).await.expect("produce");
+                appended += 1;
+            }
+        } else {
+            // Made for every call, as the server parses every request's records anew.
+            let records = (0..batch).map(|_| record(&topic)).collect();
+            let offsets = log.produce_all(records).await.expect("produce_all");
+            appended += offsets.len() as u64;
         }
     }
     appended
 }
 
-/// Records/s of `producers` concurrent producers to one topic of a new log under `root`.
-async fn measure(root: &std::path::Path, producers: usize, duration: Duration) -> f64 {
-    let log = FileLog::new(root.join(producers.to_string()));
+/// Records/s of `producers` concurrent producers to one topic of a new log under `root`,
+/// `batch` records a call.
+async fn measure(
+    root: &std::path::Path,
+    producers: usize,
+    batch: usize,
+    duration: Duration,
+) -> f64 {
+    let log = FileLog::new(root.join(format!("{producers}-{batch}")));
     let topic = Topic::from("load");
     let start = Instant::now();
     let tasks: Vec<_> = (0..producers)
-        .map(|_| tokio::spawn(produce_for(log.clone(), topic.clone(), duration)))
+        .map(|_| tokio::spawn(produce_for(log.clone(), topic.clone(), batch, duration)))
         .collect();
     let mut appended = 0;
     for task in tasks {
@@ -74,10 +88,12 @@ fn main() -> ExitCode {
         .build()
         .expect("runtime");
     runtime.block_on(async {
-        let one = measure(root.path(), 1, duration).await;
+        let one = measure(root.path(), 1, 1, duration).await;
         println!("FileLog produce, 1 producer:     {one:.0} records/s");
-        let many = measure(root.path(), producers, duration).await;
+        let many = measure(root.path(), producers, 1, duration).await;
         println!("FileLog produce, {producers} producers:    {many:.0} records/s");
+        let batched = measure(root.path(), producers, 100, duration).await;
+        println!("FileLog produce_all of 100, {producers} producers:    {batched:.0} records/s");
     });
     ExitCode::SUCCESS
 }

@@ -363,3 +363,115 @@ async fn connections_beyond_the_limit_wait_until_one_ends() {
     assert_eq!(answer.status(), StatusCode::NOT_FOUND);
     server.stop().await;
 }
+
+/// A log that appends its first `room` records (to a `MemoryLog`) and fails every one after.
+#[derive(Clone)]
+struct FullAfter {
+    log: MemoryLog,
+    room: u64,
+}
+
+#[async_trait::async_trait]
+impl CommitLog for FullAfter {
+    async fn offsets(
+        &self,
+        topic: Topic,
+        partition: u32,
+    ) -> Option<streambed::commit_log::PartitionOffsets> {
+        self.log.offsets(topic, partition).await
+    }
+
+    async fn produce(
+        &self,
+        record: streambed::commit_log::ProducerRecord,
+    ) -> Result<streambed::commit_log::ProducedOffset, streambed::commit_log::ProducerError> {
+        let used = self
+            .log
+            .offsets(record.topic.clone(), 0)
+            .await
+            .map_or(0, |o| o.end_offset + 1);
+        if used >= self.room {
+            return Err(streambed::commit_log::ProducerError::CannotProduce);
+        }
+        self.log.produce(record).await
+    }
+
+    fn scoped_subscribe<'a>(
+        &'a self,
+        group: &str,
+        offsets: Vec<streambed::commit_log::ConsumerOffset>,
+        subscriptions: Vec<streambed::commit_log::Subscription>,
+        idle_timeout: Option<Duration>,
+    ) -> std::pin::Pin<
+        Box<dyn tokio_stream::Stream<Item = streambed::commit_log::ConsumerRecord> + Send + 'a>,
+    > {
+        self.log
+            .scoped_subscribe(group, offsets, subscriptions, idle_timeout)
+    }
+}
+
+#[tokio::test]
+async fn a_log_failing_part_way_through_a_request_answers_500_with_the_offsets_appended() {
+    let log = FullAfter {
+        log: MemoryLog::new(),
+        room: 2,
+    };
+    let server = TestServer::start(log.clone(), ServerConfig::default()).await;
+    let records: Vec<Value> = (0..4).map(|key| record_json("t", key, "dg==")).collect();
+    let response = common::post(
+        &server,
+        "/topics/t",
+        json!({ "records": records }).to_string(),
+    )
+    .await;
+    let (status, body) = json_of(response).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(
+        body["offsets"],
+        json!([{"offset": 0}, {"offset": 1}]),
+        "{body}"
+    );
+    assert!(
+        body["message"].as_str().unwrap().contains("record 3 of 4"),
+        "{body}"
+    );
+    let offsets = log.offsets(Topic::from("t"), 0).await.unwrap();
+    assert_eq!(offsets.end_offset, 1);
+}
+
+#[tokio::test]
+async fn a_batched_request_to_a_file_log_is_appended_whole_and_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = streambed_logged::FileLog::new(dir.path());
+    let server = TestServer::start(log.clone(), ServerConfig::default()).await;
+    let records: Vec<Value> = (0..100).map(|key| record_json("t", key, "dg==")).collect();
+    let response = common::post(
+        &server,
+        "/topics/t",
+        json!({ "records": records }).to_string(),
+    )
+    .await;
+    let (status, body) = json_of(response).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let offsets: Vec<u64> = body["offsets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["offset"].as_u64().unwrap())
+        .collect();
+    assert_eq!(offsets, (0..100).collect::<Vec<_>>());
+    use tokio_stream::StreamExt;
+    let read: Vec<u64> = log
+        .scoped_subscribe(
+            "test",
+            vec![],
+            vec![streambed::commit_log::Subscription {
+                topic: Topic::from("t"),
+            }],
+            Some(Duration::from_millis(200)),
+        )
+        .map(|r| r.key)
+        .collect()
+        .await;
+    assert_eq!(read, (0..100).collect::<Vec<_>>());
+}
