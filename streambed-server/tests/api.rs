@@ -364,6 +364,16 @@ async fn connections_beyond_the_limit_wait_until_one_ends() {
     server.stop().await;
 }
 
+/// Serves `log` and posts one request of `count` records (keys 0, 1, …) to topic `t`.
+async fn post_records<CL: CommitLog + 'static>(log: CL, count: u64) -> (StatusCode, Value) {
+    let server = TestServer::start(log, ServerConfig::default()).await;
+    let records: Vec<Value> = (0..count)
+        .map(|key| record_json("t", key, "dg=="))
+        .collect();
+    let body = json!({ "records": records }).to_string();
+    json_of(common::post(&server, "/topics/t", body).await).await
+}
+
 /// A log that appends its first `room` records (to a `MemoryLog`) and fails every one after.
 #[derive(Clone)]
 struct FullAfter {
@@ -416,15 +426,7 @@ async fn a_log_failing_part_way_through_a_request_answers_500_with_the_offsets_a
         log: MemoryLog::new(),
         room: 2,
     };
-    let server = TestServer::start(log.clone(), ServerConfig::default()).await;
-    let records: Vec<Value> = (0..4).map(|key| record_json("t", key, "dg==")).collect();
-    let response = common::post(
-        &server,
-        "/topics/t",
-        json!({ "records": records }).to_string(),
-    )
-    .await;
-    let (status, body) = json_of(response).await;
+    let (status, body) = post_records(log.clone(), 4).await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(
         body["offsets"],
@@ -443,15 +445,7 @@ async fn a_log_failing_part_way_through_a_request_answers_500_with_the_offsets_a
 async fn a_batched_request_to_a_file_log_is_appended_whole_and_in_order() {
     let dir = tempfile::tempdir().unwrap();
     let log = streambed_logged::FileLog::new(dir.path());
-    let server = TestServer::start(log.clone(), ServerConfig::default()).await;
-    let records: Vec<Value> = (0..100).map(|key| record_json("t", key, "dg==")).collect();
-    let response = common::post(
-        &server,
-        "/topics/t",
-        json!({ "records": records }).to_string(),
-    )
-    .await;
-    let (status, body) = json_of(response).await;
+    let (status, body) = post_records(log.clone(), 100).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let offsets: Vec<u64> = body["offsets"]
         .as_array()
