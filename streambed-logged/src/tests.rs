@@ -667,3 +667,31 @@ async fn files_and_folders_keep_other_users_out_unless_configured_otherwise() {
     assert_eq!(mode(&root.join("t")) & !0o640, 0);
     assert_ne!(mode(&root.join("t")) & 0o040, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fsync_producers_are_acknowledged_only_once_their_records_are_visible() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = FileLog::new(dir.path()).with_durability(Durability::Fsync);
+    let mut tasks = Vec::new();
+    for p in 0..64u64 {
+        let log = log.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..100u64 {
+                let offset = log
+                    .produce(record("t", p * 1000 + i, &[7u8; 100]))
+                    .await
+                    .unwrap()
+                    .offset;
+                let end = log.offsets(Topic::from("t"), 0).await.unwrap().end_offset;
+                assert!(end >= offset, "acknowledged {offset} beyond the end {end}");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(
+        log.offsets(Topic::from("t"), 0).await.unwrap().end_offset,
+        6399
+    );
+}

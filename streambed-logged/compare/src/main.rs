@@ -7,7 +7,7 @@
 //! `scripts/produce-speed` runs it in release mode; `scripts/produce-speed --quick` (which
 //! CI runs in debug mode) checks with a hundredth of the records that it works;
 //! `--profile` runs one case (ours, `Buffered`, current-thread, 10 B) long enough for
-//! `perf record`.
+//! `perf record`; `--fsync` runs only the 64 producers at `Fsync` and the disk's bound.
 
 use std::{
     sync::Arc,
@@ -218,42 +218,21 @@ fn main() {
         return;
     }
 
-    println!(
-        "One producer awaiting each record, {} records",
-        30_000 / scale
-    );
-    for (runtime_name, rt) in [("current-thread", &current), ("multi-thread", &multi)] {
-        for value_size in [10usize, 1024] {
-            let label = format!("{runtime_name}, {value_size} B");
-            let original = best(rt, Subject::Original, rounds, 1, 30_000 / scale, value_size);
-            print_row(&label, Subject::Original, &original, None);
-            for level in levels {
-                let subject = Subject::Ours(level);
-                let f = best(rt, subject, rounds, 1, 30_000 / scale, value_size);
-                print_row(&label, subject, &f, Some(&original));
-            }
-        }
+    // `--fsync`: only the 64 producers at `Fsync` and the disk's bound.
+    let fsync_only = std::env::args().any(|a| a == "--fsync");
+    if !fsync_only {
+        awaited_one_by_one(&current, &multi, rounds, scale, &levels);
     }
-
-    println!();
-    println!(
-        "One producer awaiting each record, Fsync, {} records",
-        3_000 / scale
-    );
-    for (runtime_name, rt) in [("current-thread", &current), ("multi-thread", &multi)] {
-        let subject = Subject::Ours(Durability::Fsync);
-        let f = best(rt, subject, rounds, 1, 3_000 / scale, 100);
-        print_row(&format!("{runtime_name}, 100 B"), subject, &f, None);
-    }
-
     println!();
     println!("64 concurrent producers on one topic (multi-thread runtime)");
-    let original = best(&multi, Subject::Original, rounds, 64, 4_000 / scale, 10);
-    print_row("64 producers, 10 B", Subject::Original, &original, None);
-    for level in levels {
-        let subject = Subject::Ours(level);
-        let f = best(&multi, subject, rounds, 64, 4_000 / scale, 10);
-        print_row("64 producers, 10 B", subject, &f, Some(&original));
+    if !fsync_only {
+        let original = best(&multi, Subject::Original, rounds, 64, 4_000 / scale, 10);
+        print_row("64 producers, 10 B", Subject::Original, &original, None);
+        for level in levels {
+            let subject = Subject::Ours(level);
+            let f = best(&multi, subject, rounds, 64, 4_000 / scale, 10);
+            print_row("64 producers, 10 B", subject, &f, Some(&original));
+        }
     }
     let fsync = Subject::Ours(Durability::Fsync);
     let f = best(&multi, fsync, rounds, 64, 2_000 / scale, 100);
@@ -273,6 +252,44 @@ fn main() {
         100.0 * f.bytes_per_sec / disk,
         disk / 1e6,
     );
+}
+
+/// One producer awaiting each record: the original beside ours at each level, both
+/// runtime flavours, 10 B and 1 KiB; then ours at `Fsync`.
+fn awaited_one_by_one(
+    current: &Runtime,
+    multi: &Runtime,
+    rounds: usize,
+    scale: u64,
+    levels: &[Durability],
+) {
+    println!(
+        "One producer awaiting each record, {} records",
+        30_000 / scale
+    );
+    for (runtime_name, rt) in [("current-thread", current), ("multi-thread", multi)] {
+        for value_size in [10usize, 1024] {
+            let label = format!("{runtime_name}, {value_size} B");
+            let original = best(rt, Subject::Original, rounds, 1, 30_000 / scale, value_size);
+            print_row(&label, Subject::Original, &original, None);
+            for &level in levels {
+                let subject = Subject::Ours(level);
+                let f = best(rt, subject, rounds, 1, 30_000 / scale, value_size);
+                print_row(&label, subject, &f, Some(&original));
+            }
+        }
+    }
+
+    println!();
+    println!(
+        "One producer awaiting each record, Fsync, {} records",
+        3_000 / scale
+    );
+    for (runtime_name, rt) in [("current-thread", current), ("multi-thread", multi)] {
+        let subject = Subject::Ours(Durability::Fsync);
+        let f = best(rt, subject, rounds, 1, 3_000 / scale, 100);
+        print_row(&format!("{runtime_name}, 100 B"), subject, &f, None);
+    }
 }
 
 /// The disk's bound for synced appends: bytes per second of 64 KiB blocks appended to a
