@@ -692,6 +692,11 @@ async fn read_body(
         }
         Ok(bytes)
     };
+    // A small body usually came with the headers: read at once, it needs no timer.
+    let mut read = std::pin::pin!(read);
+    if let Some(read) = read.as_mut().now_or_never() {
+        return read;
+    }
     tokio::time::timeout(timeout, read).await.map_err(|_| {
         ApiError::new(
             StatusCode::REQUEST_TIMEOUT,
