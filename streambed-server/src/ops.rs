@@ -299,7 +299,10 @@ pub(crate) fn routes(render: Option<Render>) -> Router {
 pub(crate) fn instrument(router: Router, metrics: Metrics) -> Router {
     // Behind one `Arc`: the layer's state is cloned for every request, and cloning every
     // series handle cost more than the request itself.
-    router.layer(axum::middleware::from_fn_with_state(Arc::new(metrics), count))
+    router.layer(axum::middleware::from_fn_with_state(
+        Arc::new(metrics),
+        count,
+    ))
 }
 
 async fn count(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {

@@ -696,3 +696,35 @@ async fn a_consumer_that_stops_reading_is_disconnected_and_its_slot_freed() {
     }
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_body_that_stops_short_gets_408_once_the_body_timeout_passes_and_appends_nothing() {
+    let config = ServerConfig {
+        body_read_timeout: Duration::from_millis(300),
+        ..ServerConfig::default()
+    };
+    let log = MemoryLog::new();
+    let server = TestServer::start(log.clone(), config).await;
+    let mut stream = TcpStream::connect(server.address).await.unwrap();
+    let body = r#"{"records":[{"topic":"t","headers":[],"timestamp":null,"key":1,"value":"dg==","partition":0}]}"#;
+    let head = format!(
+        "POST /topics/t HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    // The headers and half the body, then nothing.
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream
+        .write_all(&body.as_bytes()[..body.len() / 2])
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut answer = vec![0; 1024];
+    let read = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut answer))
+        .await
+        .expect("no answer within 10 s")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer[..read]);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(started.elapsed() >= Duration::from_millis(250), "{answer}");
+    assert_eq!(log.offsets(Topic::from("t"), 0).await, None);
+}
