@@ -40,7 +40,7 @@ pub use topic_name::{validate_topic_name, MAX_TOPIC_NAME_LEN};
 use crate::{
     config::Config,
     create::Modes,
-    shared::{lock, Inner},
+    shared::{lock, read, Inner},
 };
 
 /// A commit log kept in files under one root folder: one appended file per topic (plus
@@ -227,7 +227,7 @@ impl FileLog {
     /// log.close_topic(&Topic::from("readings"));
     /// ```
     pub fn close_topic(&mut self, topic: &Topic) {
-        let shared = lock(&self.inner.topics).get(topic).cloned();
+        let shared = read(&self.inner.topics).get(topic).cloned();
         if let Some(shared) = shared {
             appender::close(&shared);
         }
@@ -271,7 +271,7 @@ impl FileLog {
     /// log.unregister_compaction(&Topic::from("readings"));
     /// ```
     pub fn unregister_compaction(&mut self, topic: &Topic) {
-        let shared = lock(&self.inner.topics).get(topic).cloned();
+        let shared = read(&self.inner.topics).get(topic).cloned();
         if let Some(shared) = shared {
             compaction::unregister(&shared);
         }
@@ -286,7 +286,7 @@ impl FileLog {
     /// assert!(log.compaction_stats(&Topic::from("readings")).is_none());
     /// ```
     pub fn compaction_stats(&self, topic: &Topic) -> Option<compaction::CompactionStats> {
-        let shared = lock(&self.inner.topics).get(topic).cloned()?;
+        let shared = read(&self.inner.topics).get(topic).cloned()?;
         let stats = lock(&shared.compaction).stats.clone();
         Some(stats)
     }
@@ -331,7 +331,7 @@ impl FileLog {
     /// # });
     /// ```
     pub fn damage_stats(&self, topic: &Topic) -> Option<DamageStats> {
-        let shared = lock(&self.inner.topics).get(topic).cloned()?;
+        let shared = read(&self.inner.topics).get(topic).cloned()?;
         let stats = shared.damage.stats();
         Some(stats)
     }

@@ -6,7 +6,10 @@
 use std::{
     collections::HashMap,
     path::PathBuf,
-    sync::{atomic::AtomicU32, Arc, Condvar, Mutex, MutexGuard, PoisonError},
+    sync::{
+        atomic::AtomicU32, Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard,
+        RwLockWriteGuard,
+    },
 };
 
 use streambed::commit_log::{Offset, Topic};
@@ -80,7 +83,9 @@ pub(crate) struct Inner {
     /// Shared so that a setting changed through one clone holds for all: a log has one
     /// configuration, and one appender per topic.
     pub(crate) config: Mutex<Config>,
-    pub(crate) topics: Mutex<TopicMap>,
+    /// Looked up by every produce, so readers share it; only a new topic (or pruning)
+    /// writes.
+    pub(crate) topics: RwLock<TopicMap>,
     pub(crate) watcher: Mutex<Watcher>,
     /// Writes out the buffers of [`Durability::InProcess`](crate::Durability::InProcess).
     pub(crate) flusher: Background,
@@ -96,12 +101,21 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Reads what `lock` guards, alongside other readers (see [`lock`] on poisoning).
+pub(crate) fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(PoisonError::into_inner)
+}
+
 impl Inner {
     pub(crate) fn new(root: PathBuf, config: Config) -> Self {
         Self {
             root,
             config: Mutex::new(config),
-            topics: Mutex::new(TopicMap::default()),
+            topics: RwLock::new(TopicMap::default()),
             watcher: Mutex::new(Watcher::NotStarted),
             flusher: Background::flusher(),
             syncer: Background::syncer(),
@@ -126,7 +140,7 @@ impl Inner {
     /// Wakes the readers of `topic` after another process changed its files.
     #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     pub(crate) fn wake_remote(&self, topic: &str) {
-        let shared = lock(&self.topics).get(topic).cloned();
+        let shared = read(&self.topics).get(topic).cloned();
         if let Some(shared) = shared {
             // A local writer already notifies of its own appends.
             if !shared.tail.borrow().local_writer {
@@ -136,14 +150,19 @@ impl Inner {
     }
 
     pub(crate) fn wake_all(&self) {
-        let topics: Vec<_> = lock(&self.topics).values().cloned().collect();
+        let topics: Vec<_> = read(&self.topics).values().cloned().collect();
         for shared in topics {
             shared.bump();
         }
     }
 
     pub(crate) fn topic(&self, topic: &Topic) -> Result<Arc<TopicShared>, TopicNameError> {
-        let mut topics = lock(&self.topics);
+        // Every produce looks its topic up: producers on other threads must not wait for
+        // each other here.
+        if let Some(shared) = read(&self.topics).get(topic) {
+            return Ok(shared.clone());
+        }
+        let mut topics = write(&self.topics);
         if let Some(shared) = topics.get(topic) {
             return Ok(shared.clone());
         }
@@ -176,7 +195,7 @@ impl Drop for Inner {
         self.syncer.stop();
         // What `InProcess` producers left in buffers reaches the files now; subscribers
         // that outlive the log keep their topic's state, not its open files.
-        let topics: Vec<_> = lock(&self.topics).values().cloned().collect();
+        let topics: Vec<_> = read(&self.topics).values().cloned().collect();
         for shared in topics {
             appender::close(&shared);
         }

@@ -61,10 +61,10 @@ mod tests {
     use tokio_stream::StreamExt;
 
     use super::*;
-    use crate::{compaction::KeyBasedRetention, FileLog};
+    use crate::{compaction::KeyBasedRetention, shared::read, FileLog};
 
     fn topics_held(log: &FileLog) -> usize {
-        lock(&log.inner.topics).len()
+        read(&log.inner.topics).len()
     }
 
     #[tokio::test]
@@ -96,8 +96,8 @@ mod tests {
             let _ = log.offsets(Topic::from(format!("t{i}")), 0).await;
         }
         assert!(topics_held(&log) < FIRST_PASS_AT);
-        assert!(lock(&log.inner.topics).contains_key(&Topic::from("compacted")));
-        assert!(lock(&log.inner.topics).contains_key(&Topic::from("followed")));
+        assert!(read(&log.inner.topics).contains_key(&Topic::from("compacted")));
+        assert!(read(&log.inner.topics).contains_key(&Topic::from("followed")));
 
         // The subscriber still hears the writer of its topic.
         log.produce(ProducerRecord {

@@ -14,7 +14,10 @@ use std::{
 use streambed::commit_log::{CommitLog, ProducerRecord, Subscription, Topic};
 use tokio_stream::StreamExt;
 
-use crate::{shared::lock, Durability, FileLog};
+use crate::{
+    shared::{lock, read},
+    Durability, FileLog,
+};
 
 const LEVELS: [Durability; 3] = [
     Durability::InProcess,
@@ -253,7 +256,7 @@ impl Wake for Nothing {
 }
 
 fn open_topics(log: &FileLog) -> usize {
-    lock(&log.inner.topics)
+    read(&log.inner.topics)
         .values()
         .filter(|shared| lock(&shared.appender).is_open())
         .count()
