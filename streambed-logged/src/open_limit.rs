@@ -15,7 +15,8 @@ use crate::shared::{lock, TopicShared};
 /// The topics of a log that hold their files open, and the clock their use is stamped by.
 #[derive(Default)]
 pub(crate) struct OpenLimit {
-    /// Advanced on every produce; wraps (ages are compared as wrapping differences).
+    /// Advanced by a produce to a topic that is not the latest used; wraps (ages are
+    /// compared as wrapping differences).
     clock: AtomicU32,
     open: Mutex<Vec<Weak<TopicShared>>>,
 }
@@ -24,6 +25,17 @@ impl OpenLimit {
     /// The stamp of a use now.
     pub(crate) fn tick(&self) -> u32 {
         self.clock.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Stamps a topic's use (`last_use`) now. A topic that is the latest used already keeps
+    /// its stamp: producers of a busy topic then only read the clock, rather than all
+    /// writing the one counter from every thread. Two topics used at once may end up
+    /// ordered either way, which costs the eviction nothing that matters.
+    pub(crate) fn touch(&self, last_use: &AtomicU32) {
+        let latest = self.clock.load(Ordering::Relaxed).wrapping_sub(1);
+        if last_use.load(Ordering::Relaxed) != latest {
+            last_use.store(self.tick(), Ordering::Relaxed);
+        }
     }
 
     /// Records that `shared` opened its files; if more than `limit` topics now hold theirs,
@@ -83,5 +95,34 @@ impl OpenLimit {
             i += 1;
             !closed[i - 1]
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn age(limit: &OpenLimit, last_use: &AtomicU32) -> u32 {
+        limit
+            .clock
+            .load(Ordering::Relaxed)
+            .wrapping_sub(last_use.load(Ordering::Relaxed))
+    }
+
+    #[test]
+    fn touching_orders_topics_by_their_last_use_and_a_repeat_costs_no_tick() {
+        let limit = OpenLimit::default();
+        let (a, b) = (AtomicU32::new(0), AtomicU32::new(0));
+        limit.touch(&a);
+        limit.touch(&b);
+        assert!(age(&limit, &a) > age(&limit, &b));
+        limit.touch(&a);
+        assert!(age(&limit, &a) < age(&limit, &b));
+        // The latest used topic touched again keeps its stamp and the clock stands.
+        let clock = limit.clock.load(Ordering::Relaxed);
+        limit.touch(&a);
+        limit.touch(&a);
+        assert_eq!(limit.clock.load(Ordering::Relaxed), clock);
+        assert!(age(&limit, &a) < age(&limit, &b));
     }
 }

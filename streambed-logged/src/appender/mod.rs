@@ -46,11 +46,7 @@ mod open;
 mod tests;
 mod write;
 
-use std::{
-    pin::pin,
-    sync::{atomic::Ordering, Arc},
-    time::Duration,
-};
+use std::{pin::pin, sync::Arc, time::Duration};
 use streambed::commit_log::{Offset, ProducerRecord};
 
 use self::{
@@ -209,9 +205,7 @@ fn step(
         return Ok(Step::Drain(batch));
     }
     let offset = open.encode_all(records, cx.config.max_record_size)?;
-    shared
-        .last_use
-        .store(cx.open_limit.tick(), Ordering::Relaxed);
+    cx.open_limit.touch(&shared.last_use);
     if cx.config.durability == Durability::InProcess {
         open.ack_encoded(shared);
         if open.pending.bytes.len() >= IN_PROCESS_FLUSH_SIZE && !writing {
