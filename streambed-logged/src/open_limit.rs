@@ -22,9 +22,9 @@ pub(crate) struct OpenLimit {
 }
 
 impl OpenLimit {
-    /// The stamp of a use now.
+    /// The stamp of a use now: the clock once advanced.
     pub(crate) fn tick(&self) -> u32 {
-        self.clock.fetch_add(1, Ordering::Relaxed)
+        self.clock.fetch_add(1, Ordering::Relaxed).wrapping_add(1)
     }
 
     /// Stamps a topic's use (`last_use`) now. A topic that is the latest used already keeps
@@ -32,8 +32,10 @@ impl OpenLimit {
     /// writing the one counter from every thread. Two topics used at once may end up
     /// ordered either way, which costs the eviction nothing that matters.
     pub(crate) fn touch(&self, last_use: &AtomicU32) {
-        let latest = self.clock.load(Ordering::Relaxed).wrapping_sub(1);
-        if last_use.load(Ordering::Relaxed) != latest {
+        let latest = self.clock.load(Ordering::Relaxed);
+        let last = last_use.load(Ordering::Relaxed);
+        // 0: never stamped (or a stamp from a wrapped clock, which may as well be renewed).
+        if last == 0 || last != latest {
             last_use.store(self.tick(), Ordering::Relaxed);
         }
     }
