@@ -40,7 +40,7 @@ pub use topic_name::{validate_topic_name, MAX_TOPIC_NAME_LEN};
 use crate::{
     config::Config,
     create::Modes,
-    shared::{lock, read, Inner},
+    shared::{lock, read, write, Inner},
 };
 
 /// A commit log kept in files under one root folder: one appended file per topic (plus
@@ -177,7 +177,7 @@ impl FileLog {
     }
 
     fn configured(self, change: impl FnOnce(&mut Config)) -> Self {
-        change(&mut lock(&self.inner.config));
+        change(&mut write(&self.inner.config));
         self
     }
 

@@ -82,7 +82,8 @@ pub(crate) struct Inner {
     pub(crate) root: PathBuf,
     /// Shared so that a setting changed through one clone holds for all: a log has one
     /// configuration, and one appender per topic.
-    pub(crate) config: Mutex<Config>,
+    /// Read by every produce, so behind a read-write lock.
+    pub(crate) config: RwLock<Config>,
     /// Looked up by every produce, so readers share it; only a new topic (or pruning)
     /// writes.
     pub(crate) topics: RwLock<TopicMap>,
@@ -106,7 +107,8 @@ pub(crate) fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
     lock.read().unwrap_or_else(PoisonError::into_inner)
 }
 
-fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+/// Changes what `lock` guards (see [`lock`] on poisoning).
+pub(crate) fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
     lock.write().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -114,7 +116,7 @@ impl Inner {
     pub(crate) fn new(root: PathBuf, config: Config) -> Self {
         Self {
             root,
-            config: Mutex::new(config),
+            config: RwLock::new(config),
             topics: RwLock::new(TopicMap::default()),
             watcher: Mutex::new(Watcher::NotStarted),
             flusher: Background::flusher(),
@@ -126,7 +128,7 @@ impl Inner {
 
     /// The configuration as it is now.
     pub(crate) fn config(&self) -> Config {
-        *lock(&self.config)
+        *read(&self.config)
     }
 
     pub(crate) fn lock_watcher(&self) -> MutexGuard<'_, Watcher> {
