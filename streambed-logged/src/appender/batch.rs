@@ -5,7 +5,10 @@
 use std::{
     future::Future,
     pin::Pin,
-    sync::OnceLock,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        OnceLock,
+    },
     task::{Context, Poll},
 };
 
@@ -22,6 +25,10 @@ pub(crate) struct Batch {
     /// Woken when the batch is written (or failed) and when its producers must elect one
     /// of them to write it.
     pub(super) notify: Notify,
+    /// The leadership was let go with this batch pending: one of its producers is to take
+    /// it. Kept (not only notified), so that a producer that starts waiting after the
+    /// notification still sees it; until then a waiting producer needs no lock.
+    electing: AtomicBool,
 }
 
 impl Batch {
@@ -38,7 +45,18 @@ impl Batch {
 
     /// Wakes the batch's producers so that one of them writes it.
     pub(super) fn elect(&self) {
+        self.electing.store(true, Ordering::Release);
         self.notify.notify_waiters();
+    }
+
+    /// Whether the batch's producers are to elect one of them to write it.
+    pub(super) fn electing(&self) -> bool {
+        self.electing.load(Ordering::Acquire)
+    }
+
+    /// A producer took the leadership (under the appender lock).
+    pub(super) fn elected(&self) {
+        self.electing.store(false, Ordering::Relaxed);
     }
 }
 

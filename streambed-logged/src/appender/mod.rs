@@ -280,19 +280,27 @@ async fn wait(shared: &Arc<TopicShared>, batch: Arc<Batch>) -> Result<(), Produc
         // Listening before looking: a hand-over after the look still wakes this producer.
         let mut notified = pin!(batch.notify.notified());
         notified.as_mut().enable();
-        let leads = {
-            let mut slot = lock(&shared.appender);
-            if let Some(outcome) = batch.outcome() {
-                return outcome;
+        if let Some(outcome) = batch.outcome() {
+            return outcome;
+        }
+        // Until the leadership is let go with this batch pending, only a leader touches it:
+        // waiting needs no lock (the appender lock is the one every producer takes).
+        if batch.electing() {
+            let leads = {
+                let mut slot = lock(&shared.appender);
+                if let Some(outcome) = batch.outcome() {
+                    return outcome;
+                }
+                let leads = !slot.writing;
+                if leads {
+                    slot.writing = true;
+                    batch.elected();
+                }
+                leads
+            };
+            if leads {
+                return lead(shared).await;
             }
-            // Not written and nobody writing: the batch is still pending, and this
-            // producer's record in it.
-            let leads = !slot.writing;
-            slot.writing = true;
-            leads
-        };
-        if leads {
-            return lead(shared).await;
         }
         notified.await;
     }
