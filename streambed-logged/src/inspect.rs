@@ -446,14 +446,7 @@ mod tests {
     use crate::FileLog;
 
     fn record(topic: &str, key: u64) -> ProducerRecord {
-        ProducerRecord {
-            topic: Topic::from(topic),
-            headers: vec![],
-            timestamp: None,
-            key,
-            value: format!("value {key}").into_bytes(),
-            partition: 0,
-        }
+        streambed_test::records::record(topic, key, format!("value {key}"))
     }
 
     fn runtime() -> tokio::runtime::Runtime {

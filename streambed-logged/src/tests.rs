@@ -12,14 +12,7 @@ use tokio_stream::StreamExt;
 use crate::{Durability, FileLog, ProduceError, TopicNameError};
 
 fn record(topic: &str, key: u64, value: &[u8]) -> ProducerRecord {
-    ProducerRecord {
-        topic: Topic::from(topic),
-        headers: vec![],
-        timestamp: None,
-        key,
-        value: value.to_vec(),
-        partition: 0,
-    }
+    streambed_test::records::record(topic, key, value)
 }
 
 fn subscription(topic: &str) -> Vec<Subscription> {

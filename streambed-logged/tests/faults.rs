@@ -73,14 +73,7 @@ fn value_of(key: u64) -> Vec<u8> {
 }
 
 fn record(topic: &str, key: u64) -> ProducerRecord {
-    ProducerRecord {
-        topic: Topic::from(topic),
-        headers: vec![],
-        timestamp: None,
-        key,
-        value: value_of(key),
-        partition: 0,
-    }
+    streambed_test::records::record(topic, key, value_of(key))
 }
 
 /// Produces from [`PRODUCERS`] tasks until each has had one failure, then one record at a
