@@ -157,6 +157,7 @@ pub(crate) async fn append(
             }
             Step::Follow(offset, batch) => return wait(shared, batch).await.map(|()| offset),
             Step::Drain(batch) => {
+                let _relay = batch.relay_on_drop();
                 let mut notified = pin!(batch.notify.notified());
                 notified.as_mut().enable();
                 if batch.outcome().is_none() {
@@ -276,6 +277,7 @@ async fn wait_for_compaction(shared: &TopicShared) {
 
 /// Waits until `batch` is written, leading it when the producer writing before hands over.
 async fn wait(shared: &Arc<TopicShared>, batch: Arc<Batch>) -> Result<(), ProduceError> {
+    let _relay = batch.relay_on_drop();
     loop {
         // Listening before looking: a hand-over after the look still wakes this producer.
         let mut notified = pin!(batch.notify.notified());
