@@ -4,36 +4,9 @@
 
 use std::{collections::HashMap, os::unix::fs::PermissionsExt, time::Duration};
 
-use metrics_util::{
-    debugging::{DebugValue, DebuggingRecorder, Snapshotter},
-    CompositeKey, MetricKind,
-};
 use streambed::secret_store::{SecretData, SecretStore};
 use streambed_confidant::{ConfidantError, FileSecretStore};
-
-/// Every counter's value, by name and labels (`name{k=v,...}`). A snapshot takes the
-/// values (the recorder starts again from 0), so take one when all is done.
-fn counters(snapshotter: &Snapshotter) -> HashMap<String, u64> {
-    snapshotter
-        .snapshot()
-        .into_vec()
-        .into_iter()
-        .filter_map(|(key, _, _, value)| {
-            let key: CompositeKey = key;
-            let labels: Vec<String> = key
-                .key()
-                .labels()
-                .map(|l| format!("{}={}", l.key(), l.value()))
-                .collect();
-            match value {
-                DebugValue::Counter(n) if key.kind() == MetricKind::Counter => {
-                    Some((format!("{}{{{}}}", key.key().name(), labels.join(",")), n))
-                }
-                _ => None,
-            }
-        })
-        .collect()
-}
+use streambed_test::metrics::Recording;
 
 fn runtime() -> tokio::runtime::Runtime {
     // One thread: the recorder is installed for this thread only, and every counter is
@@ -51,9 +24,8 @@ fn private_store(root: &std::path::Path) -> FileSecretStore {
 
 #[test]
 fn reads_count_a_miss_for_each_file_read_and_a_hit_for_each_cached_answer() {
-    let recorder = DebuggingRecorder::new();
-    let snapshotter = recorder.snapshotter();
-    let _local = metrics::set_default_local_recorder(&recorder);
+    let recording = Recording::new();
+    let _local = recording.install();
     let root = tempfile::tempdir().unwrap();
     let ss = private_store(root.path());
     runtime().block_on(async {
@@ -68,17 +40,16 @@ fn reads_count_a_miss_for_each_file_read_and_a_hit_for_each_cached_answer() {
         assert!(ss.get_secret("a/absent").await.unwrap().is_none());
         assert!(ss.get_secret("a/absent").await.unwrap().is_none());
     });
-    let counters = counters(&snapshotter);
-    assert_eq!(counters["confidant_cache_misses_total{}"], 2);
-    assert_eq!(counters["confidant_cache_hits_total{}"], 3);
+    let recorded = recording.recorded();
+    assert_eq!(recorded.counter("confidant_cache_misses_total", &[]), 2);
+    assert_eq!(recorded.counter("confidant_cache_hits_total", &[]), 3);
     assert_eq!(ss.cache_stats().loads, 2);
 }
 
 #[test]
 fn failures_are_counted_once_by_kind_where_they_arise() {
-    let recorder = DebuggingRecorder::new();
-    let snapshotter = recorder.snapshotter();
-    let _local = metrics::set_default_local_recorder(&recorder);
+    let recording = Recording::new();
+    let _local = recording.install();
     let root = tempfile::tempdir().unwrap();
     let ss = private_store(root.path());
     runtime().block_on(async {
@@ -103,11 +74,10 @@ fn failures_are_counted_once_by_kind_where_they_arise() {
         // The login reads the user's file first: its failure is a read error only.
         assert!(ss.try_userpass_auth("ann", "pw").await.is_err());
     });
-    let counters = counters(&snapshotter);
-    let failures: HashMap<&str, u64> = counters
-        .iter()
+    let recorded = recording.recorded();
+    let failures: HashMap<&str, u64> = recorded
+        .counters()
         .filter(|(name, _)| name.contains("_errors_") || name.contains("_failures_"))
-        .map(|(name, n)| (name.as_str(), *n))
         .collect();
     assert_eq!(
         failures,

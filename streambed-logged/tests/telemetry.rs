@@ -1,37 +1,17 @@
 //! What a `FileLog` reports through the `metrics` facade, seen through a test recorder:
 //! records and bytes produced and consumed, compactions and their duration, damaged bytes.
 
-use std::{collections::HashMap, time::Duration};
+use std::time::Duration;
 
-use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use streambed::commit_log::{CommitLog, Topic};
 use streambed_logged::{compaction::KeyBasedRetention, FileLog};
-
-/// Counters by name, and the number of values each histogram recorded.
-fn snapshot(snapshotter: &Snapshotter) -> (HashMap<String, u64>, HashMap<String, usize>) {
-    let mut counters = HashMap::new();
-    let mut histograms = HashMap::new();
-    for (key, _, _, value) in snapshotter.snapshot().into_vec() {
-        let name = key.key().name().to_string();
-        match value {
-            DebugValue::Counter(n) => {
-                counters.insert(name, n);
-            }
-            DebugValue::Histogram(values) => {
-                histograms.insert(name, values.len());
-            }
-            DebugValue::Gauge(_) => {}
-        }
-    }
-    (counters, histograms)
-}
+use streambed_test::metrics::Recording;
 
 #[test]
 fn produce_consume_compaction_and_damage_are_counted_once_each() {
-    let recorder = DebuggingRecorder::new();
-    let snapshotter = recorder.snapshotter();
     // The log registers its series when it is made, with the recorder installed then.
-    let _local = metrics::set_default_local_recorder(&recorder);
+    let recording = Recording::new();
+    let _local = recording.install();
     let rt = streambed_test::runtime::current_thread();
     let dir = tempfile::tempdir().unwrap();
     let topic = Topic::from("t");
@@ -55,22 +35,23 @@ fn produce_consume_compaction_and_damage_are_counted_once_each() {
         assert_eq!(end, 19);
         let read = streambed_test::records::count_first(&log, "t", 2).await;
         assert_eq!(read, 2);
-        let (counters, histograms) = snapshot(&snapshotter);
-        assert_eq!(counters["logged_records_produced_total"], 20);
-        assert!(counters["logged_bytes_produced_total"] > 20 * 30);
-        assert!(counters["logged_records_consumed_total"] >= 2);
-        assert!(counters["logged_bytes_consumed_total"] > 2 * 30);
-        assert_eq!(counters["logged_compactions_total"], compactions);
-        assert_eq!(histograms["logged_compaction_seconds"] as u64, compactions);
-        assert_eq!(counters["logged_damaged_bytes_total"], 0);
+        let recorded = recording.recorded();
+        let counter = |name| recorded.counter_total(name);
+        assert_eq!(counter("logged_records_produced_total"), 20);
+        assert!(counter("logged_bytes_produced_total") > 20 * 30);
+        assert!(counter("logged_records_consumed_total") >= 2);
+        assert!(counter("logged_bytes_consumed_total") > 2 * 30);
+        assert_eq!(counter("logged_compactions_total"), compactions);
+        let timed = recorded.histogram_count("logged_compaction_seconds");
+        assert_eq!(timed as u64, compactions);
+        assert_eq!(counter("logged_damaged_bytes_total"), 0);
     });
 }
 
 #[test]
 fn damaged_bytes_are_counted_once_however_many_readers_skip_them() {
-    let recorder = DebuggingRecorder::new();
-    let snapshotter = recorder.snapshotter();
-    let _local = metrics::set_default_local_recorder(&recorder);
+    let recording = Recording::new();
+    let _local = recording.install();
     let rt = streambed_test::runtime::current_thread();
     let dir = tempfile::tempdir().unwrap();
     let topic = Topic::from("t");
@@ -93,8 +74,10 @@ fn damaged_bytes_are_counted_once_however_many_readers_skip_them() {
         assert_eq!(streambed_test::records::count_first(&log, "t", 2).await, 2);
         let damage = log.damage_stats(&topic).unwrap();
         assert_eq!(damage.regions, 1);
-        let (counters, _) = snapshot(&snapshotter);
-        assert_eq!(counters["logged_damaged_bytes_total"], damage.bytes);
+        let damaged = recording
+            .recorded()
+            .counter_total("logged_damaged_bytes_total");
+        assert_eq!(damaged, damage.bytes);
         assert!(damage.bytes > 0);
     });
 }

@@ -9,7 +9,9 @@
 //! server and the clients write. [`process`] runs the command-line tools in their tests;
 //! [`pki`] makes certificate authorities and certificates for TLS tests;
 //! [`runtime`] builds the tokio runtimes of benches and of tests with their own `main`;
-//! [`harness`] is the `main` of test binaries that re-execute themselves as a child.
+//! [`harness`] is the `main` of test binaries that re-execute themselves as a child;
+//! [`metrics`] records what code reports through the `metrics` facade, for the tests of
+//! its counters.
 //!
 //! ```
 //! use streambed_test::server::{self, Response, StatusCode};
@@ -22,6 +24,7 @@
 
 pub mod faults;
 pub mod harness;
+pub mod metrics;
 pub mod pki;
 pub mod process;
 pub mod records;

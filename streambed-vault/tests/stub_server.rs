@@ -1,9 +1,6 @@
 //! `VaultSecretStore` against a stub server that misbehaves on purpose: down, restarting,
 //! failing, slow, answering garbage; and over TLS.
 
-#[path = "common/recorder.rs"]
-mod recorder;
-
 use std::{
     collections::HashMap,
     sync::{
@@ -13,11 +10,13 @@ use std::{
     time::Duration,
 };
 
-use recorder::Counters;
 use reqwest::Url;
 use serde_json::json;
 use streambed::secret_store::{Error, SecretData, SecretStore};
-use streambed_test::server::{self, Method, Request, Response, StatusCode};
+use streambed_test::{
+    metrics::Recording,
+    server::{self, Method, Request, Response, StatusCode},
+};
 use streambed_vault::{VaultError, VaultSecretStore};
 
 const TOKEN: &str = "hvs.test-token";
@@ -105,8 +104,8 @@ where
 
 #[tokio::test]
 async fn calls_succeed_once_a_server_that_was_down_comes_up_with_back_off_between_tries() {
-    let counters = Counters::default();
-    let _recorder = metrics::set_default_local_recorder(&counters);
+    let recording = Recording::new();
+    let _recorder = recording.install();
     let addr = server::free_addr();
     let ss = store(url_of(addr));
 
@@ -123,7 +122,7 @@ async fn calls_succeed_once_a_server_that_was_down_comes_up_with_back_off_betwee
     );
     // Back-off waits 100 ms, then about 190 ms, 370 ms...: a handful of tries in 400 ms,
     // where a busy loop would make thousands.
-    let unavailable = counters.get("ss_unavailables", &[]);
+    let unavailable = recording.recorded().counter("ss_unavailables", &[]);
     assert!((2..=5).contains(&unavailable), "{unavailable} tries failed");
 }
 
@@ -152,8 +151,8 @@ async fn a_server_restarted_mid_session_is_used_again() {
 
 #[tokio::test]
 async fn server_errors_are_retried_until_the_server_answers() {
-    let counters = Counters::default();
-    let _recorder = metrics::set_default_local_recorder(&counters);
+    let recording = Recording::new();
+    let _recorder = recording.install();
     let (requests, handler) = counting(|n, _| match n {
         0 => {
             Response::new(StatusCode::SERVICE_UNAVAILABLE).text(r#"{"errors":["Vault is sealed"]}"#)
@@ -166,23 +165,29 @@ async fn server_errors_are_retried_until_the_server_answers() {
     assert_eq!(read_value(&ss, "default/a").await, Some("v".to_string()));
     assert_eq!(requests.load(Ordering::SeqCst), 3);
     assert_eq!(
-        counters.get("ss_other_reply_failures", &[("secret_path", "default/a")]),
+        recording
+            .recorded()
+            .counter("ss_other_reply_failures", &[("secret_path", "default/a")]),
         2
     );
     assert_eq!(
-        counters.get("ss_get_secret_requests", &[("secret_path", "default/a")]),
+        recording
+            .recorded()
+            .counter("ss_get_secret_requests", &[("secret_path", "default/a")]),
         3
     );
     assert_eq!(
-        counters.get("ss_retries_total", &[("secret_path", "default/a")]),
+        recording
+            .recorded()
+            .counter("ss_retries_total", &[("secret_path", "default/a")]),
         2
     );
 }
 
 #[tokio::test]
 async fn reads_count_cache_hits_and_the_misses_that_made_a_request() {
-    let counters = Counters::default();
-    let _recorder = metrics::set_default_local_recorder(&counters);
+    let recording = Recording::new();
+    let _recorder = recording.install();
     let (requests, handler) = counting(|_, _| secret_reply("v", "1h"));
     let server = server::http(handler);
     let ss = store(url(&server));
@@ -191,10 +196,13 @@ async fn reads_count_cache_hits_and_the_misses_that_made_a_request() {
     }
     assert_eq!(read_value(&ss, "default/b").await, Some("v".to_string()));
     assert_eq!(requests.load(Ordering::SeqCst), 2);
-    assert_eq!(counters.get("ss_cache_misses_total", &[]), 2);
-    assert_eq!(counters.get("ss_cache_hits_total", &[]), 2);
+    assert_eq!(
+        recording.recorded().counter("ss_cache_misses_total", &[]),
+        2
+    );
+    assert_eq!(recording.recorded().counter("ss_cache_hits_total", &[]), 2);
     // One try each: nothing was retried.
-    assert_eq!(counters.total("ss_retries_total"), 0);
+    assert_eq!(recording.recorded().counter_total("ss_retries_total"), 0);
 }
 
 #[tokio::test]
@@ -301,8 +309,8 @@ async fn a_slow_server_times_out_and_is_tried_again() {
 
 #[tokio::test]
 async fn concurrent_reads_of_one_uncached_path_send_one_request_and_cached_reads_none() {
-    let counters = Counters::default();
-    let _recorder = metrics::set_default_local_recorder(&counters);
+    let recording = Recording::new();
+    let _recorder = recording.install();
     let requests = Arc::new(AtomicUsize::new(0));
     let server_requests = Arc::clone(&requests);
     let server = server::http(move |_| {
@@ -329,7 +337,9 @@ async fn concurrent_reads_of_one_uncached_path_send_one_request_and_cached_reads
     }
     assert_eq!(requests.load(Ordering::SeqCst), 1, "served from the cache");
     assert_eq!(
-        counters.get("ss_get_secret_requests", &[("secret_path", "default/a")]),
+        recording
+            .recorded()
+            .counter("ss_get_secret_requests", &[("secret_path", "default/a")]),
         1
     );
     tokio::time::sleep(Duration::from_millis(700)).await;
@@ -343,8 +353,8 @@ async fn concurrent_reads_of_one_uncached_path_send_one_request_and_cached_reads
 
 #[tokio::test]
 async fn a_denial_is_remembered_for_the_unauthorized_timeout_and_counted() {
-    let counters = Counters::default();
-    let _recorder = metrics::set_default_local_recorder(&counters);
+    let recording = Recording::new();
+    let _recorder = recording.install();
     let (requests, handler) = counting(|_, _| {
         Response::new(StatusCode::FORBIDDEN).text(r#"{"errors":["permission denied"]}"#)
     });
@@ -360,7 +370,12 @@ async fn a_denial_is_remembered_for_the_unauthorized_timeout_and_counted() {
     assert_eq!(ss.get_secret("a").await, Err(Error::Unauthorized));
     assert_eq!(ss.get_secret("a").await, Err(Error::Unauthorized));
     assert_eq!(requests.load(Ordering::SeqCst), 1);
-    assert_eq!(counters.get("ss_unauthorized", &[("secret_path", "a")]), 1);
+    assert_eq!(
+        recording
+            .recorded()
+            .counter("ss_unauthorized", &[("secret_path", "a")]),
+        1
+    );
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(ss.get_secret("a").await, Err(Error::Unauthorized));
     assert_eq!(requests.load(Ordering::SeqCst), 2);
@@ -368,8 +383,8 @@ async fn a_denial_is_remembered_for_the_unauthorized_timeout_and_counted() {
 
 #[tokio::test]
 async fn requests_have_the_paths_headers_and_bodies_of_the_vault_api() {
-    let counters = Counters::default();
-    let _recorder = metrics::set_default_local_recorder(&counters);
+    let recording = Recording::new();
+    let _recorder = recording.install();
     let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
     let server_seen = Arc::clone(&seen);
     let server = server::http(move |request| {
@@ -449,25 +464,31 @@ async fn requests_have_the_paths_headers_and_bodies_of_the_vault_api() {
         ]
     );
     assert_eq!(
-        counters.get("ss_approle_auth_requests", &[("approle_auth", "r1")]),
+        recording
+            .recorded()
+            .counter("ss_approle_auth_requests", &[("approle_auth", "r1")]),
         1
     );
     assert_eq!(
-        counters.get("ss_userpass_auth_requests", &[("userpass_auth", "mary")]),
+        recording
+            .recorded()
+            .counter("ss_userpass_auth_requests", &[("userpass_auth", "mary")]),
         1
     );
     assert_eq!(
-        counters.get(
+        recording.recorded().counter(
             "ss_userpass_create_updates",
             &[("userpass_create_update", "mary")]
         ),
         1
     );
     assert_eq!(
-        counters.get("ss_create_secret_requests", &[("secret_path", "default/k")]),
+        recording
+            .recorded()
+            .counter("ss_create_secret_requests", &[("secret_path", "default/k")]),
         1
     );
-    assert_eq!(counters.total("ss_unavailables"), 0);
+    assert_eq!(recording.recorded().counter_total("ss_unavailables"), 0);
 }
 
 #[tokio::test]

