@@ -110,12 +110,7 @@ impl Recorded {
 
     /// The counter `name` summed over all its labels.
     pub fn counter_total(&self, name: &str) -> u64 {
-        let prefix = format!("{name}{{");
-        self.counters
-            .iter()
-            .filter(|(series, _)| series.starts_with(&prefix))
-            .map(|(_, n)| n)
-            .sum()
+        over_labels(&self.counters, name).sum()
     }
 
     /// Every counter, as `(series, value)`.
@@ -127,16 +122,23 @@ impl Recorded {
 
     /// How many values the histogram `name` recorded, over all its labels.
     pub fn histogram_count(&self, name: &str) -> usize {
-        let prefix = format!("{name}{{");
-        self.histograms
-            .iter()
-            .filter(|(series, _)| series.starts_with(&prefix))
-            .map(|(_, n)| n)
-            .sum()
+        over_labels(&self.histograms, name).sum()
     }
 
     fn series(name: &str, labels: &[(&str, &str)]) -> String {
         let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
         format!("{name}{{{}}}", labels.join(","))
     }
+}
+
+/// The values of every series of `name`, whatever its labels.
+fn over_labels<'a, T: Copy>(
+    series: &'a HashMap<String, T>,
+    name: &str,
+) -> impl Iterator<Item = T> + 'a {
+    let prefix = format!("{name}{{");
+    series
+        .iter()
+        .filter(move |(series, _)| series.starts_with(&prefix))
+        .map(|(_, value)| *value)
 }
