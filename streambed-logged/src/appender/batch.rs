@@ -25,8 +25,8 @@ pub(crate) struct Batch {
     /// Woken when the batch is written (or failed) and when its producers must elect one
     /// of them to write it.
     pub(super) notify: Notify,
-    /// One of the batch's producers woke the others once it was written (see
-    /// [`Batch::complete`]).
+    /// Every producer of the batch was woken once it was written, by the writer or by the
+    /// first producer to learn it (see [`Batch::complete_relayed`]).
     relayed: AtomicBool,
     /// The leadership was let go with this batch pending: one of its producers is to take
     /// it. Kept (not only notified), so that a producer that starts waiting after the
@@ -36,27 +36,38 @@ pub(crate) struct Batch {
 
 impl Batch {
     /// How writing the batch ended, once it has. A producer that learns it wakes the
-    /// others (see [`Batch::complete`]).
+    /// others if they are not woken yet (see [`Batch::complete_relayed`]).
     pub(super) fn outcome(&self) -> Option<Result<(), ProduceError>> {
         let outcome = self.outcome.get()?;
         self.relay();
         Some(outcome.clone())
     }
 
-    /// Records how writing the batch ended and wakes one of its producers, which wakes the
-    /// others as it learns the outcome ([`Batch::relay`]). The writer may be a thread
-    /// outside the producers' executor (the syncer): waking each producer from there costs
-    /// the executor's cross-thread path for every one of them (a quarter of the time
-    /// between two syncs with 64 producers), while the producer woken first wakes the
-    /// others from within the executor, where a wake is cheap.
+    /// Records how writing the batch ended and wakes its producers, as a writer running on
+    /// their executor does: each woken producer can run on any free thread at once.
     pub(super) fn complete(&self, outcome: Result<(), ProduceError>) {
+        let _ = self.outcome.set(outcome);
+        self.relayed.store(true, Ordering::Release);
+        self.notify.notify_waiters();
+    }
+
+    /// Records how writing the batch ended and wakes one of its producers, which wakes the
+    /// others as it learns the outcome ([`Batch::relay`]); for the syncer, a thread outside
+    /// the producers' executor. Waking each producer from there costs the executor's
+    /// cross-thread path for every one of them (a quarter of the time between two syncs
+    /// with 64 producers), while the producer woken first wakes the others from within the
+    /// executor, where a wake is cheap. (A writer on the executor wakes them all itself:
+    /// a relay there could wait behind the writer's own task, where no other thread can
+    /// take it.)
+    pub(super) fn complete_relayed(&self, outcome: Result<(), ProduceError>) {
         let _ = self.outcome.set(outcome);
         self.notify.notify_one();
     }
 
-    /// Once the batch is written, wakes every producer waiting on it (the first caller
-    /// does). Every producer that stops waiting on a written batch calls it, even when its
-    /// wait is cancelled, so that the wake of [`Batch::complete`] is never lost with it.
+    /// Once the batch is written, wakes every producer waiting on it unless that was done
+    /// (the first caller does). Every producer that stops waiting on a written batch calls
+    /// it, even when its wait is cancelled, so that the one wake of
+    /// [`Batch::complete_relayed`] is never lost with it.
     pub(super) fn relay(&self) {
         if self.outcome.get().is_some()
             && !self.relayed.load(Ordering::Acquire)
@@ -171,21 +182,27 @@ mod tests {
         }
     }
 
+    /// Three producers waiting on `batch`.
+    fn waiting(batch: &Batch) -> Vec<Producer<'_>> {
+        let mut producers: Vec<Producer> = (0..3)
+            .map(|_| Producer {
+                wait: Some(Box::pin(wait_for(batch))),
+                wakes: Arc::default(),
+            })
+            .collect();
+        for producer in &mut producers {
+            assert!(producer.poll().is_pending());
+        }
+        producers
+    }
+
     #[test]
     fn the_producer_woken_first_wakes_the_others_even_if_its_wait_is_cancelled() {
         for cancel_first in [false, true] {
             let batch = Batch::default();
-            let mut producers: Vec<Producer> = (0..3)
-                .map(|_| Producer {
-                    wait: Some(Box::pin(wait_for(&batch))),
-                    wakes: Arc::default(),
-                })
-                .collect();
-            for producer in &mut producers {
-                assert!(producer.poll().is_pending());
-            }
+            let mut producers = waiting(&batch);
 
-            batch.complete(Ok(()));
+            batch.complete_relayed(Ok(()));
             // The writer wakes one producer, whichever.
             let first = (0..3).find(|&i| producers[i].woken() > 0).expect("a wake");
             assert_eq!(producers.iter().map(Producer::woken).sum::<usize>(), 1);
@@ -202,5 +219,20 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_batch_written_on_the_producers_executor_wakes_them_all_at_once() {
+        let batch = Batch::default();
+        let mut producers = waiting(&batch);
+        batch.complete(Ok(()));
+        for producer in &mut producers {
+            assert_eq!(producer.woken(), 1);
+        }
+        // Learning the outcome wakes nobody again.
+        for producer in &mut producers {
+            assert!(producer.poll().is_ready());
+        }
+        assert!(producers.iter().all(|p| p.woken() == 1));
     }
 }

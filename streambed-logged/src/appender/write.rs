@@ -51,7 +51,7 @@ pub(super) fn write_batches_as(
             }
         };
         leads += 1;
-        let (outcome, guard) = write_taken(shared, next);
+        let (outcome, guard) = write_taken(shared, writer, next);
         let failed = outcome.is_err();
         first.get_or_insert(outcome);
         match guard {
@@ -115,6 +115,7 @@ fn next_or_release(
 /// it); otherwise the lock is let go before they are woken.
 fn write_taken(
     shared: &TopicShared,
+    writer: Writer,
     taken: Taken,
 ) -> (Result<(), ProduceError>, Option<MutexGuard<'_, Slot>>) {
     let Taken {
@@ -148,7 +149,10 @@ fn write_taken(
         None => (outcome, Some(slot)),
         Some(batch) => {
             drop(slot);
-            batch.complete(outcome.clone());
+            match writer {
+                Writer::Producer => batch.complete(outcome.clone()),
+                Writer::Syncer => batch.complete_relayed(outcome.clone()),
+            }
             (outcome, None)
         }
     }
