@@ -737,3 +737,26 @@ fn replay_a_record_between_damage_and_a_truncation() {
         flip(0),
     ]);
 }
+
+/// A sequence the property test failed on (about once in 1,400 cases): it runs into the
+/// second known limit of the format (see `frame`). Aged and compacted (offsets 0, 3, 4, 5
+/// left), then two flips damage records 5 and 3; record 4 lies between the two damaged
+/// regions, its offset jumps from 0, and only damage follows it to the end of the file, so
+/// the framer takes it for part of the damage and it is not read, although its bytes are
+/// intact. Ignored until the framer (or the model) handles that case.
+#[test]
+#[ignore = "hits known limit 2 of frame.rs: an intact record between two damaged ones at the end of a compacted history is not read"]
+fn replay_a_record_with_an_offset_jump_between_damage_and_damage_to_the_end() {
+    run_case(
+        Setup {
+            threshold: 1055,
+            read_buffer: 64,
+            retention: Retention::Latest,
+        },
+        &[
+            produce(&[(2, 693), (0, 0), (0, 0), (3, 10), (1, 0), (0, 1247)]),
+            flip(6797143649650005465),
+            flip(6519331238901367640),
+        ],
+    );
+}
