@@ -12,7 +12,7 @@ use streambed::commit_log::{
 };
 use tokio_stream::Stream;
 
-use crate::{cursor::Cursor, files, watcher, FileLog};
+use crate::{cursor::Cursor, error::ProduceError, files, watcher, FileLog};
 
 impl FileLog {
     fn subscribe_topic(
@@ -81,10 +81,9 @@ impl CommitLog for FileLog {
     }
 
     async fn produce(&self, record: ProducerRecord) -> Result<ProducedOffset, ProducerError> {
-        self.produce_with_cause(record).await.map_err(|e| {
-            warn!("Cannot produce: {e}");
-            ProducerError::CannotProduce
-        })
+        self.produce_with_cause(record)
+            .await
+            .map_err(cannot_produce)
     }
 
     /// Records of one topic in a row are appended together: encoded at once and written
@@ -108,11 +107,10 @@ impl CommitLog for FileLog {
                     offset: offset.wrapping_add(i),
                 })),
                 Err(e) => {
-                    warn!("Cannot produce: {e}");
                     return Err(ProduceAllError {
                         produced,
-                        error: ProducerError::CannotProduce,
-                    });
+                        error: cannot_produce(e),
+                    })
                 }
             }
             rest = later;
@@ -150,4 +148,11 @@ impl CommitLog for FileLog {
             })),
         }
     }
+}
+
+/// The upstream error for a record not appended: its cause is logged, as the trait's
+/// error cannot carry it (`produce_with_cause` answers it to callers that want it).
+fn cannot_produce(e: ProduceError) -> ProducerError {
+    warn!("Cannot produce: {e}");
+    ProducerError::CannotProduce
 }

@@ -18,13 +18,13 @@ mod protections;
 mod stderr_log;
 
 use args::{Args, Backend, TokenStore};
+use protections::{access, tls, Guards};
+use stderr_log::StderrLogger;
 
 /// See the `mimalloc` feature in Cargo.toml: requests allocate and free on any worker.
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use protections::{access, tls, Guards};
-use stderr_log::StderrLogger;
 
 fn main() -> ExitCode {
     let args = Args::parse();
