@@ -4,7 +4,7 @@ use std::{
     fs,
     os::unix::fs::PermissionsExt,
     path::Path,
-    process::{Command, Output, Stdio},
+    process::{Output, Stdio},
 };
 
 use base64::{engine::general_purpose::STANDARD, Engine};
@@ -40,7 +40,7 @@ fn setup() -> Setup {
 }
 
 fn confidant(setup: &Setup, args: &[&str], stdin: &str) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_confidant"));
+    let mut command = streambed_test::process::command(env!("CARGO_BIN_EXE_confidant"));
     command
         .env_remove("CREDENTIALS_DIRECTORY")
         .arg("--credentials-directory")
@@ -206,7 +206,7 @@ fn a_bad_root_secret_or_an_open_root_directory_fails_clearly() {
 #[test]
 fn the_credentials_directory_comes_from_the_environment() {
     let setup = setup();
-    let out = Command::new(env!("CARGO_BIN_EXE_confidant"))
+    let out = streambed_test::process::command(env!("CARGO_BIN_EXE_confidant"))
         .env("CREDENTIALS_DIRECTORY", &setup.credentials)
         .env("ROOT_PATH", &setup.root)
         .args(["encrypt", "--file", "-", "--path", KEY_PATH])

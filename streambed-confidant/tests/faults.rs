@@ -304,9 +304,11 @@ async fn running_out_of_descriptors_fails_without_spinning_and_recovers() {
     assert!(attempts > 10, "{lines:?}");
     assert_eq!(field("write_errors"), attempts, "{lines:?}");
     assert_eq!(field("read_errors"), attempts, "{lines:?}");
-    // Spinning would use about one core, the whole wall time.
+    // Spinning would use about one core, the whole wall time. Paced attempts use a few
+    // percent natively, but up to a third under an emulator (scripts/edge-test), where
+    // each one costs tens of times more CPU: under half a core still rules out a spin.
     assert!(
-        cpu_ms * 5 < wall_ms,
+        cpu_ms * 2 < wall_ms,
         "{cpu_ms} ms CPU in {wall_ms} ms while failing: something spins"
     );
     // Once descriptors are free, the failed read is not served from memory.

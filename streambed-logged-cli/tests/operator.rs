@@ -5,7 +5,7 @@ use std::{
     fs,
     io::{BufRead, BufReader},
     path::Path,
-    process::{Command, Output, Stdio},
+    process::{Output, Stdio},
     sync::mpsc,
     time::Duration,
 };
@@ -13,7 +13,7 @@ use std::{
 use streambed_test::process::output_with_stdin;
 
 fn logged(root: &Path, args: &[&str], stdin: &str) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_logged"));
+    let mut command = streambed_test::process::command(env!("CARGO_BIN_EXE_logged"));
     command.arg("--root-path").arg(root).args(args);
     output_with_stdin(&mut command, stdin.as_bytes())
 }
@@ -202,7 +202,7 @@ fn subscribe_prints_text_with_utf8_values_and_hex_otherwise() {
 fn tail_prints_the_newest_records_then_follows_new_ones() {
     let dir = tempfile::tempdir().unwrap();
     produce(dir.path(), &records("readings", 0..5));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_logged"))
+    let mut child = streambed_test::process::command(env!("CARGO_BIN_EXE_logged"))
         .arg("--root-path")
         .arg(dir.path())
         .args(["tail", "readings", "-n", "2"])

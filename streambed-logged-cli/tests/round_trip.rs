@@ -1,14 +1,11 @@
 //! Runs the `logged` binary: records produced from a file come back out of `subscribe`.
 
-use std::{
-    path::Path,
-    process::{Command, Output},
-};
+use std::{path::Path, process::Output};
 
 use streambed_test::process::output_with_stdin;
 
 fn logged(root: &Path, args: &[&str], stdin: Option<&str>) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_logged"));
+    let mut command = streambed_test::process::command(env!("CARGO_BIN_EXE_logged"));
     command.arg("--root-path").arg(root).args(args);
     output_with_stdin(&mut command, stdin.unwrap_or_default().as_bytes())
 }

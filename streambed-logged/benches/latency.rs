@@ -84,7 +84,7 @@ async fn child() {
 async fn other_process() {
     let dir = tempfile::tempdir().unwrap();
     let log = FileLog::new(dir.path());
-    let mut child = tokio::process::Command::new(std::env::current_exe().unwrap())
+    let mut child = tokio::process::Command::from(streambed_test::process::this_test_binary())
         .env("LOGGED_LATENCY_CHILD", "1")
         .env("LOGGED_ROOT", dir.path())
         .stdout(Stdio::piped())

@@ -122,9 +122,9 @@ fn env_number(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.parse().ok())
 }
 
-/// Runs the child once, kills it after `delay`, and answers what it acknowledged.
-async fn run_child(root: &str, compacting: bool, generation: u64, delay: Duration) -> Vec<String> {
-    let mut child = Command::new(std::env::current_exe().unwrap())
+/// Starts a child producing into the log at `root` as generation `generation`.
+fn spawn_child(root: &str, compacting: bool, generation: u64) -> tokio::process::Child {
+    Command::from(streambed_test::process::this_test_binary())
         .env(
             "CRASH_CHILD",
             if compacting { "compacting" } else { "plain" },
@@ -134,7 +134,36 @@ async fn run_child(root: &str, compacting: bool, generation: u64, delay: Duratio
         .stdout(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+/// Time a child takes natively to acknowledge its first record, with room to spare.
+const NATIVE_FIRST_ACKNOWLEDGEMENT: Duration = Duration::from_millis(20);
+
+/// How many times slower than natively a child starts here, never below 1: the time it
+/// takes to acknowledge its first record (on a log of its own) over
+/// [`NATIVE_FIRST_ACKNOWLEDGEMENT`]. Under an emulator (`scripts/edge-test`) a child starts
+/// tens of times slower; the kill moments stretch by this factor, so that they still land
+/// across start-up, recovery and writing rather than all before the first acknowledgement.
+async fn slowdown(compacting: bool) -> f64 {
+    let dir = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let mut child = spawn_child(dir.path().to_str().unwrap(), compacting, 0);
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(GUARD, lines.next_line()).await;
+    let took = started.elapsed();
+    assert!(
+        matches!(first, Ok(Ok(Some(_)))),
+        "a child acknowledged nothing in {took:?}"
+    );
+    child.start_kill().unwrap();
+    let _ = child.wait().await;
+    (took.as_secs_f64() / NATIVE_FIRST_ACKNOWLEDGEMENT.as_secs_f64()).max(1.0)
+}
+
+/// Runs the child once, kills it after `delay`, and answers what it acknowledged.
+async fn run_child(root: &str, compacting: bool, generation: u64, delay: Duration) -> Vec<String> {
+    let mut child = spawn_child(root, compacting, generation);
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let reader = tokio::spawn(async move {
         let mut acknowledged = Vec::new();
@@ -205,7 +234,11 @@ async fn crash_loop(compacting: bool) {
     } else {
         "plain"
     };
-    println!("crash loop ({name}): {kills} kills, CRASH_LOOPS_SEED={seed}");
+    let slowdown = slowdown(compacting).await;
+    println!(
+        "crash loop ({name}): {kills} kills, CRASH_LOOPS_SEED={seed}, children start \
+         {slowdown:.1}x as slowly as natively"
+    );
     let mut moments = Moments(seed);
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_str().unwrap().to_owned();
@@ -216,7 +249,7 @@ async fn crash_loop(compacting: bool) {
     let mut mid_compaction_kills = 0;
     let mut highest_read = None;
     for generation in 0..kills {
-        let delay = Duration::from_millis(moments.next_ms(3, 60));
+        let delay = Duration::from_millis(moments.next_ms(3, 60)).mul_f64(slowdown);
         let lines = run_child(&root, compacting, generation, delay).await;
         if lines.is_empty() {
             silent_kills += 1;

@@ -494,9 +494,11 @@ async fn running_out_of_descriptors_fails_produce_without_spinning_and_recovers(
         "a produce to a new topic succeeded: {lines:?}"
     );
     assert_eq!(field("existing_ok"), attempts, "{lines:?}");
-    // Spinning would use about one core, the whole wall time.
+    // Spinning would use about one core, the whole wall time. Paced attempts use a few
+    // percent natively, but up to a third under an emulator (scripts/edge-test), where
+    // each one costs tens of times more CPU: under half a core still rules out a spin.
     assert!(
-        cpu_ms * 5 < wall_ms,
+        cpu_ms * 2 < wall_ms,
         "{cpu_ms} ms CPU in {wall_ms} ms while failing: something spins"
     );
     assert!(lines.contains(&"recovered 0".to_string()), "{lines:?}");

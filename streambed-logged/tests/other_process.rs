@@ -84,7 +84,7 @@ async fn child_produce(durability: Durability) {
 }
 
 fn spawn_child(mode: &str, root: &std::path::Path) -> (Child, Lines<BufReader<ChildStdout>>) {
-    let mut child = Command::new(std::env::current_exe().unwrap())
+    let mut child = Command::from(streambed_test::process::this_test_binary())
         .env("LOGGED_CHILD", mode)
         .env("LOGGED_ROOT", root)
         .stdout(Stdio::piped())

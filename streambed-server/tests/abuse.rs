@@ -8,7 +8,6 @@ mod common;
 use std::{
     net::SocketAddr,
     ops::Deref,
-    process::Command,
     time::{Duration, Instant},
 };
 
@@ -44,6 +43,20 @@ fn raise_open_file_limit() {
     }
 }
 
+/// Whether the server's resident memory is its own. Under an emulator (`scripts/edge-test`
+/// runs these tests under qemu-mipsel) it is the emulator's, whose cache of translated
+/// code grows with every new path the server takes: a memory bound tested there would
+/// measure qemu, so those tests say so and check nothing.
+fn resident_memory_is_the_servers() -> bool {
+    match streambed_test::process::runner() {
+        Some(runner) => {
+            eprintln!("not measured: under {runner}, VmRSS is the emulator's");
+            false
+        }
+        None => true,
+    }
+}
+
 /// A `VmRSS`/`VmHWM`-style line of /proc/<pid>/status, in KiB.
 fn memory_kib(pid: &str, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -68,7 +81,7 @@ impl ServerProcess {
     fn start(extra_args: &[&str]) -> Self {
         raise_open_file_limit();
         let root = tempfile::tempdir().unwrap();
-        let mut command = Command::new(PROGRAM);
+        let mut command = streambed_test::process::command(PROGRAM);
         command
             .args(["--listen", "127.0.0.1:0", "--worker-threads", "2"])
             .arg("--root-path")
@@ -461,6 +474,9 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn asking_the_offsets_of_30000_distinct_topics_leaves_the_server_memory_bounded() {
+    if !resident_memory_is_the_servers() {
+        return;
+    }
     // 30,000 requests (one per name) keep this test short in debug builds; kept for ever,
     // their state would be about 40 MB. The subscription test below names 100,000.
     // Quotas off: this is about the log's state, not about one client's share of it.
@@ -522,6 +538,9 @@ async fn subscribe_and_leave(address: SocketAddr, names: std::ops::Range<usize>)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscribing_to_100000_distinct_topics_then_leaving_leaves_the_server_memory_bounded() {
+    if !resident_memory_is_the_servers() {
+        return;
+    }
     let server = ServerProcess::start(UNLIMITED);
     let pid = server.pid();
     let sweep = |from: usize, to: usize| {

@@ -3,7 +3,7 @@
 
 use std::{
     io::{BufRead, BufReader, Read},
-    process::{Command, Stdio},
+    process::Stdio,
     time::{Duration, Instant},
 };
 
@@ -16,7 +16,7 @@ const REQUESTS: usize = 200;
 
 #[tokio::test]
 async fn every_audit_line_is_written_soon_and_before_the_program_exits() {
-    let mut child = Command::new(PROGRAM)
+    let mut child = streambed_test::process::command(PROGRAM)
         .args(["--listen", "127.0.0.1:0", "--backend", "memory"])
         .args(["--rate-limit", "0", "--worker-threads", "2"])
         .stderr(Stdio::piped())

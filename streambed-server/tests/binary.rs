@@ -12,7 +12,10 @@ use streambed_kafka::KafkaRestCommitLog;
 
 #[test]
 fn help_documents_every_flag() {
-    let output = Command::new(PROGRAM).arg("--help").output().unwrap();
+    let output = streambed_test::process::command(PROGRAM)
+        .arg("--help")
+        .output()
+        .unwrap();
     assert!(output.status.success());
     let help = String::from_utf8(output.stdout).unwrap();
     for flag in [
@@ -49,7 +52,7 @@ fn help_documents_every_flag() {
 #[tokio::test]
 async fn the_server_keeps_records_in_its_directory_and_exits_cleanly_on_sigterm() {
     let root = tempfile::tempdir().unwrap();
-    let mut command = Command::new(PROGRAM);
+    let mut command = streambed_test::process::command(PROGRAM);
     command
         .args(["--listen", "127.0.0.1:0", "--worker-threads", "1"])
         .arg("--root-path")

@@ -50,7 +50,7 @@ impl Program {
 }
 
 fn command(args: &[&str]) -> Command {
-    let mut command = Command::new(PROGRAM);
+    let mut command = streambed_test::process::command(PROGRAM);
     command
         .args(["--backend", "memory", "--worker-threads", "1"])
         .args(args)

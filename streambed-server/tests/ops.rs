@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::{process::Command, time::Duration};
+use std::time::Duration;
 
 use common::program::{Program, PROGRAM};
 
@@ -23,7 +23,10 @@ impl Program {
 
 #[test]
 fn help_documents_the_quota_provenance_audit_and_metrics_flags() {
-    let output = Command::new(PROGRAM).arg("--help").output().unwrap();
+    let output = streambed_test::process::command(PROGRAM)
+        .arg("--help")
+        .output()
+        .unwrap();
     assert!(output.status.success());
     let help = String::from_utf8(output.stdout).unwrap();
     for flag in [
@@ -213,7 +216,7 @@ async fn the_provenance_flag_stamps_records_and_refuses_forged_stamps() {
 
 #[test]
 fn an_empty_provenance_header_name_stops_the_program() {
-    let output = Command::new(PROGRAM)
+    let output = streambed_test::process::command(PROGRAM)
         .args(["--listen", "127.0.0.1:0", "--backend", "memory"])
         .args(["--provenance-header", ""])
         .output()

@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::{process::Command, time::Duration};
+use std::time::Duration;
 
 use common::{
     program::{Program, PROGRAM},
@@ -40,7 +40,10 @@ async fn health(client: &reqwest::Client, server: &Program) -> reqwest::Result<u
 
 #[test]
 fn help_documents_the_tls_flags() {
-    let output = Command::new(PROGRAM).arg("--help").output().unwrap();
+    let output = streambed_test::process::command(PROGRAM)
+        .arg("--help")
+        .output()
+        .unwrap();
     let help = String::from_utf8(output.stdout).unwrap();
     for flag in [
         "--tls-cert",
@@ -54,7 +57,7 @@ fn help_documents_the_tls_flags() {
 
 #[test]
 fn a_key_without_a_certificate_is_refused_before_listening() {
-    let output = Command::new(PROGRAM)
+    let output = streambed_test::process::command(PROGRAM)
         .args(["--backend", "memory", "--listen", "127.0.0.1:0"])
         .args(["--tls-key", "/nonexistent.key"])
         .output()
@@ -66,7 +69,7 @@ fn a_key_without_a_certificate_is_refused_before_listening() {
 
 #[test]
 fn unreadable_tls_files_stop_the_server_before_it_listens_naming_the_file() {
-    let output = Command::new(PROGRAM)
+    let output = streambed_test::process::command(PROGRAM)
         .args(["--backend", "memory", "--listen", "127.0.0.1:0"])
         .args(["--tls-cert", "/nonexistent/server.pem"])
         .args(["--tls-key", "/nonexistent/server.key"])

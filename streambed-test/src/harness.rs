@@ -9,7 +9,6 @@ use std::{
     future::Future,
     panic::{self, AssertUnwindSafe},
     pin::Pin,
-    process::Command,
     time::Instant,
 };
 
@@ -187,7 +186,7 @@ where
     K: AsRef<OsStr>,
     V: AsRef<OsStr>,
 {
-    let output = Command::new(std::env::current_exe().expect("the test binary's path"))
+    let output = crate::process::this_test_binary()
         .env(child_var, role)
         .envs(envs)
         .output()

@@ -1,10 +1,90 @@
 //! Running a built binary as a user would, for the command-line tools' tests: every tool's
 //! test feeds it standard input and reads back what it printed, and this is that one way.
+//!
+//! It is also the one place that starts a program built for the target under test. Built
+//! for another architecture (`mipsel-unknown-linux-musl`, say) the tests run under an
+//! emulator that cargo was given as the target's runner; a program they start themselves
+//! (this test binary again, or a binary of the package) must go through the same emulator,
+//! or the kernel refuses it ("Exec format error").
 
 use std::{
+    ffi::OsStr,
     io::Write,
     process::{Command, Output, Stdio},
 };
+
+/// The target this crate was built for, such as `x86_64-unknown-linux-gnu`.
+const TARGET: &str = env!("STREAMBED_TEST_TARGET");
+
+/// A command that runs `program`, a binary built for the same target as this test, the way
+/// cargo runs the test itself: through the runner that the environment variable
+/// `CARGO_TARGET_<TRIPLE>_RUNNER` names, when it is set (an emulator and its arguments,
+/// separated by spaces), else directly.
+///
+/// ```
+/// let status = streambed_test::process::command("/bin/true").status().unwrap();
+/// assert!(status.success());
+/// ```
+pub fn command(program: impl AsRef<OsStr>) -> Command {
+    through(runner().as_deref(), program.as_ref())
+}
+
+/// A command that runs `program` through `runner` (a program and its arguments, separated
+/// by spaces) or, without one, directly.
+fn through(runner: Option<&str>, program: &OsStr) -> Command {
+    let mut words = runner.into_iter().flat_map(str::split_whitespace);
+    match words.next() {
+        Some(runner) => {
+            let mut command = Command::new(runner);
+            command.args(words).arg(program);
+            command
+        }
+        None => Command::new(program),
+    }
+}
+
+/// A command that runs this test binary again, through the target's runner like
+/// [`command`]: for tests that start themselves as a child process.
+///
+/// ```no_run
+/// // In a test: run this test binary again as a child, told so by a variable.
+/// let status = streambed_test::process::this_test_binary()
+///     .env("ROLE", "child")
+///     .status()
+///     .unwrap();
+/// assert!(status.success());
+/// ```
+pub fn this_test_binary() -> Command {
+    command(std::env::current_exe().expect("the test binary's path"))
+}
+
+/// The runner that programs built for this target go through (an emulator such as
+/// `qemu-mipsel-static`), from `CARGO_TARGET_<TRIPLE>_RUNNER`; `None` when they run
+/// directly. A test whose measure means nothing under an emulator (the resident memory
+/// of a process, which is then the emulator's) can tell from it.
+///
+/// ```
+/// if let Some(runner) = streambed_test::process::runner() {
+///     println!("programs run under {runner}");
+/// }
+/// ```
+pub fn runner() -> Option<String> {
+    runner_variable(TARGET)
+        .and_then(|name| std::env::var(name).ok())
+        .filter(|runner| !runner.trim().is_empty())
+}
+
+/// The environment variable that configures `target`'s runner, as cargo spells it.
+fn runner_variable(target: &str) -> Option<String> {
+    let name: String = target
+        .chars()
+        .map(|c| match c {
+            '-' | '.' => '_',
+            c => c.to_ascii_uppercase(),
+        })
+        .collect();
+    (!name.is_empty()).then(|| format!("CARGO_TARGET_{name}_RUNNER"))
+}
 
 /// Runs `command` with `stdin` as its standard input (closed after it) and returns its
 /// exit status and everything it printed. Panics when the program cannot be started or
@@ -28,4 +108,41 @@ pub fn output_with_stdin(command: &mut Command, stdin: &[u8]) -> Output {
     pipe.write_all(stdin).expect("the program takes its input");
     drop(pipe);
     child.wait_with_output().expect("the program's output")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_runner_variable_is_spelled_as_cargo_reads_it() {
+        assert_eq!(
+            runner_variable("mipsel-unknown-linux-musl").as_deref(),
+            Some("CARGO_TARGET_MIPSEL_UNKNOWN_LINUX_MUSL_RUNNER")
+        );
+        assert_eq!(
+            runner_variable("thumbv7em-none-eabihf").as_deref(),
+            Some("CARGO_TARGET_THUMBV7EM_NONE_EABIHF_RUNNER")
+        );
+    }
+
+    #[test]
+    fn a_program_starts_through_the_runner_and_its_arguments() {
+        let command = through(
+            Some("qemu-mipsel-static -L /sysroot"),
+            OsStr::new("/t/test"),
+        );
+        assert_eq!(command.get_program(), "qemu-mipsel-static");
+        let args: Vec<_> = command.get_args().collect();
+        assert_eq!(args, ["-L", "/sysroot", "/t/test"]);
+    }
+
+    #[test]
+    fn without_a_runner_the_program_starts_directly() {
+        for runner in [None, Some(""), Some("  ")] {
+            let command = through(runner, OsStr::new("/t/test"));
+            assert_eq!(command.get_program(), "/t/test");
+            assert_eq!(command.get_args().count(), 0);
+        }
+    }
 }

@@ -1,7 +1,7 @@
 //! The self-executing test harness, run as the binaries that use it are: this file is such
 //! a binary, and its tests run it again to watch what it prints and how it exits.
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use streambed_test::harness::{self, Harness};
 
@@ -62,7 +62,7 @@ fn main() {
 
 /// Runs this test binary again with `args` and `envs`.
 fn this_binary(args: &[&str], envs: &[(&str, &str)]) -> Output {
-    Command::new(std::env::current_exe().unwrap())
+    streambed_test::process::this_test_binary()
         .args(args)
         .envs(envs.iter().copied())
         .output()

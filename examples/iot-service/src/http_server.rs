@@ -1,4 +1,5 @@
-//! Serves `GET /api/database/events?id=N`: the latest events of device N as JSON.
+//! Serves `GET /api/database/events?id=N`: the latest events of device N as JSON; and, built
+//! with the feature `heap-stats`, `GET /api/heap`: the heap held now and at most (see `heap`).
 
 use std::collections::HashMap;
 
@@ -16,9 +17,10 @@ use crate::database::Command;
 
 /// The service's HTTP routes.
 pub fn routes(database: mpsc::Sender<Command>) -> Router {
-    Router::new()
-        .route("/api/database/events", get(events))
-        .with_state(database)
+    let router = Router::new().route("/api/database/events", get(events));
+    #[cfg(feature = "heap-stats")]
+    let router = router.route("/api/heap", get(|| async { Json(crate::heap::stats()) }));
+    router.with_state(database)
 }
 
 async fn events(

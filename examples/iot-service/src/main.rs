@@ -6,6 +6,9 @@
 //! `--cl-root-path` to keep it.
 
 mod database;
+// Compiled (and tested) in every build; the allocator is installed only for `heap-stats`.
+#[cfg_attr(not(feature = "heap-stats"), allow(dead_code))]
+mod heap;
 mod http_server;
 mod logger;
 mod udp_server;
@@ -37,6 +40,11 @@ struct Args {
     #[arg(env, long, default_value = "127.0.0.1:8081")]
     udp_addr: SocketAddr,
 }
+
+/// Counts the heap, for `GET /api/heap`.
+#[cfg(feature = "heap-stats")]
+#[global_allocator]
+static ALLOCATOR: heap::Counting = heap::Counting;
 
 /// Commands queued for the database task before senders wait.
 const DATABASE_QUEUE_SIZE: usize = 64;

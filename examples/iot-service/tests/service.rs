@@ -5,7 +5,7 @@ use std::{
     io::{BufRead, BufReader, Read, Write},
     net::{SocketAddr, TcpStream, UdpSocket},
     path::Path,
-    process::{Child, Command, Stdio},
+    process::{Child, Stdio},
     time::{Duration, Instant},
 };
 
@@ -23,7 +23,7 @@ impl Drop for Service {
 }
 
 fn start(root: &Path) -> Service {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_iot-service"))
+    let mut child = streambed_test::process::command(env!("CARGO_BIN_EXE_iot-service"))
         .args(["--cl-root-path", root.to_str().unwrap()])
         .args(["--http-addr", "127.0.0.1:0", "--udp-addr", "127.0.0.1:0"])
         .stdout(Stdio::piped())

@@ -1,20 +1,25 @@
 //! Produce speed at every durability level, beside the published streambed-logged 0.13 in
 //! the same run: one producer awaiting each record (as services write) on a current-thread
 //! runtime and from `block_on` of a multi-thread one (as in `#[tokio::main]`), with 10 B and
-//! 1 KiB values; then 64 concurrent producers on one topic. Prints records/s, the ratio to
-//! the original, and the p50 and p99 latency of one `produce`.
+//! 1 KiB values; then 64 concurrent producers on one topic; then a topic's history read
+//! back through `scoped_subscribe`. Prints records/s, the ratio to the original, and the p50
+//! and p99 latency of one `produce`.
 //!
 //! `scripts/produce-speed` runs it in release mode; `scripts/produce-speed --quick` (which
 //! CI runs in debug mode) checks with a hundredth of the records that it works;
 //! `--profile` runs one case (ours, `Buffered`, current-thread, 10 B) long enough for
-//! `perf record`; `--fsync` runs only the 64 producers at `Fsync` and the disk's bound.
+//! `perf record`; `--fsync` runs only the 64 producers at `Fsync` and the disk's bound;
+//! `--emulated` runs a tenth of the records and leaves out `Fsync`, for a build for another
+//! architecture run under an emulator (`scripts/edge-bench`), where the host's disk says
+//! nothing about the device's.
 
 use std::{
     sync::Arc,
     time::{Duration, Instant},
 };
 
-use streambed::commit_log::CommitLog;
+use streambed::commit_log::{CommitLog, Subscription, Topic};
+use tokio_stream::StreamExt;
 use streambed_logged::{Durability, FileLog};
 use tokio::runtime::Runtime;
 
@@ -85,6 +90,34 @@ impl Log {
                     .map(|o| o.end_offset)
             }
         }
+    }
+}
+
+impl Log {
+    /// Reads the first `records` records of the topic back from offset 0 through a
+    /// subscription, as a service replays its history at start-up; answers how long that
+    /// took from the subscription to the last record.
+    async fn consume(&self, records: u64) -> Duration {
+        let started = Instant::now();
+        let read = match self {
+            Log::Ours(log) => {
+                let subscriptions = vec![Subscription {
+                    topic: Topic::from("bench"),
+                }];
+                let stream = log.scoped_subscribe("bench", vec![], subscriptions, None);
+                stream.take(records as usize).fold(0u64, |n, _| n + 1).await
+            }
+            Log::Original(log) => {
+                use original_streambed::commit_log::{CommitLog as _, Subscription, Topic};
+                let subscriptions = vec![Subscription {
+                    topic: Topic::from("bench"),
+                }];
+                let stream = log.scoped_subscribe("bench", vec![], subscriptions, None);
+                stream.take(records as usize).fold(0u64, |n, _| n + 1).await
+            }
+        };
+        assert_eq!(read, records, "records missing from the history");
+        started.elapsed()
     }
 }
 
@@ -193,7 +226,12 @@ fn print_row(label: &str, subject: Subject, f: &Figures, original: Option<&Figur
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
-    let scale = if quick { 100 } else { 1 };
+    let emulated = std::env::args().any(|a| a == "--emulated");
+    let scale = match (quick, emulated) {
+        (true, _) => 100,
+        (false, true) => 10,
+        (false, false) => 1,
+    };
     let rounds = if quick { 1 } else { 3 };
     let current = Arc::new(streambed_test::runtime::current_thread());
     let multi = Arc::new(
@@ -221,7 +259,7 @@ fn main() {
     // `--fsync`: only the 64 producers at `Fsync` and the disk's bound.
     let fsync_only = std::env::args().any(|a| a == "--fsync");
     if !fsync_only {
-        awaited_one_by_one(&current, &multi, rounds, scale, &levels);
+        awaited_one_by_one(&current, &multi, rounds, scale, &levels, !emulated);
     }
     println!();
     println!("64 concurrent producers on one topic (multi-thread runtime)");
@@ -233,6 +271,11 @@ fn main() {
             let f = best(&multi, subject, rounds, 64, 4_000 / scale, 10);
             print_row("64 producers, 10 B", subject, &f, Some(&original));
         }
+        println!();
+        history(&current, rounds, 100_000 / scale);
+    }
+    if emulated {
+        return;
     }
     let fsync = Subject::Ours(Durability::Fsync);
     let f = best(&multi, fsync, rounds, 64, 2_000 / scale, 100);
@@ -262,6 +305,7 @@ fn awaited_one_by_one(
     rounds: usize,
     scale: u64,
     levels: &[Durability],
+    with_fsync: bool,
 ) {
     println!(
         "One producer awaiting each record, {} records",
@@ -280,6 +324,9 @@ fn awaited_one_by_one(
         }
     }
 
+    if !with_fsync {
+        return;
+    }
     println!();
     println!(
         "One producer awaiting each record, Fsync, {} records",
@@ -289,6 +336,49 @@ fn awaited_one_by_one(
         let subject = Subject::Ours(Durability::Fsync);
         let f = best(rt, subject, rounds, 1, 3_000 / scale, 100);
         print_row(&format!("{runtime_name}, 100 B"), subject, &f, None);
+    }
+}
+
+/// A topic's history of `records` records of 100 B read back from offset 0 on a
+/// current-thread runtime, by the original and by ours, each from a log it wrote itself:
+/// the best of `rounds` reads of records/s.
+fn history(rt: &Runtime, rounds: usize, records: u64) {
+    println!("A topic's history of {records} records of 100 B read back through a subscription (current-thread runtime)");
+    let mut original_rate = None;
+    for subject in [Subject::Original, Subject::Ours(Durability::Buffered)] {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let log = subject.open(dir.path());
+        rt.block_on(async {
+            let value = [b'x'; 100];
+            for key in 0..records {
+                log.produce(key, &value).await;
+            }
+            // The original acknowledges records still in its buffer: wait until all are
+            // there before reading.
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while log.end_offset().await != Some(records - 1) {
+                assert!(Instant::now() < deadline, "{} never held every record", subject.name());
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        });
+        let best = (0..rounds)
+            .map(|_| rt.block_on(log.consume(records)))
+            .min()
+            .expect("at least one round");
+        let rate = records as f64 / best.as_secs_f64();
+        let ratio = match original_rate {
+            Some(original) => format!("{:>6.2}x", rate / original),
+            None => {
+                original_rate = Some(rate);
+                "       ".to_string()
+            }
+        };
+        println!(
+            "{:<34} {:<26} {:>12.0} rec/s {ratio}",
+            "history, 100 B",
+            subject.name(),
+            rate
+        );
     }
 }
 

@@ -25,7 +25,7 @@ impl Program {
     /// The program with `args` on a free loopback port, over an in-memory log with one
     /// worker thread; returns once it listens.
     pub fn start(args: &[&str]) -> Self {
-        let mut command = Command::new(PROGRAM);
+        let mut command = streambed_test::process::command(PROGRAM);
         command
             .args(["--listen", "127.0.0.1:0", "--backend", "memory"])
             .args(["--worker-threads", "1"])
