@@ -50,6 +50,7 @@ static ALLOCATOR: heap::Counting = heap::Counting;
 const DATABASE_QUEUE_SIZE: usize = 64;
 
 fn main() -> ExitCode {
+    one_heap_arena();
     logger::init(LevelFilter::Info);
     let matches = Args::command().get_matches();
     let args = match Args::from_arg_matches(&matches) {
@@ -74,6 +75,19 @@ fn main() -> ExitCode {
             error!("{message}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// glibc's allocator gives each thread that allocates an arena of its own (here the
+/// runtime's blocking thread, which the log's file work runs on): about a third of a MiB
+/// more resident memory for a service that never allocates from two threads at once. One
+/// arena keeps it to what the service holds. musl's allocator has no per-thread arenas.
+fn one_heap_arena() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: called first thing in `main`, before any other thread exists; mallopt only
+    // sets a tuning parameter of the allocator.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
     }
 }
 
