@@ -69,13 +69,13 @@ pub fn this_test_binary() -> Command {
 /// }
 /// ```
 pub fn runner() -> Option<String> {
-    runner_variable(TARGET)
-        .and_then(|name| std::env::var(name).ok())
+    std::env::var(runner_variable(TARGET))
+        .ok()
         .filter(|runner| !runner.trim().is_empty())
 }
 
 /// The environment variable that configures `target`'s runner, as cargo spells it.
-fn runner_variable(target: &str) -> Option<String> {
+fn runner_variable(target: &str) -> String {
     let name: String = target
         .chars()
         .map(|c| match c {
@@ -83,7 +83,7 @@ fn runner_variable(target: &str) -> Option<String> {
             c => c.to_ascii_uppercase(),
         })
         .collect();
-    (!name.is_empty()).then(|| format!("CARGO_TARGET_{name}_RUNNER"))
+    format!("CARGO_TARGET_{name}_RUNNER")
 }
 
 /// Runs `command` with `stdin` as its standard input (closed after it) and returns its
@@ -117,12 +117,12 @@ mod tests {
     #[test]
     fn the_runner_variable_is_spelled_as_cargo_reads_it() {
         assert_eq!(
-            runner_variable("mipsel-unknown-linux-musl").as_deref(),
-            Some("CARGO_TARGET_MIPSEL_UNKNOWN_LINUX_MUSL_RUNNER")
+            runner_variable("mipsel-unknown-linux-musl"),
+            "CARGO_TARGET_MIPSEL_UNKNOWN_LINUX_MUSL_RUNNER"
         );
         assert_eq!(
-            runner_variable("thumbv7em-none-eabihf").as_deref(),
-            Some("CARGO_TARGET_THUMBV7EM_NONE_EABIHF_RUNNER")
+            runner_variable("thumbv7em-none-eabihf"),
+            "CARGO_TARGET_THUMBV7EM_NONE_EABIHF_RUNNER"
         );
     }
 
