@@ -74,6 +74,12 @@ async fn bad_requests_get_4xx_with_a_json_body_and_write_nothing() {
         ),
         (
             "/topics/t",
+            b"{\"records\": [{\"topic\": \"t\xff\"}]}".to_vec(),
+            StatusCode::BAD_REQUEST,
+            "malformed JSON: not UTF-8",
+        ),
+        (
+            "/topics/t",
             b"{\"records\": 3}".to_vec(),
             StatusCode::BAD_REQUEST,
             "invalid request",

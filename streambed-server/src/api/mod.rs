@@ -264,8 +264,13 @@ fn path_error(rejection: PathRejection) -> ApiError {
 }
 
 fn checked_topic(name: &str) -> Result<Topic, ApiError> {
-    validate_topic(name).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+    check_topic_name(name)?;
     Ok(Topic::from(name))
+}
+
+/// 400 unless `name` is a valid topic name.
+fn check_topic_name(name: &str) -> Result<(), ApiError> {
+    validate_topic(name).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))
 }
 
 async fn offsets<CL: CommitLog + 'static>(

@@ -19,7 +19,7 @@ use streambed::{
 
 use super::{
     body::{json_response, parse_json, PendingBody},
-    checked_topic, path_error, ApiError, AppState, Sender,
+    check_topic_name, path_error, ApiError, AppState, Sender,
 };
 use crate::{
     audit, client::ClientKey, ops::RefusalReason, policy::Permission, principal::Principal,
@@ -41,7 +41,7 @@ struct Admitted {
 
 pub(super) fn produce<CL: CommitLog + 'static>(
     State(state): State<AppState<CL>>,
-    path: Result<Path<String>, PathRejection>,
+    path: Result<Path<Topic>, PathRejection>,
     request: Request,
 ) -> impl Future<Output = Result<Response, ApiError>> + Send {
     let (parts, body) = request.into_parts();
@@ -74,15 +74,16 @@ pub(super) fn produce<CL: CommitLog + 'static>(
 /// waiting for one.
 fn admit<CL>(
     state: &AppState<CL>,
-    path: Result<Path<String>, PathRejection>,
+    path: Result<Path<Topic>, PathRejection>,
     extensions: &axum::http::Extensions,
     sender: &Sender,
     outcome: &mut ProduceOutcome,
 ) -> Result<Admitted, ApiError> {
     let guards = &state.guards;
     let client = guards.admit(extensions)?;
-    let Path(name) = path.map_err(path_error)?;
-    let topic = checked_topic(&name)?;
+    // Read as a `Topic` rather than a `String`: a short name is kept inline, unallocated.
+    let Path(topic) = path.map_err(path_error)?;
+    check_topic_name(&topic)?;
     // Noted before the permission check: a refused attempt is audited with its topic.
     outcome.topic = Some(topic.clone());
     guards.permit(sender.principal.as_ref(), Permission::Produce, &topic)?;
