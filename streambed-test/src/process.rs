@@ -30,8 +30,15 @@ pub fn command(program: impl AsRef<OsStr>) -> Command {
 }
 
 /// A command that runs `program` through `runner` (a program and its arguments, separated
-/// by spaces) or, without one, directly.
-fn through(runner: Option<&str>, program: &OsStr) -> Command {
+/// by spaces) or, without one or with a blank one, directly: for a runner named some other
+/// way than cargo's variable, such as a bench's own setting.
+///
+/// ```
+/// let command = streambed_test::process::through(Some("qemu-mipsel-static"), "./service");
+/// assert_eq!(command.get_program(), "qemu-mipsel-static");
+/// ```
+pub fn through(runner: Option<&str>, program: impl AsRef<OsStr>) -> Command {
+    let program = program.as_ref();
     let mut words = runner.into_iter().flat_map(str::split_whitespace);
     match words.next() {
         Some(runner) => {
@@ -69,13 +76,21 @@ pub fn this_test_binary() -> Command {
 /// }
 /// ```
 pub fn runner() -> Option<String> {
-    std::env::var(runner_variable(TARGET))
+    std::env::var(target_variable(TARGET, "RUNNER"))
         .ok()
         .filter(|runner| !runner.trim().is_empty())
 }
 
-/// The environment variable that configures `target`'s runner, as cargo spells it.
-fn runner_variable(target: &str) -> String {
+/// The environment variable `CARGO_TARGET_<TRIPLE>_<KEY>` that configures `key` (such as
+/// `RUNNER` or `RUSTFLAGS`) for `target`, spelled as cargo reads it.
+///
+/// ```
+/// assert_eq!(
+///     streambed_test::process::target_variable("x86_64-unknown-linux-gnu", "RUSTFLAGS"),
+///     "CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS"
+/// );
+/// ```
+pub fn target_variable(target: &str, key: &str) -> String {
     let name: String = target
         .chars()
         .map(|c| match c {
@@ -83,7 +98,7 @@ fn runner_variable(target: &str) -> String {
             c => c.to_ascii_uppercase(),
         })
         .collect();
-    format!("CARGO_TARGET_{name}_RUNNER")
+    format!("CARGO_TARGET_{name}_{key}")
 }
 
 /// Runs `command` with `stdin` as its standard input (closed after it) and returns its
@@ -117,11 +132,11 @@ mod tests {
     #[test]
     fn the_runner_variable_is_spelled_as_cargo_reads_it() {
         assert_eq!(
-            runner_variable("mipsel-unknown-linux-musl"),
+            target_variable("mipsel-unknown-linux-musl", "RUNNER"),
             "CARGO_TARGET_MIPSEL_UNKNOWN_LINUX_MUSL_RUNNER"
         );
         assert_eq!(
-            runner_variable("thumbv7em-none-eabihf"),
+            target_variable("thumbv7em-none-eabihf", "RUNNER"),
             "CARGO_TARGET_THUMBV7EM_NONE_EABIHF_RUNNER"
         );
     }

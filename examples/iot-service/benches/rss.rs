@@ -48,15 +48,7 @@ fn main() {
     );
 
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let mut command = match &runner {
-        Some(runner) => {
-            let mut command = Command::new(runner);
-            command.arg(&binary);
-            command
-        }
-        None => Command::new(&binary),
-    };
-    let mut child = command
+    let mut child = streambed_test::process::through(runner.as_deref(), &binary)
         .args(["--cl-root-path", dir.path().to_str().unwrap()])
         .args(["--http-addr", "127.0.0.1:0", "--udp-addr", "127.0.0.1:0"])
         .stdout(Stdio::piped())
@@ -130,10 +122,7 @@ fn main() {
 fn build_edge_binary() -> PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     let host = host_triple();
-    let rustflags = format!(
-        "CARGO_TARGET_{}_RUSTFLAGS",
-        host.to_uppercase().replace(['-', '.'], "_")
-    );
+    let rustflags = streambed_test::process::target_variable(&host, "RUSTFLAGS");
     let output = Command::new(cargo)
         .args(["build", "--profile", "edge", "--target", &host])
         .args(["-p", "iot-service", "--bin", "iot-service"])
