@@ -29,8 +29,11 @@ const CHILD: &str = "CONFIDANT_FAULT_CHILD";
 const CHILD_ROOT: &str = "CONFIDANT_FAULT_ROOT";
 /// Long enough that a remembered failure would outlast every test here.
 const UNAUTHORIZED_TIMEOUT: Duration = Duration::from_secs(60);
-/// How long the descriptor exhaustion lasts while callers keep retrying.
+/// How long the descriptor exhaustion lasts while callers keep retrying, and the pause
+/// between their attempts, natively; both stretch under an emulator
+/// (`streambed_test::process::slowdown`).
 const FAILING_FOR: Duration = Duration::from_secs(1);
+const RETRY_PAUSE: Duration = Duration::from_millis(20);
 
 fn main() {
     Harness::new(CHILD)
@@ -250,7 +253,8 @@ fn libc_enospc() -> i32 {
 // ---- RLIMIT_NOFILE ----
 
 /// The child: with every descriptor taken, writes and uncached reads are retried every
-/// 20 ms for [`FAILING_FOR`]; then the descriptors are given back.
+/// [`RETRY_PAUSE`] for [`FAILING_FOR`] (both longer under an emulator); then the
+/// descriptors are given back.
 async fn child_out_of_descriptors() {
     let root = PathBuf::from(std::env::var(CHILD_ROOT).unwrap());
     let ss = store(&root);
@@ -259,12 +263,15 @@ async fn child_out_of_descriptors() {
     // Written by another store: this one has never read it.
     store(&root).create_secret("t", old.clone()).await.unwrap();
 
+    let slowdown = streambed_test::process::slowdown();
+    let (failing_for, pause) = (FAILING_FOR * slowdown, RETRY_PAUSE * slowdown);
+
     let (held, exhausted) = faults::exhaust_descriptors(256).unwrap();
     println!("exhausted {exhausted}");
 
     let (mut attempts, mut write_errors, mut read_errors) = (0, 0, 0);
     let (cpu, started) = (faults::cpu_time(), Instant::now());
-    while started.elapsed() < FAILING_FOR {
+    while started.elapsed() < failing_for {
         attempts += 1;
         if ss.create_secret("s", new.clone()).await.is_err() {
             write_errors += 1;
@@ -272,7 +279,7 @@ async fn child_out_of_descriptors() {
         if value(&ss, "t").await.starts_with("error") {
             read_errors += 1;
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(pause).await;
     }
     let (cpu, wall) = (faults::cpu_time() - cpu, started.elapsed());
     println!(
@@ -304,9 +311,8 @@ async fn running_out_of_descriptors_fails_without_spinning_and_recovers() {
     assert!(attempts > 10, "{lines:?}");
     assert_eq!(field("write_errors"), attempts, "{lines:?}");
     assert_eq!(field("read_errors"), attempts, "{lines:?}");
-    // Spinning would use about one core, the whole wall time. Paced attempts use a few
-    // percent natively, but up to a third under an emulator (scripts/edge-test), where
-    // each one costs tens of times more CPU: under half a core still rules out a spin.
+    // Spinning would use about one core, the whole wall time; paced attempts use a few
+    // percent, natively and (with the longer pause) under an emulator.
     assert!(
         cpu_ms * 2 < wall_ms,
         "{cpu_ms} ms CPU in {wall_ms} ms while failing: something spins"

@@ -81,6 +81,25 @@ pub fn runner() -> Option<String> {
         .filter(|runner| !runner.trim().is_empty())
 }
 
+/// How many times longer a test should pace itself when it measures CPU time against wall
+/// time: 1 when programs run directly, 10 under a [`runner`]. An emulator spends tens of
+/// times more CPU on each step, so a pause that dwarfs a step natively is about as long as
+/// one there; stretching the pause keeps "paced work uses a small share of the time"
+/// apart from "it spins".
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let pause = Duration::from_millis(20) * streambed_test::process::slowdown();
+/// assert!(pause >= Duration::from_millis(20));
+/// ```
+pub fn slowdown() -> u32 {
+    match runner() {
+        Some(_) => 10,
+        None => 1,
+    }
+}
+
 /// The environment variable `CARGO_TARGET_<TRIPLE>_<KEY>` that configures `key` (such as
 /// `RUNNER` or `RUSTFLAGS`) for `target`, spelled as cargo reads it.
 ///
