@@ -942,7 +942,9 @@ async fn compaction_keeps_the_record_after_damage_that_readers_resynchronise_on(
 }
 
 /// Produces `count` records to topic `t` over three keys, expecting offsets from `first` on,
-/// and fails with `stalled` should producing take more than 30 s.
+/// and fails with `stalled` should producing take more than 30 s (ten times that under an
+/// emulator, where producers held back by a compaction wait as long as it takes: one that
+/// panics spends seconds there printing its backtrace).
 async fn produce_three_keys(log: &FileLog, count: u64, first: u64, stalled: &str) {
     let produce_all = async {
         for i in 0..count {
@@ -950,7 +952,8 @@ async fn produce_three_keys(log: &FileLog, count: u64, first: u64, stalled: &str
             assert_eq!(offset, first + i);
         }
     };
-    tokio::time::timeout(Duration::from_secs(30), produce_all)
+    let bound = Duration::from_secs(30) * streambed_test::process::slowdown();
+    tokio::time::timeout(bound, produce_all)
         .await
         .expect(stalled);
 }
