@@ -81,11 +81,10 @@ pub fn runner() -> Option<String> {
         .filter(|runner| !runner.trim().is_empty())
 }
 
-/// How many times longer a test should pace itself when it measures CPU time against wall
-/// time: 1 when programs run directly, 10 under a [`runner`]. An emulator spends tens of
-/// times more CPU on each step, so a pause that dwarfs a step natively is about as long as
-/// one there; stretching the pause keeps "paced work uses a small share of the time"
-/// apart from "it spins".
+/// How many times longer a test should make its pauses and time bounds: 1 when programs
+/// run directly, 10 under a [`runner`]. An emulator spends tens of times more CPU on each
+/// step: a bound fit for native speed trips there, and a pause that dwarfs a step natively
+/// is only about as long as one there, so that paced work would look like a spin.
 ///
 /// ```
 /// use std::time::Duration;
