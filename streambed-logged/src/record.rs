@@ -33,19 +33,22 @@ pub(crate) fn timestamp_to_secs(ts: &DateTime<Utc>) -> f64 {
     ts.timestamp() as f64 + f64::from(ts.timestamp_subsec_nanos()) / 1e9
 }
 
-/// The inverse of [`timestamp_to_secs`], to the nearest nanosecond that an `f64` holds.
+/// The inverse of [`timestamp_to_secs`], to the nearest microsecond. Seconds since the
+/// epoch in an `f64` resolve a quarter to half a microsecond until 2106, so a timestamp
+/// of whole microseconds (whole milliseconds, as Kafka's and most producers' are) reads
+/// back exactly rather than a few nanoseconds off; finer digits were never kept.
 pub(crate) fn secs_to_timestamp(secs: f64) -> Option<DateTime<Utc>> {
     if !secs.is_finite() {
         return None;
     }
     let whole = secs.floor();
-    let mut nanos = ((secs - whole) * 1e9).round() as i64;
+    let mut micros = ((secs - whole) * 1e6).round() as i64;
     let mut whole = whole as i64;
-    if nanos >= 1_000_000_000 {
+    if micros >= 1_000_000 {
         whole += 1;
-        nanos -= 1_000_000_000;
+        micros -= 1_000_000;
     }
-    Utc.timestamp_opt(whole, nanos as u32).single()
+    Utc.timestamp_opt(whole, (micros * 1_000) as u32).single()
 }
 
 /// Appends the encoded record, checksum included, to `out`.
@@ -366,6 +369,22 @@ mod tests {
             (back - ts).num_microseconds().unwrap().abs() <= 1,
             "{back} vs {ts}"
         );
+    }
+
+    #[test]
+    fn timestamps_of_whole_microseconds_read_back_exactly() {
+        for micros in [
+            1_796_400_000_123_000,
+            1_764_287_999_123_000,
+            1_700_000_000_999_999,
+            4_102_444_799_999_000, // the last millisecond of 2099
+            1,
+            0,
+            -1_500_000,
+        ] {
+            let ts = Utc.timestamp_micros(micros).unwrap();
+            assert_eq!(secs_to_timestamp(timestamp_to_secs(&ts)), Some(ts), "{ts}");
+        }
     }
 
     #[test]

@@ -11,7 +11,8 @@
 //! [`runtime`] builds the tokio runtimes of benches and of tests with their own `main`;
 //! [`harness`] is the `main` of test binaries that re-execute themselves as a child;
 //! [`metrics`] records what code reports through the `metrics` facade, for the tests of
-//! its counters.
+//! its counters. [`conformance`] is the one behavioural suite every `CommitLog` backend
+//! runs, through [`commit_log_conformance!`].
 //!
 //! ```
 //! use streambed_test::server::{self, Response, StatusCode};
@@ -22,6 +23,7 @@
 
 #![warn(missing_docs)]
 
+pub mod conformance;
 pub mod faults;
 pub mod harness;
 pub mod metrics;
