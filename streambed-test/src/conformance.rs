@@ -234,8 +234,8 @@ pub async fn a_subscription_follows_records_appended_after_it_began<CL: CommitLo
     assert_eq!(fourth.offset, 0);
 }
 
-/// With an idle timeout a subscription ends once nothing has arrived for that long (not
-/// before: a record that comes in time is delivered); without one it stays open.
+/// With an idle timeout a subscription delivers what is there, then ends once nothing has
+/// arrived for that long; without one it stays open, waiting.
 pub async fn an_idle_timeout_ends_a_quiet_subscription_and_none_keeps_it_open<CL: CommitLog>(
     log: &CL,
     topic: &str,
