@@ -65,10 +65,13 @@ use chrono::{TimeZone, Utc};
 use futures_util::{Stream, StreamExt};
 use streambed::commit_log::{
     CommitLog, ConsumerOffset, ConsumerRecord, Header, HeaderKey, PartitionOffsets, ProducedOffset,
-    ProducerRecord, Subscription, Topic,
+    ProducerRecord, Topic,
 };
 
-use crate::{process::slowdown, records::record};
+use crate::{
+    process::slowdown,
+    records::{record, subscriptions},
+};
 
 type Records<'a> = Pin<Box<dyn Stream<Item = ConsumerRecord> + Send + 'a>>;
 
@@ -84,15 +87,6 @@ fn patience() -> Duration {
 
 fn idle() -> Duration {
     IDLE * slowdown()
-}
-
-fn subscriptions(topics: &[&str]) -> Vec<Subscription> {
-    topics
-        .iter()
-        .map(|topic| Subscription {
-            topic: Topic::from(*topic),
-        })
-        .collect()
 }
 
 /// Every record a subscription yields until it ends by its idle timeout; fails if it has

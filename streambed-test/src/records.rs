@@ -50,7 +50,7 @@ pub async fn read_topic(
     topic: &str,
     idle_timeout: Duration,
 ) -> Vec<ConsumerRecord> {
-    log.scoped_subscribe("test", vec![], subscription(topic), Some(idle_timeout))
+    log.scoped_subscribe("test", vec![], subscriptions(&[topic]), Some(idle_timeout))
         .collect()
         .await
 }
@@ -68,15 +68,19 @@ pub async fn read_topic(
 /// # }
 /// ```
 pub async fn count_first(log: &impl CommitLog, topic: &str, n: u64) -> u64 {
-    let records = log.scoped_subscribe("test", vec![], subscription(topic), None);
+    let records = log.scoped_subscribe("test", vec![], subscriptions(&[topic]), None);
     let count = records
         .take(n as usize)
         .fold(0u64, |count, _| async move { count + 1 });
     count.await
 }
 
-fn subscription(topic: &str) -> Vec<Subscription> {
-    vec![Subscription {
-        topic: Topic::from(topic),
-    }]
+/// A subscription to each of `topics`.
+pub(crate) fn subscriptions(topics: &[&str]) -> Vec<Subscription> {
+    topics
+        .iter()
+        .map(|topic| Subscription {
+            topic: Topic::from(*topic),
+        })
+        .collect()
 }
