@@ -21,6 +21,9 @@ fn help_documents_every_flag() {
     for flag in [
         "--root-path",
         "--backend",
+        "--kafka-create-topics",
+        "--kafka-partitions",
+        "--kafka-replication-factor",
         "--fsync",
         "--listen",
         "--max-body-size",

@@ -12,7 +12,8 @@
 //! [`harness`] is the `main` of test binaries that re-execute themselves as a child;
 //! [`metrics`] records what code reports through the `metrics` facade, for the tests of
 //! its counters. [`conformance`] is the one behavioural suite every `CommitLog` backend
-//! runs, through [`commit_log_conformance!`].
+//! runs, through [`commit_log_conformance!`]; [`tansu`] runs a real Kafka-compatible
+//! broker for the tests of the Kafka clients.
 //!
 //! ```
 //! use streambed_test::server::{self, Response, StatusCode};
@@ -32,3 +33,4 @@ pub mod process;
 pub mod records;
 pub mod runtime;
 pub mod server;
+pub mod tansu;

@@ -26,12 +26,24 @@
 
 use std::time::Duration;
 
-/// The first wait.
-const MIN_DELAY: Duration = Duration::from_millis(100);
+/// The first wait. Public, with [`MAX_DELAY`] and [`ATTEMPTS`], so that a client library
+/// with a back-off of its own (rskafka's, say) can be set to the same curve.
+pub const MIN_DELAY: Duration = Duration::from_millis(100);
 /// The longest wait, reached on the last attempt of a round.
-const MAX_DELAY: Duration = Duration::from_secs(10);
+pub const MAX_DELAY: Duration = Duration::from_secs(10);
 /// Waits in one round, from [`MIN_DELAY`] to [`MAX_DELAY`].
-const ATTEMPTS: u32 = 8;
+pub const ATTEMPTS: u32 = 8;
+
+/// The factor by which each wait of a round grows over the one before.
+///
+/// ```
+/// use streambed::delayer::{growth, MAX_DELAY, MIN_DELAY, ATTEMPTS};
+/// let longest = MIN_DELAY.as_secs_f64() * growth().powi(ATTEMPTS as i32 - 1);
+/// assert!((longest - MAX_DELAY.as_secs_f64()).abs() < 1e-9);
+/// ```
+pub fn growth() -> f64 {
+    (MAX_DELAY.as_secs_f64() / MIN_DELAY.as_secs_f64()).powf(1.0 / f64::from(ATTEMPTS - 1))
+}
 
 /// Waits a growing time between retries; see the [module docs](self).
 #[derive(Clone, Debug, Default)]
@@ -60,10 +72,9 @@ impl Delayer {
     pub fn next_delay(&mut self) -> Duration {
         let attempt = self.attempt;
         self.attempt = (self.attempt + 1) % ATTEMPTS;
-        // Geometric growth: MIN * (MAX / MIN) ^ (attempt / (ATTEMPTS - 1)).
-        let ratio = MAX_DELAY.as_secs_f64() / MIN_DELAY.as_secs_f64();
-        let factor = ratio.powf(f64::from(attempt) / f64::from(ATTEMPTS - 1));
-        MIN_DELAY.mul_f64(factor).min(MAX_DELAY)
+        MIN_DELAY
+            .mul_f64(growth().powi(attempt as i32))
+            .min(MAX_DELAY)
     }
 
     /// Starts the sequence over, typically after a success, so that the next failure

@@ -15,9 +15,23 @@ pub(crate) struct Args {
     #[arg(long, env = "STREAMBED_ROOT_PATH", default_value = "/var/lib/logged")]
     pub(crate) root_path: PathBuf,
 
-    /// Where the log lives: `file` (in --root-path, durable) or `memory` (lost on exit)
-    #[arg(long, env = "STREAMBED_BACKEND", value_enum, default_value_t = Backend::File)]
+    /// Where the log lives: `file` (in --root-path, durable), `memory` (lost on exit), or
+    /// `kafka://HOST:PORT[,HOST:PORT...]` (a Kafka cluster, by its bootstrap brokers)
+    #[arg(long, env = "STREAMBED_BACKEND", default_value = "file", value_parser = parse_backend)]
     pub(crate) backend: Backend,
+
+    /// With the kafka backend, create a topic on its first produce when the cluster lacks
+    /// it, with --kafka-partitions and --kafka-replication-factor
+    #[arg(long, env = "STREAMBED_KAFKA_CREATE_TOPICS")]
+    pub(crate) kafka_create_topics: bool,
+
+    /// Partitions of a topic the kafka backend creates
+    #[arg(long, env = "STREAMBED_KAFKA_PARTITIONS", default_value_t = 1)]
+    pub(crate) kafka_partitions: i32,
+
+    /// Replicas of each partition of a topic the kafka backend creates
+    #[arg(long, env = "STREAMBED_KAFKA_REPLICATION_FACTOR", default_value_t = 1)]
+    pub(crate) kafka_replication_factor: i16,
 
     /// With the file backend, answer a produce request only once its records are on disk
     /// (fdatasync, shared by concurrent requests) rather than in the OS page cache
@@ -216,10 +230,54 @@ pub(crate) enum TokenStore {
 }
 
 /// The commit log implementations the server can serve.
-#[derive(Clone, Copy, Debug, ValueEnum)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Backend {
     /// Topic files in --root-path
     File,
     /// Records held in memory and lost on exit
     Memory,
+    /// A Kafka cluster, by the `kafka://` URL of its bootstrap brokers
+    Kafka(String),
+}
+
+fn parse_backend(value: &str) -> Result<Backend, String> {
+    match value {
+        "file" => Ok(Backend::File),
+        "memory" => Ok(Backend::Memory),
+        _ if value.starts_with("kafka://") => {
+            // The URL's form has one owner, the Kafka backend; a build without it still
+            // takes the flag, and says at start that it cannot serve it.
+            #[cfg(feature = "kafka")]
+            streambed_kafka_native::KafkaNativeSettings::from_url(value)
+                .map_err(|error| error.to_string())?;
+            Ok(Backend::Kafka(value.to_owned()))
+        }
+        _ => Err(format!(
+            "{value:?} is not a backend: give file, memory or kafka://HOST:PORT"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backends_parse_from_their_names_and_kafka_urls() {
+        assert_eq!(parse_backend("file"), Ok(Backend::File));
+        assert_eq!(parse_backend("memory"), Ok(Backend::Memory));
+        assert_eq!(
+            parse_backend("kafka://k1:9092,k2:9093/"),
+            Ok(Backend::Kafka("kafka://k1:9092,k2:9093/".into()))
+        );
+    }
+
+    #[cfg(feature = "kafka")]
+    #[test]
+    fn a_kafka_url_without_a_broker_port_is_refused_naming_it() {
+        let error = parse_backend("kafka://k1:9092,k2").unwrap_err();
+        assert!(error.contains("\"k2\""), "{error}");
+        assert!(parse_backend("kafka://").is_err());
+        assert!(parse_backend("files").is_err());
+    }
 }

@@ -101,6 +101,29 @@ async fn run(args: Args) -> Result<(), String> {
         }
         #[cfg(not(feature = "file"))]
         Backend::File => Err("this build has no file backend (feature `file`)".to_owned()),
+        #[cfg(feature = "kafka")]
+        Backend::Kafka(url) => {
+            let mut settings = streambed_kafka_native::KafkaNativeSettings::from_url(&url)
+                .map_err(|error| error.to_string())?
+                .client_id("streambed-server");
+            if args.kafka_create_topics {
+                settings =
+                    settings.create_topics(args.kafka_partitions, args.kafka_replication_factor);
+            }
+            log::info!("serving the topics of the Kafka cluster at {url}");
+            listen(
+                guards.apply(Server::new(
+                    streambed_kafka_native::KafkaNativeCommitLog::with_settings(settings),
+                    config,
+                )),
+                access,
+                args.listen,
+                tls,
+            )
+            .await
+        }
+        #[cfg(not(feature = "kafka"))]
+        Backend::Kafka(_) => Err("this build has no kafka backend (feature `kafka`)".to_owned()),
         Backend::Memory => {
             log::warn!("serving an in-memory log: records are lost when the server stops");
             listen(

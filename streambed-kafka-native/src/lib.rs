@@ -1,0 +1,16 @@
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+
+mod cluster;
+mod error;
+mod kafka_log;
+mod record;
+mod settings;
+mod subscriber;
+mod topic;
+
+pub use error::KafkaNativeError;
+pub use kafka_log::KafkaNativeCommitLog;
+pub use rskafka::client::{Credentials, SaslConfig};
+pub use settings::{BrokerUrlError, KafkaNativeSettings, TopicCreation, DEFAULT_REQUEST_DEADLINE};
+pub use topic::{kafka_topic_name, TopicNameError, MAX_KAFKA_TOPIC_LEN};
