@@ -3,7 +3,8 @@
 //!
 //! - produce, each record awaited before the next (one producer);
 //! - produce by 64 concurrent producers;
-//! - consume a topic from its start;
+//! - consume a topic from its start: the one written one record at a time (on the broker,
+//!   a batch per record), and the one written by 64 producers (batches coalesced);
 //! - forward a topic from a `FileLog` (the router) to the broker, and to another
 //!   `FileLog` for comparison.
 //!
@@ -116,9 +117,14 @@ fn main() {
                 produce_concurrently(&file, "concurrent", records).await,
             ),
             (
-                "consume from the start",
+                "consume, 1-record batches",
                 consume(&kafka, "serial", records).await,
                 consume(&file, "serial", records).await,
+            ),
+            (
+                "consume, coalesced",
+                consume(&kafka, "concurrent", records).await,
+                consume(&file, "concurrent", records).await,
             ),
             (
                 "forward from a FileLog",

@@ -3,14 +3,15 @@
 //! broker (tansu, really started) while the program is killed with SIGKILL and restarted
 //! twice and the broker is frozen (SIGSTOP) and thawed (SIGCONT) once. A client of the
 //! broker then sees every record, in order, and after dropping duplicates by their origin
-//! headers, exactly once.
+//! headers, exactly once. Two clients check: streambed's own, and kafka-python (PyPI),
+//! which shares no code with streambed.
 //!
 //! The figures (records/s while healthy, duplicates after each kill) are printed; run with
 //! `--nocapture` to see them.
 
 use std::{
     path::Path,
-    process::{Child, Stdio},
+    process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
 
@@ -76,6 +77,33 @@ async fn wait_for_held(cluster: &KafkaNativeCommitLog, count: u64, log: &Path) -
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+}
+
+/// What kafka-python reads of a (Kafka) topic: per record its offset, key and origin
+/// offset, having checked its origin and value.
+fn read_with_kafka_python(broker: &Tansu, topic: &str) -> Vec<(u64, u64, u64)> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/kafka_python_reader.py");
+    let output = Command::new("python3")
+        .arg(script)
+        .args([&broker.address(), topic])
+        .output()
+        .expect("python3 runs");
+    assert!(
+        output.status.success(),
+        "kafka-python could not read the topic (`pip install kafka-python`):\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let fields: Vec<&str> = line.splitn(5, ' ').collect();
+            let number = |index: usize| fields[index].parse::<u64>().unwrap();
+            assert_eq!(fields[2], "router-7", "{line}");
+            assert_eq!(fields[4].as_bytes(), value(number(1)), "{line}");
+            (number(0), number(1), number(3))
+        })
+        .collect()
 }
 
 fn kill(mut forwarder: Child) {
@@ -167,6 +195,18 @@ async fn ten_thousand_records_arrive_in_order_and_once_after_dedup_despite_kills
     // Every record, in order, exactly once after de-duplication.
     assert_eq!(once, (0..RECORDS).collect::<Vec<_>>());
     let duplicates = read.len() as u64 - RECORDS;
+    assert_eq!(
+        read_with_kafka_python(&broker, "farm.readings"),
+        read.iter()
+            .map(|record| (
+                record.offset,
+                record.key,
+                Origin::of(record).unwrap().offset
+            ))
+            .collect::<Vec<_>>(),
+        "kafka-python reads what streambed's client reads"
+    );
+
     let after: Vec<String> = faults
         .iter()
         .zip(&duplicates_after)

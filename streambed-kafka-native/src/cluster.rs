@@ -1,6 +1,6 @@
 //! The connection to the cluster, made on first use and shared by the clones of a log:
-//! one rskafka client and one partition client per partition used, cached so that a
-//! produce costs one request, not a metadata lookup too.
+//! one rskafka client, and per partition used a partition client and its writer
+//! (`producer`), cached so that a produce costs one request, not a metadata lookup too.
 //!
 //! rskafka retries failed requests with a back-off of its own; it is set to the curve of
 //! streambed's `Delayer` (the one owner of back-off in the family) and bounded by the
@@ -23,15 +23,21 @@ use rskafka::{
 use streambed::delayer;
 use tokio::sync::OnceCell;
 
-use crate::{error::KafkaNativeError, settings::KafkaNativeSettings};
+use crate::{error::KafkaNativeError, producer::Producer, settings::KafkaNativeSettings};
 
-/// Partition clients are cached per (Kafka topic, partition).
-type PartitionKey = (String, i32);
+/// A partition in use: its client, and the writer that coalesces produce requests.
+pub(crate) struct Partition {
+    pub(crate) client: Arc<PartitionClient>,
+    pub(crate) producer: Producer,
+}
+
+/// Partitions by Kafka topic, then number: a lookup borrows the topic's name.
+type Partitions = HashMap<String, Vec<(i32, Arc<Partition>)>>;
 
 pub(crate) struct Cluster {
     pub(crate) settings: KafkaNativeSettings,
     client: OnceCell<Client>,
-    partitions: Mutex<HashMap<PartitionKey, Arc<PartitionClient>>>,
+    partitions: Mutex<Partitions>,
 }
 
 impl Cluster {
@@ -80,10 +86,9 @@ impl Cluster {
         topic: &str,
         partition: i32,
         create: bool,
-    ) -> Result<Option<Arc<PartitionClient>>, KafkaNativeError> {
-        let key = (topic.to_owned(), partition);
-        if let Some(client) = self.cached(&key) {
-            return Ok(Some(client));
+    ) -> Result<Option<Arc<Partition>>, KafkaNativeError> {
+        if let Some(cached) = self.cached(topic, partition) {
+            return Ok(Some(cached));
         }
         let client = self.client(topic).await?;
         let made = match client
@@ -104,21 +109,39 @@ impl Cluster {
             made => made,
         }
         .map_err(|source| cluster(topic, source))?;
-        let made = Arc::new(made);
+        let client = Arc::new(made);
+        let made = Arc::new(Partition {
+            producer: Producer::start(Arc::clone(&client)),
+            client,
+        });
         let mut partitions = self.partitions.lock().unwrap_or_else(|p| p.into_inner());
-        Ok(Some(Arc::clone(partitions.entry(key).or_insert(made))))
+        let of_topic = partitions.entry(topic.to_owned()).or_default();
+        // Another caller may have made it meanwhile: keep theirs, so one writer serves all.
+        Ok(Some(match of_topic.iter().find(|(p, _)| *p == partition) {
+            Some((_, theirs)) => Arc::clone(theirs),
+            None => {
+                of_topic.push((partition, Arc::clone(&made)));
+                made
+            }
+        }))
     }
 
     /// Forgets a partition's client after an error, so that the next call looks the
     /// partition up afresh (its topic may have been deleted and made again).
     pub(crate) fn forget(&self, topic: &str, partition: i32) {
         let mut partitions = self.partitions.lock().unwrap_or_else(|p| p.into_inner());
-        partitions.remove(&(topic.to_owned(), partition));
+        if let Some(of_topic) = partitions.get_mut(topic) {
+            of_topic.retain(|(p, _)| *p != partition);
+        }
     }
 
-    fn cached(&self, key: &PartitionKey) -> Option<Arc<PartitionClient>> {
+    fn cached(&self, topic: &str, partition: i32) -> Option<Arc<Partition>> {
         let partitions = self.partitions.lock().unwrap_or_else(|p| p.into_inner());
-        partitions.get(key).cloned()
+        let of_topic = partitions.get(topic)?;
+        of_topic
+            .iter()
+            .find(|(p, _)| *p == partition)
+            .map(|(_, cached)| Arc::clone(cached))
     }
 
     async fn create(
@@ -161,9 +184,9 @@ pub(crate) fn is_unknown_topic(error: &ClientError) -> bool {
     )
 }
 
-pub(crate) fn cluster(topic: &str, source: ClientError) -> KafkaNativeError {
+pub(crate) fn cluster(topic: &str, source: impl Into<Arc<ClientError>>) -> KafkaNativeError {
     KafkaNativeError::Cluster {
         topic: topic.to_owned(),
-        source,
+        source: source.into(),
     }
 }

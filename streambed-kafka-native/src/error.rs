@@ -32,10 +32,16 @@ pub enum KafkaNativeError {
     Cluster {
         /// The Kafka topic concerned.
         topic: String,
-        /// What rskafka reported.
+        /// What rskafka reported (shared: one failed request may carry the records of
+        /// several callers).
         #[source]
-        source: rskafka::client::error::Error,
+        source: std::sync::Arc<rskafka::client::error::Error>,
     },
+    /// The log's writer for the partition went away with the records (the tokio runtime
+    /// it was started on shut down): they may or may not have been produced. The next call
+    /// starts a new writer.
+    #[error("Kafka cluster, topic {0:?}: the partition's writer stopped with its runtime")]
+    WriterStopped(String),
     /// The cluster answered fewer offsets than records were sent.
     #[error(
         "Kafka cluster, topic {topic:?}: {sent} records produced but {answered} offsets answered"

@@ -10,7 +10,7 @@ use std::{pin::Pin, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use futures_util::Stream;
-use rskafka::client::partition::{Compression, OffsetAt};
+use rskafka::client::partition::OffsetAt;
 use streambed::commit_log::{
     CommitLog, ConsumerOffset, ConsumerRecord, Partition, PartitionOffsets, ProduceAllError,
     ProducedOffset, ProducerError, ProducerRecord, Subscription, Topic,
@@ -19,6 +19,7 @@ use streambed::commit_log::{
 use crate::{
     cluster::{cluster, is_unknown_topic, Cluster},
     error::KafkaNativeError,
+    producer::Outcome,
     record::to_kafka,
     settings::KafkaNativeSettings,
     subscriber,
@@ -122,19 +123,34 @@ impl KafkaNativeCommitLog {
     ) -> Result<(), KafkaNativeError> {
         let name = kafka_topic_name(topic)?;
         let index = i32::try_from(partition).map_err(|_| KafkaNativeError::Partition(partition))?;
-        let client = self
-            .cluster
-            .partition(&name, index, true)
-            .await?
-            .ok_or_else(|| KafkaNativeError::UnknownTopic(topic.to_string()))?;
         let sent = batch.len();
-        let offsets = client
-            .produce(batch, Compression::NoCompression)
-            .await
-            .map_err(|source| {
-                self.cluster.forget(&name, index);
-                cluster(&name, source)
-            })?;
+        let mut batch = batch;
+        // A writer whose runtime has shut down never saw the records: once, a new writer
+        // on this runtime takes them.
+        let mut tries = 0;
+        let offsets = loop {
+            tries += 1;
+            let partition = self
+                .cluster
+                .partition(&name, index, true)
+                .await?
+                .ok_or_else(|| KafkaNativeError::UnknownTopic(topic.to_string()))?;
+            match partition.producer.produce(batch).await {
+                Outcome::Produced(Ok(offsets)) => break offsets,
+                Outcome::Produced(Err(source)) => {
+                    self.cluster.forget(&name, index);
+                    return Err(cluster(&name, source));
+                }
+                Outcome::NotSent(records) if tries == 1 => {
+                    self.cluster.forget(&name, index);
+                    batch = records;
+                }
+                Outcome::NotSent(_) | Outcome::Lost => {
+                    self.cluster.forget(&name, index);
+                    return Err(KafkaNativeError::WriterStopped(name.into_owned()));
+                }
+            }
+        };
         if offsets.len() != sent {
             return Err(KafkaNativeError::MissingOffsets {
                 topic: name.into_owned(),
@@ -157,9 +173,10 @@ impl KafkaNativeCommitLog {
     ) -> Result<Option<PartitionOffsets>, KafkaNativeError> {
         let name = kafka_topic_name(topic)?;
         let index = i32::try_from(partition).map_err(|_| KafkaNativeError::Partition(partition))?;
-        let Some(client) = self.cluster.partition(&name, index, false).await? else {
+        let Some(partition) = self.cluster.partition(&name, index, false).await? else {
             return Ok(None);
         };
+        let client = &partition.client;
         let queried = async {
             let beginning = client.get_offset(OffsetAt::Earliest).await?;
             // Nothing waits: min bytes 0, no wait. The answer's high watermark is one past

@@ -4,6 +4,7 @@
 mod cluster;
 mod error;
 mod kafka_log;
+mod producer;
 mod record;
 mod settings;
 mod subscriber;

@@ -102,6 +102,10 @@ struct Cursor {
     client: PartitionClient,
     /// `None` until the first fetch, which then starts at the earliest record kept.
     next: Option<i64>,
+    /// Whether the last fetch brought records: then the next asks without waiting, since
+    /// more are likely there. Some brokers (tansu 0.6) hold a fetch for half its wait
+    /// even when records are ready, so a reader catching up must not ask them to wait.
+    behind: bool,
 }
 
 struct TopicReader {
@@ -173,6 +177,7 @@ impl TopicReader {
                 Cursor {
                     client: partition_client,
                     next,
+                    behind: true,
                 },
             ));
         }
@@ -195,15 +200,20 @@ impl TopicReader {
                     .map_err(|source| cluster(name, source))?,
             ),
         };
-        let wait = i32::try_from(FETCH_WAIT.as_millis() / count as u128)
-            .unwrap_or(1)
-            .max(1);
+        let wait = if cursor.behind {
+            0
+        } else {
+            i32::try_from(FETCH_WAIT.as_millis() / count as u128)
+                .unwrap_or(1)
+                .max(1)
+        };
         match cursor
             .client
             .fetch_records(offset, 1..FETCH_BYTES, wait)
             .await
         {
             Ok((records, _high_watermark)) => {
+                cursor.behind = !records.is_empty();
                 let partition = u32::try_from(*index).unwrap_or_default();
                 for record in records {
                     cursor.next = Some(record.offset + 1);
