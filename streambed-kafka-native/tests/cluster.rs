@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use streambed::commit_log::{CommitLog, Header, HeaderKey, Topic};
+use streambed::commit_log::{CommitLog, Header, HeaderKey, Subscription, Topic};
 use streambed_kafka_native::{KafkaNativeCommitLog, KafkaNativeError, KafkaNativeSettings};
 use streambed_test::{records::record, runtime, tansu::Tansu};
 
@@ -158,5 +158,92 @@ fn a_namespaced_topic_lives_on_the_cluster_under_its_dotted_name() {
             .await
             .unwrap();
         assert_eq!(offsets.end_offset, 0);
+    });
+}
+
+#[test]
+fn records_cross_a_tls_connection_to_the_broker() {
+    use std::sync::Arc;
+
+    use rustls::pki_types::{pem::PemObject, CertificateDer};
+
+    let ca = streambed_test::pki::TestCa::new("cluster CA");
+    let broker = Tansu::start_tls(&ca.server("127.0.0.1"));
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(ca.certificate_pem().as_bytes()).unwrap())
+        .unwrap();
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let log = KafkaNativeCommitLog::with_settings(
+        KafkaNativeSettings::new([broker.address()])
+            .create_topics(1, 1)
+            .tls(Arc::new(tls)),
+    );
+    runtime::current_thread().block_on(async {
+        log.produce(record("t", 7, "over TLS")).await.unwrap();
+        let read = streambed_test::records::read_topic(&log, "t", Duration::from_secs(1)).await;
+        assert_eq!(read.len(), 1);
+        assert_eq!(
+            (read[0].key, read[0].value.as_slice()),
+            (7, b"over TLS".as_slice())
+        );
+    });
+
+    // A client that does not trust the broker's authority gets nowhere.
+    let stranger = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(rustls::RootCertStore::empty())
+    .with_no_client_auth();
+    let refused = KafkaNativeCommitLog::with_settings(
+        KafkaNativeSettings::new([broker.address()])
+            .tls(Arc::new(stranger))
+            .request_deadline(Duration::from_millis(500)),
+    );
+    runtime::current_thread().block_on(async {
+        assert!(refused.produce(record("t", 8, "v")).await.is_err());
+    });
+}
+
+#[test]
+fn a_subscription_to_an_unreachable_cluster_waits_without_spinning() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let log = KafkaNativeCommitLog::with_settings(
+        KafkaNativeSettings::new([format!("127.0.0.1:{port}")])
+            .request_deadline(Duration::from_millis(300)),
+    );
+    runtime::current_thread().block_on(async {
+        use futures_util::StreamExt;
+
+        let mut records = log.scoped_subscribe(
+            "waiting",
+            vec![],
+            vec![Subscription {
+                topic: Topic::from("t"),
+            }],
+            None,
+        );
+        let cpu_before = streambed_test::faults::cpu_time();
+        let waited = tokio::time::timeout(Duration::from_secs(3), records.next()).await;
+        let cpu = streambed_test::faults::cpu_time() - cpu_before;
+        assert!(waited.is_err(), "the stream yielded or ended: {waited:?}");
+        // Three seconds of retrying with back-off cost a few milliseconds of work; a
+        // loop that spun would cost seconds.
+        assert!(
+            cpu < Duration::from_millis(500) * streambed_test::process::slowdown(),
+            "{cpu:?} of CPU while waiting"
+        );
     });
 }

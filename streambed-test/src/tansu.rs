@@ -7,7 +7,8 @@
 //! without having run the tests against a broker.
 //!
 //! The broker can be frozen and thawed (`SIGSTOP`, `SIGCONT`), to test clients against a
-//! cluster that stops answering without closing its connections.
+//! cluster that stops answering without closing its connections, and reached over TLS
+//! only ([`Tansu::start_tls`]).
 //!
 //! ```no_run
 //! let broker = streambed_test::tansu::Tansu::start();
@@ -31,10 +32,16 @@ pub struct Tansu {
     child: Child,
     log: tempfile::NamedTempFile,
     address: SocketAddr,
+    /// The TLS front of a broker started with [`Tansu::start_tls`].
+    tls_front: Option<tokio::runtime::Runtime>,
 }
 
 impl Drop for Tansu {
     fn drop(&mut self) {
+        // Without blocking: the broker may be dropped inside a test's runtime.
+        if let Some(front) = self.tls_front.take() {
+            front.shutdown_background();
+        }
         // A frozen broker dies of SIGKILL all the same.
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -98,18 +105,54 @@ impl Tansu {
         // A port found free can be taken before the broker binds it: try a few.
         for _ in 0..3 {
             let address = SocketAddr::from(([127, 0, 0, 1], free_port()));
-            let log = tempfile::NamedTempFile::new().expect("a log file");
-            let mut broker = Tansu {
-                child: spawn(&binary, address, &log),
-                log,
-                address,
-            };
-            if broker.wait_listening() {
-                return broker;
+            match Self::spawned(&binary, address, address) {
+                Ok(broker) => return broker,
+                Err(said) => output = said,
             }
-            output = broker.output();
         }
         panic!("tansu did not start; its output:\n{output}");
+    }
+
+    /// Starts a broker that clients reach over TLS only, with this server certificate
+    /// (issued for `127.0.0.1`), and waits until it accepts connections.
+    ///
+    /// tansu 0.6 cannot be given a certificate and a key together (its flags exclude each
+    /// other), so a TLS front made here (rustls) stands before it: the broker advertises
+    /// the front's address, so every connection a client makes, bootstrap or not, is TLS.
+    pub fn start_tls(server: &crate::pki::Issued) -> Tansu {
+        let binary = binary();
+        let acceptor = tls_acceptor(server);
+        let mut output = String::new();
+        for _ in 0..3 {
+            let front = SocketAddr::from(([127, 0, 0, 1], free_port()));
+            let behind = SocketAddr::from(([127, 0, 0, 1], free_port()));
+            match Self::spawned(&binary, behind, front) {
+                Ok(mut broker) => {
+                    broker.tls_front = Some(tls_front(front, behind, acceptor.clone()));
+                    broker.address = front;
+                    return broker;
+                }
+                Err(said) => output = said,
+            }
+        }
+        panic!("tansu did not start; its output:\n{output}");
+    }
+
+    /// A broker listening on `listen` that tells clients to connect to `advertised`;
+    /// its output when it did not start.
+    fn spawned(binary: &Path, listen: SocketAddr, advertised: SocketAddr) -> Result<Tansu, String> {
+        let log = tempfile::NamedTempFile::new().expect("a log file");
+        let mut broker = Tansu {
+            child: spawn(binary, listen, advertised, &log),
+            log,
+            address: listen,
+            tls_front: None,
+        };
+        if broker.wait_listening() {
+            Ok(broker)
+        } else {
+            Err(broker.output())
+        }
     }
 
     /// The bootstrap broker, `127.0.0.1:PORT`.
@@ -169,19 +212,20 @@ impl Tansu {
     }
 }
 
-fn spawn(binary: &Path, address: SocketAddr, log: &tempfile::NamedTempFile) -> Child {
-    let url = format!("tcp://{address}");
+fn spawn(
+    binary: &Path,
+    listen: SocketAddr,
+    advertised: SocketAddr,
+    log: &tempfile::NamedTempFile,
+) -> Child {
     let mut command = Command::new(binary);
     command
-        .args([
-            "broker",
-            "--listener-url",
-            &url,
-            "--advertised-listener-url",
-            &url,
-            "--storage-engine",
-            "memory://tansu/",
-        ])
+        .arg("broker")
+        .arg("--listener-url")
+        .arg(format!("tcp://{listen}"))
+        .arg("--advertised-listener-url")
+        .arg(format!("tcp://{advertised}"))
+        .args(["--storage-engine", "memory://tansu/"])
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(log.reopen().expect("a log file"))
@@ -204,4 +248,55 @@ fn spawn(binary: &Path, address: SocketAddr, log: &tempfile::NamedTempFile) -> C
     command
         .spawn()
         .unwrap_or_else(|error| panic!("cannot start {}: {error}", binary.display()))
+}
+
+fn tls_acceptor(server: &crate::pki::Issued) -> tokio_rustls::TlsAcceptor {
+    use tokio_rustls::rustls::{
+        self,
+        pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer},
+    };
+    let chain = vec![
+        CertificateDer::from_pem_slice(server.certificate_pem.as_bytes())
+            .expect("the server certificate"),
+    ];
+    let key = PrivateKeyDer::from_pem_slice(server.key_pem.as_bytes()).expect("the server key");
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .and_then(|builder| builder.with_no_client_auth().with_single_cert(chain, key))
+    .expect("a TLS server configuration");
+    tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config))
+}
+
+/// Accepts TLS on `front` and relays each connection's plain bytes to `behind`, on a
+/// runtime of its own that stops when dropped.
+fn tls_front(
+    front: SocketAddr,
+    behind: SocketAddr,
+    acceptor: tokio_rustls::TlsAcceptor,
+) -> tokio::runtime::Runtime {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("the TLS front's runtime");
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind(front))
+        .expect("the TLS front's port");
+    runtime.spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                // A client that fails the handshake is simply let go.
+                let Ok(mut client) = acceptor.accept(client).await else {
+                    return;
+                };
+                if let Ok(mut broker) = tokio::net::TcpStream::connect(behind).await {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut broker).await;
+                }
+            });
+        }
+    });
+    runtime
 }
