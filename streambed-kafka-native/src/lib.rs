@@ -14,4 +14,4 @@ pub use error::KafkaNativeError;
 pub use kafka_log::KafkaNativeCommitLog;
 pub use rskafka::client::{Credentials, SaslConfig};
 pub use settings::{BrokerUrlError, KafkaNativeSettings, TopicCreation, DEFAULT_REQUEST_DEADLINE};
-pub use topic::{kafka_topic_name, TopicNameError, MAX_KAFKA_TOPIC_LEN};
+pub use topic::{kafka_topic_name, TopicNameError};

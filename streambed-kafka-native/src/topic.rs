@@ -9,10 +9,8 @@
 
 use std::borrow::Cow;
 
+use streambed::topic_name::{is_kafka_topic_char, MAX_TOPIC_NAME_LEN};
 use thiserror::Error;
-
-/// The longest topic name Kafka accepts.
-pub const MAX_KAFKA_TOPIC_LEN: usize = 249;
 
 /// A streambed topic name that no Kafka topic name stands for.
 #[derive(Clone, Debug, Error, PartialEq, Eq)]
@@ -41,7 +39,7 @@ pub fn kafka_topic_name(topic: &str) -> Result<Cow<'_, str>, TopicNameError> {
     if topic.is_empty() {
         return Err(error("it is empty"));
     }
-    if topic.len() > MAX_KAFKA_TOPIC_LEN {
+    if topic.len() > MAX_TOPIC_NAME_LEN {
         return Err(error("it is longer than 249 bytes"));
     }
     if topic == "." || topic == ".." {
@@ -49,14 +47,12 @@ pub fn kafka_topic_name(topic: &str) -> Result<Cow<'_, str>, TopicNameError> {
     }
     let mut namespaced = false;
     for c in topic.chars() {
-        match c {
-            'a'..='z' | 'A'..='Z' | '0'..='9' | '.' | '_' | '-' => {}
-            ':' => namespaced = true,
-            _ => {
-                return Err(error(
-                    "only ASCII letters, digits, `.`, `_`, `-` and the namespace `:` are allowed",
-                ))
-            }
+        if c == ':' {
+            namespaced = true;
+        } else if !is_kafka_topic_char(c) {
+            return Err(error(
+                "only ASCII letters, digits, `.`, `_`, `-` and the namespace `:` are allowed",
+            ));
         }
     }
     Ok(if namespaced {

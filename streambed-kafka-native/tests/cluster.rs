@@ -68,11 +68,7 @@ fn a_log_goes_on_producing_after_the_runtime_that_first_used_it_is_gone() {
 #[test]
 fn an_unreachable_cluster_fails_a_produce_once_the_deadline_has_passed() {
     // A port nothing listens on.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = streambed_test::host::free_port();
     let log = KafkaNativeCommitLog::with_settings(
         KafkaNativeSettings::new([format!("127.0.0.1:{port}")])
             .request_deadline(Duration::from_secs(1)),
@@ -215,11 +211,8 @@ fn records_cross_a_tls_connection_to_the_broker() {
 
 #[test]
 fn a_subscription_to_an_unreachable_cluster_waits_without_spinning() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // A port nothing listens on.
+    let port = streambed_test::host::free_port();
     let log = KafkaNativeCommitLog::with_settings(
         KafkaNativeSettings::new([format!("127.0.0.1:{port}")])
             .request_deadline(Duration::from_millis(300)),

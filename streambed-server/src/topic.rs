@@ -8,7 +8,7 @@
 use thiserror::Error;
 
 /// The longest topic name accepted, namespace included (Kafka's limit).
-pub const MAX_TOPIC_NAME_LEN: usize = 249;
+pub const MAX_TOPIC_NAME_LEN: usize = streambed::topic_name::MAX_TOPIC_NAME_LEN;
 
 /// Why a topic name was refused; its message is what the server tells the client.
 ///
@@ -66,7 +66,7 @@ pub fn validate_topic(name: &str) -> Result<(), TopicNameError> {
         }
         if let Some(found) = part
             .chars()
-            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+            .find(|&c| !streambed::topic_name::is_kafka_topic_char(c))
         {
             return Err(TopicNameError::BadCharacter {
                 name: name.to_owned(),

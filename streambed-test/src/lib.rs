@@ -13,7 +13,8 @@
 //! [`metrics`] records what code reports through the `metrics` facade, for the tests of
 //! its counters. [`conformance`] is the one behavioural suite every `CommitLog` backend
 //! runs, through [`commit_log_conformance!`]; [`tansu`] runs a real Kafka-compatible
-//! broker for the tests of the Kafka clients.
+//! broker for the tests of the Kafka clients, with [`host`] finding and starting such
+//! programs of the host.
 //!
 //! ```
 //! use streambed_test::server::{self, Response, StatusCode};
@@ -27,6 +28,7 @@
 pub mod conformance;
 pub mod faults;
 pub mod harness;
+pub mod host;
 pub mod metrics;
 pub mod pki;
 pub mod process;

@@ -18,11 +18,13 @@
 use std::{
     env,
     io::Read,
-    net::{SocketAddr, TcpListener, TcpStream},
+    net::{SocketAddr, TcpStream},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
+
+use crate::host::{die_with_test, free_port, is_executable, on_path};
 
 /// The tansu release the tests are written against (and `scripts/install-tansu` builds).
 pub const TANSU_VERSION: &str = "0.6.0";
@@ -61,13 +63,6 @@ pub fn cached_binary() -> Option<PathBuf> {
     )
 }
 
-fn is_executable(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    path.metadata()
-        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        .unwrap_or(false)
-}
-
 /// The tansu binary to run; panics, saying how to install it, when there is none.
 pub fn binary() -> PathBuf {
     if let Some(path) = env::var_os("TANSU_BIN") {
@@ -76,25 +71,13 @@ pub fn binary() -> PathBuf {
     if let Some(path) = cached_binary().filter(|path| is_executable(path)) {
         return path;
     }
-    if let Some(paths) = env::var_os("PATH") {
-        for dir in env::split_paths(&paths) {
-            let path = dir.join("tansu");
-            if is_executable(&path) {
-                return path;
-            }
-        }
+    if let Some(path) = on_path("tansu") {
+        return path;
     }
     panic!(
         "the tansu broker was not found (TANSU_BIN unset, none cached, none on PATH): \
          run `scripts/install-tansu` to build and cache it (about 17 minutes)"
     );
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind(("127.0.0.1", 0))
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .expect("a free loopback port")
 }
 
 impl Tansu {
@@ -230,21 +213,8 @@ fn spawn(
         .stdin(Stdio::null())
         .stdout(log.reopen().expect("a log file"))
         .stderr(log.reopen().expect("a log file"));
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::unix::process::CommandExt;
-        // If the test process dies without unwinding (killed by a timeout), the kernel
-        // kills the broker too.
-        // SAFETY: prctl is async-signal-safe and touches only the child being made.
-        unsafe {
-            command.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-    }
+    // If the test process dies without unwinding, the broker dies too.
+    die_with_test(&mut command);
     command
         .spawn()
         .unwrap_or_else(|error| panic!("cannot start {}: {error}", binary.display()))

@@ -52,6 +52,7 @@ pub mod seal;
 pub mod secret_cache;
 pub mod secret_path;
 pub mod secret_store;
+pub mod topic_name;
 
 use std::{
     io::{self, Read},

