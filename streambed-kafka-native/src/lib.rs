@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+mod args;
 mod cluster;
 mod error;
 mod kafka_log;
@@ -10,6 +11,7 @@ mod settings;
 mod subscriber;
 mod topic;
 
+pub use args::{KafkaArgsError, KafkaNativeArgs, SaslMechanism};
 pub use error::KafkaNativeError;
 pub use kafka_log::KafkaNativeCommitLog;
 pub use rskafka::client::{Credentials, SaslConfig};

@@ -160,9 +160,11 @@ impl TopicReader {
             tokio::time::sleep(DISCOVERY_INTERVAL).await;
             return Ok(());
         };
-        let mut partitions: Vec<i32> = found.partitions.into_iter().collect();
-        partitions.sort_unstable();
-        for index in partitions {
+        let mut indices: Vec<i32> = found.partitions.into_iter().collect();
+        indices.sort_unstable();
+        // All or nothing: a partition left out now would never be read.
+        let mut partitions = Vec::with_capacity(indices.len());
+        for index in indices {
             let partition_client = client
                 .partition_client(name, index, UnknownTopicHandling::Retry)
                 .await
@@ -172,7 +174,7 @@ impl TopicReader {
                 .iter()
                 .find(|(partition, _)| *partition == index)
                 .map(|(_, next)| *next);
-            self.partitions.push((
+            partitions.push((
                 index,
                 Cursor {
                     client: partition_client,
@@ -181,6 +183,7 @@ impl TopicReader {
                 },
             ));
         }
+        self.partitions = partitions;
         Ok(())
     }
 

@@ -251,10 +251,16 @@ fn tls_front(
         .enable_all()
         .build()
         .expect("the TLS front's runtime");
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind(front))
-        .expect("the TLS front's port");
+    // Bound here, not on the runtime: the caller may itself be on a runtime, where
+    // blocking on another is refused.
+    let listener = std::net::TcpListener::bind(front).expect("the TLS front's port");
+    listener
+        .set_nonblocking(true)
+        .expect("a non-blocking listener");
     runtime.spawn(async move {
+        let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+            return;
+        };
         while let Ok((client, _)) = listener.accept().await {
             let acceptor = acceptor.clone();
             tokio::spawn(async move {

@@ -12,7 +12,7 @@ use std::{path::PathBuf, process::ExitCode, time::Duration};
 use clap::Parser;
 use streambed::commit_log::{CommitLog, Topic};
 use streambed_forward::{ForwardError, ForwardSettings, Forwarder, PositionFile};
-use streambed_kafka_native::{KafkaNativeCommitLog, KafkaNativeSettings};
+use streambed_kafka_native::{KafkaNativeArgs, KafkaNativeCommitLog};
 use streambed_logged::FileLog;
 
 /// Copies topics from one commit log to another: at least once, in order per partition,
@@ -49,13 +49,9 @@ struct Args {
     #[arg(long)]
     until_idle: Option<humantime::Duration>,
 
-    /// Create a topic missing from a Kafka destination (1 partition, 1 replica)
-    #[arg(long)]
-    kafka_create_topics: bool,
-
-    /// How long one request to a Kafka cluster may retry before the forwarder backs off
-    #[arg(long, default_value = "10s")]
-    kafka_request_deadline: humantime::Duration,
+    /// How a Kafka side is reached (topic creation, TLS, SASL, deadline)
+    #[command(flatten)]
+    kafka: KafkaNativeArgs,
 
     /// The least severe messages logged: error, warn, info, debug or trace
     #[arg(long, env = "STREAMBED_LOG_LEVEL", default_value = "info", value_parser = parse_level)]
@@ -83,13 +79,10 @@ impl Side {
             }
             return Ok(Side::File(FileLog::new(dir)));
         }
-        let mut settings = KafkaNativeSettings::from_url(url)
-            .map_err(|error| error.to_string())?
-            .client_id(format!("streambed-forward-{}", args.source_id))
-            .request_deadline(*args.kafka_request_deadline);
-        if args.kafka_create_topics {
-            settings = settings.create_topics(1, 1);
-        }
+        let settings = args
+            .kafka
+            .settings(url, &format!("streambed-forward-{}", args.source_id))
+            .map_err(|error| error.to_string())?;
         Ok(Side::Kafka(KafkaNativeCommitLog::with_settings(settings)))
     }
 }

@@ -20,18 +20,10 @@ pub(crate) struct Args {
     #[arg(long, env = "STREAMBED_BACKEND", default_value = "file", value_parser = parse_backend)]
     pub(crate) backend: Backend,
 
-    /// With the kafka backend, create a topic on its first produce when the cluster lacks
-    /// it, with --kafka-partitions and --kafka-replication-factor
-    #[arg(long, env = "STREAMBED_KAFKA_CREATE_TOPICS")]
-    pub(crate) kafka_create_topics: bool,
-
-    /// Partitions of a topic the kafka backend creates
-    #[arg(long, env = "STREAMBED_KAFKA_PARTITIONS", default_value_t = 1)]
-    pub(crate) kafka_partitions: i32,
-
-    /// Replicas of each partition of a topic the kafka backend creates
-    #[arg(long, env = "STREAMBED_KAFKA_REPLICATION_FACTOR", default_value_t = 1)]
-    pub(crate) kafka_replication_factor: i16,
+    /// How the kafka backend reaches its cluster (topic creation, TLS, SASL, deadline)
+    #[cfg(feature = "kafka")]
+    #[command(flatten)]
+    pub(crate) kafka: streambed_kafka_native::KafkaNativeArgs,
 
     /// With the file backend, answer a produce request only once its records are on disk
     /// (fdatasync, shared by concurrent requests) rather than in the OS page cache

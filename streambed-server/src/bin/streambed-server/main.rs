@@ -103,13 +103,10 @@ async fn run(args: Args) -> Result<(), String> {
         Backend::File => Err("this build has no file backend (feature `file`)".to_owned()),
         #[cfg(feature = "kafka")]
         Backend::Kafka(url) => {
-            let mut settings = streambed_kafka_native::KafkaNativeSettings::from_url(&url)
-                .map_err(|error| error.to_string())?
-                .client_id("streambed-server");
-            if args.kafka_create_topics {
-                settings =
-                    settings.create_topics(args.kafka_partitions, args.kafka_replication_factor);
-            }
+            let settings = args
+                .kafka
+                .settings(&url, "streambed-server")
+                .map_err(|error| error.to_string())?;
             log::info!("serving the topics of the Kafka cluster at {url}");
             listen(
                 guards.apply(Server::new(
