@@ -49,7 +49,7 @@ impl ForwardSettings {
     }
 }
 
-/// Copies topics from one commit log to another; see the [module docs](self).
+/// Copies topics from one commit log to another; see the [crate docs](crate).
 ///
 /// ```
 /// use std::time::Duration;

@@ -1,31 +1,7 @@
 //! The command-line flags of a program that reaches a Kafka cluster (the server's
 //! `kafka://` backend, the forwarder), in one place so that every program spells and
 //! reads them alike: `#[command(flatten)]` them into the program's own flags, and turn a
-//! `kafka://` URL into settings with [`KafkaNativeArgs::settings`].
-//!
-//! ```
-//! use clap::Parser;
-//! use streambed_kafka_native::KafkaNativeArgs;
-//!
-//! #[derive(Parser)]
-//! struct Program {
-//!     #[arg(long)]
-//!     cluster: String,
-//!     #[command(flatten)]
-//!     kafka: KafkaNativeArgs,
-//! }
-//!
-//! let program = Program::parse_from([
-//!     "program",
-//!     "--cluster",
-//!     "kafka://k1:9092,k2:9092",
-//!     "--kafka-create-topics",
-//!     "--kafka-partitions",
-//!     "3",
-//! ]);
-//! let settings = program.kafka.settings(&program.cluster, "program").unwrap();
-//! assert_eq!(settings.brokers(), ["k1:9092", "k2:9092"]);
-//! ```
+//! `kafka://` URL into settings with `KafkaNativeArgs::settings`.
 
 use std::{
     fs,
@@ -54,7 +30,32 @@ pub enum SaslMechanism {
     ScramSha512,
 }
 
-/// How a program reaches a Kafka cluster; see the [module docs](self).
+/// How a program reaches a Kafka cluster: flags to `#[command(flatten)]` into a
+/// program's own, and [`KafkaNativeArgs::settings`] to turn a `kafka://` URL into settings.
+///
+/// ```
+/// use clap::Parser;
+/// use streambed_kafka_native::KafkaNativeArgs;
+///
+/// #[derive(Parser)]
+/// struct Program {
+///     #[arg(long)]
+///     cluster: String,
+///     #[command(flatten)]
+///     kafka: KafkaNativeArgs,
+/// }
+///
+/// let program = Program::parse_from([
+///     "program",
+///     "--cluster",
+///     "kafka://k1:9092,k2:9092",
+///     "--kafka-create-topics",
+///     "--kafka-partitions",
+///     "3",
+/// ]);
+/// let settings = program.kafka.settings(&program.cluster, "program").unwrap();
+/// assert_eq!(settings.brokers(), ["k1:9092", "k2:9092"]);
+/// ```
 #[derive(Clone, Debug, clap::Args)]
 pub struct KafkaNativeArgs {
     /// With a Kafka cluster: create a topic on its first produce when the cluster lacks
