@@ -118,13 +118,11 @@ impl KafkaNativeCommitLog {
         &self,
         topic: &Topic,
         partition: Partition,
-        batch: Vec<rskafka::record::Record>,
+        mut batch: Vec<rskafka::record::Record>,
         produced: &mut Vec<ProducedOffset>,
     ) -> Result<(), KafkaNativeError> {
-        let name = kafka_topic_name(topic)?;
-        let index = i32::try_from(partition).map_err(|_| KafkaNativeError::Partition(partition))?;
+        let (name, index) = kafka_partition(topic, partition)?;
         let sent = batch.len();
-        let mut batch = batch;
         // A writer whose runtime has shut down never saw the records: once, a new writer
         // on this runtime takes them.
         let mut tries = 0;
@@ -171,8 +169,7 @@ impl KafkaNativeCommitLog {
         topic: &Topic,
         partition: Partition,
     ) -> Result<Option<PartitionOffsets>, KafkaNativeError> {
-        let name = kafka_topic_name(topic)?;
-        let index = i32::try_from(partition).map_err(|_| KafkaNativeError::Partition(partition))?;
+        let (name, index) = kafka_partition(topic, partition)?;
         let Some(partition) = self.cluster.partition(&name, index, false).await? else {
             return Ok(None);
         };
@@ -206,6 +203,15 @@ impl KafkaNativeCommitLog {
     pub(crate) fn cluster(&self) -> &Arc<Cluster> {
         &self.cluster
     }
+}
+
+/// The Kafka topic and partition number that hold a streambed topic's partition.
+fn kafka_partition(
+    topic: &Topic,
+    partition: Partition,
+) -> Result<(std::borrow::Cow<'_, str>, i32), KafkaNativeError> {
+    let index = i32::try_from(partition).map_err(|_| KafkaNativeError::Partition(partition))?;
+    Ok((kafka_topic_name(topic)?, index))
 }
 
 #[async_trait]

@@ -14,6 +14,14 @@ fn creating(broker: &Tansu) -> KafkaNativeCommitLog {
     )
 }
 
+/// A log of a cluster that is not there: its one broker's port has nothing listening.
+fn unreachable(request_deadline: Duration) -> KafkaNativeCommitLog {
+    let port = streambed_test::host::free_port();
+    KafkaNativeCommitLog::with_settings(
+        KafkaNativeSettings::new([format!("127.0.0.1:{port}")]).request_deadline(request_deadline),
+    )
+}
+
 #[test]
 fn concurrent_producers_each_keep_their_order_and_every_record_one_offset() {
     let broker = Tansu::start();
@@ -67,12 +75,7 @@ fn a_log_goes_on_producing_after_the_runtime_that_first_used_it_is_gone() {
 
 #[test]
 fn an_unreachable_cluster_fails_a_produce_once_the_deadline_has_passed() {
-    // A port nothing listens on.
-    let port = streambed_test::host::free_port();
-    let log = KafkaNativeCommitLog::with_settings(
-        KafkaNativeSettings::new([format!("127.0.0.1:{port}")])
-            .request_deadline(Duration::from_secs(1)),
-    );
+    let log = unreachable(Duration::from_secs(1));
     runtime::current_thread().block_on(async {
         let started = Instant::now();
         let error = log
@@ -211,12 +214,7 @@ fn records_cross_a_tls_connection_to_the_broker() {
 
 #[test]
 fn a_subscription_to_an_unreachable_cluster_waits_without_spinning() {
-    // A port nothing listens on.
-    let port = streambed_test::host::free_port();
-    let log = KafkaNativeCommitLog::with_settings(
-        KafkaNativeSettings::new([format!("127.0.0.1:{port}")])
-            .request_deadline(Duration::from_millis(300)),
-    );
+    let log = unreachable(Duration::from_millis(300));
     runtime::current_thread().block_on(async {
         use futures_util::StreamExt;
 

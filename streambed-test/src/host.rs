@@ -48,6 +48,16 @@ pub fn on_path(name: &str) -> Option<PathBuf> {
         .find(|path| is_executable(path))
 }
 
+/// What a program has written so far to the log file it was given for its output; empty
+/// when the file cannot be read (the caller is already reporting a failure).
+pub fn output_so_far(log: &tempfile::NamedTempFile) -> String {
+    let mut text = String::new();
+    if let Ok(mut file) = log.reopen() {
+        let _ = std::io::Read::read_to_string(&mut file, &mut text);
+    }
+    text
+}
+
 /// Makes the program `command` starts die when the thread that started it does (on Linux),
 /// so that a test killed without unwinding (by a timeout) leaves no server behind.
 pub fn die_with_test(command: &mut Command) {

@@ -17,14 +17,13 @@
 
 use std::{
     env,
-    io::Read,
     net::{SocketAddr, TcpStream},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
 
-use crate::host::{die_with_test, free_port, is_executable, on_path};
+use crate::host::{die_with_test, free_port, is_executable, on_path, output_so_far};
 
 /// The tansu release the tests are written against (and `scripts/install-tansu` builds).
 pub const TANSU_VERSION: &str = "0.6.0";
@@ -76,24 +75,14 @@ pub fn binary() -> PathBuf {
     }
     panic!(
         "the tansu broker was not found (TANSU_BIN unset, none cached, none on PATH): \
-         run `scripts/install-tansu` to build and cache it (about 17 minutes)"
+         run `scripts/install-tansu` to build and cache it (about 10 minutes)"
     );
 }
 
 impl Tansu {
     /// Starts a broker and waits until it accepts connections.
     pub fn start() -> Tansu {
-        let binary = binary();
-        let mut output = String::new();
-        // A port found free can be taken before the broker binds it: try a few.
-        for _ in 0..3 {
-            let address = SocketAddr::from(([127, 0, 0, 1], free_port()));
-            match Self::spawned(&binary, address, address) {
-                Ok(broker) => return broker,
-                Err(said) => output = said,
-            }
-        }
-        panic!("tansu did not start; its output:\n{output}");
+        Self::start_with(None)
     }
 
     /// Starts a broker that clients reach over TLS only, with this server certificate
@@ -103,16 +92,26 @@ impl Tansu {
     /// other), so a TLS front made here (rustls) stands before it: the broker advertises
     /// the front's address, so every connection a client makes, bootstrap or not, is TLS.
     pub fn start_tls(server: &crate::pki::Issued) -> Tansu {
+        Self::start_with(Some(tls_acceptor(server)))
+    }
+
+    fn start_with(tls: Option<tokio_rustls::TlsAcceptor>) -> Tansu {
         let binary = binary();
-        let acceptor = tls_acceptor(server);
         let mut output = String::new();
+        // A port found free can be taken before the broker binds it: try a few.
         for _ in 0..3 {
             let front = SocketAddr::from(([127, 0, 0, 1], free_port()));
-            let behind = SocketAddr::from(([127, 0, 0, 1], free_port()));
-            match Self::spawned(&binary, behind, front) {
+            // Behind a TLS front the broker listens on a port of its own.
+            let listen = match tls {
+                Some(_) => SocketAddr::from(([127, 0, 0, 1], free_port())),
+                None => front,
+            };
+            match Self::spawned(&binary, listen, front) {
                 Ok(mut broker) => {
-                    broker.tls_front = Some(tls_front(front, behind, acceptor.clone()));
-                    broker.address = front;
+                    if let Some(acceptor) = &tls {
+                        broker.tls_front = Some(tls_front(front, listen, acceptor.clone()));
+                        broker.address = front;
+                    }
                     return broker;
                 }
                 Err(said) => output = said,
@@ -172,11 +171,7 @@ impl Tansu {
 
     /// What the broker has printed so far.
     pub fn output(&self) -> String {
-        let mut text = String::new();
-        if let Ok(mut file) = self.log.reopen() {
-            let _ = file.read_to_string(&mut text);
-        }
-        text
+        output_so_far(&self.log)
     }
 
     fn wait_listening(&mut self) -> bool {

@@ -7,7 +7,6 @@
 
 use std::{
     env,
-    io::Read,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
@@ -15,7 +14,7 @@ use std::{
 
 use reqwest::{Method, Url};
 use serde_json::{json, Value};
-use streambed_test::host::{die_with_test, free_port, is_executable, on_path};
+use streambed_test::host::{die_with_test, free_port, is_executable, on_path, output_so_far};
 
 pub const ROOT_TOKEN: &str = "streambed-test-root";
 
@@ -120,11 +119,7 @@ impl Bao {
     }
 
     fn log_text(&self) -> String {
-        let mut text = String::new();
-        if let Ok(mut file) = self.log.reopen() {
-            let _ = file.read_to_string(&mut text);
-        }
-        text
+        output_so_far(&self.log)
     }
 
     async fn wait_healthy(&mut self) -> bool {
